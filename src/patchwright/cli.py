@@ -1,0 +1,276 @@
+"""The `agent` command: fix, sandbox build/prune, agents list.
+
+Every error a user can cause is one line on stderr with a documented exit code;
+`--debug` adds the traceback. Nothing ever prompts.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from patchwright import __version__
+from patchwright.errors import ExitCode, PatchwrightError, UsageError
+
+EXIT_CODES_HELP = """Exit codes: 0 finished with a non-empty patch; 1 finished without changes;
+2 bad usage or input (not a git repo, missing directory, empty task, no API key, bad agent file);
+3 a limit was hit (steps, cost or time; partial patch written); 4 infrastructure failure
+(Docker unreachable, image build failed, API still failing after retries, key rejected);
+130 interrupted (Ctrl-C or SIGTERM; partial patch written, container removed)."""
+
+app = typer.Typer(
+    name="agent",
+    help="patchwright: an unattended coding agent that fixes a git repository inside a Docker sandbox.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+sandbox_app = typer.Typer(help="Build or clean up the sandbox image and containers.", no_args_is_help=True)
+agents_app = typer.Typer(help="Agent (persona) files.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(agents_app, name="agents")
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+    stream_json = "stream-json"
+
+
+class Provider(StrEnum):
+    anthropic = "anthropic"
+    bedrock = "bedrock"
+    vertex = "vertex"
+
+
+class BuildMethod(StrEnum):
+    auto = "auto"
+    dockerfile = "dockerfile"
+    debootstrap = "debootstrap"
+
+
+def fail(message: str, code: ExitCode = ExitCode.USAGE) -> typer.Exit:
+    print(f"agent: error: {message}", file=sys.stderr, flush=True)
+    return typer.Exit(int(code))
+
+
+def read_task(task: str | None, task_file: str | None) -> str:
+    if task and task_file:
+        raise UsageError("give the task as an argument or with --task-file, not both")
+    if task_file == "-":
+        return sys.stdin.read() if not sys.stdin.isatty() else ""
+    if task_file:
+        try:
+            return Path(task_file).read_text()
+        except OSError as err:
+            raise UsageError(f"--task-file {task_file}: {err.strerror}") from None
+    return task or ""
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"patchwright {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """patchwright: an unattended coding agent."""
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def fix(
+    task: Annotated[str | None, typer.Argument(help="What to fix, in words.", show_default=False)] = None,
+    repo: Annotated[
+        Path | None, typer.Option(help="The git repo (default: the one around the current directory).")
+    ] = None,
+    task_file: Annotated[str | None, typer.Option(help="Read the task from FILE ('-' for stdin).")] = None,
+    patch: Annotated[Path | None, typer.Option(help="Also write the unified diff to FILE.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model ID (default: the agent file's, else claude-sonnet-5-5).")
+    ] = None,
+    provider: Annotated[Provider | None, typer.Option(help="API provider.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Agent file name (default: backend-developer).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after N model turns (default 100).")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Stop when the cost reaches USD.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop after SEC seconds of wall clock (default 3600).")
+    ] = None,
+    command_timeout: Annotated[
+        float | None, typer.Option(help="Kill one command after SEC (default 120).")
+    ] = None,
+    setup: Annotated[
+        str | None, typer.Option(help="Command run with the network on before the model starts.")
+    ] = None,
+    test_cmd: Annotated[
+        str | None, typer.Option(help="Test command for the run_tests tool and verification.")
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option(help="Sandbox image (default: patchwright's, built on first use).")
+    ] = None,
+    network: Annotated[
+        bool | None, typer.Option("--network/--no-network", help="Give the model's commands a network.")
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Apply the patch to the repo if it applies cleanly.")
+    ] = False,
+    resume: Annotated[str | None, typer.Option(help="Continue the interrupted run RUN_ID.")] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="text, json or stream-json.")
+    ] = OutputFormat.text,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Fix TASK in a git repository, unattended, and write a patch."""
+    from patchwright.config import load_settings
+    from patchwright.display import make_display
+    from patchwright.fixer import FixRequest, run_fix
+    from patchwright.workspace import open_workspace
+
+    display = None
+    try:
+        text = read_task(task, task_file)
+        if not text.strip() and not resume:
+            raise UsageError('the task is empty: say what to fix, e.g. agent fix "db connection errors"')
+        ws = open_workspace(repo if repo is not None else Path.cwd())
+        flags: dict[str, Any] = {
+            "model": model,
+            "provider": provider.value if provider else None,
+            "agent": agent,
+            "max_steps": max_steps,
+            "max_cost": max_cost,
+            "timeout": timeout,
+            "command_timeout": command_timeout,
+            "setup": setup,
+            "test_cmd": test_cmd,
+            "image": image,
+            "network": network,
+        }
+        settings, _ = load_settings(ws.root, Path.home(), dict(os.environ), flags)
+        ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+        display = make_display(output_format.value, quiet, sys.stderr.isatty(), ci)
+        summary = run_fix(
+            FixRequest(
+                task=text, repo=ws.root, settings=settings, patch_path=patch, apply=apply, resume=resume
+            ),
+            display,
+        )
+        display.finish(summary)
+        if summary.error and output_format == OutputFormat.text:
+            print(f"agent: error: {summary.error}", file=sys.stderr, flush=True)
+        raise typer.Exit(summary.exit_code)
+    except PatchwrightError as err:
+        if display is not None:
+            display.close()
+        if debug:
+            traceback.print_exc()
+        raise fail(str(err), err.exit_code) from None
+    except KeyboardInterrupt:
+        if display is not None:
+            display.close()
+        raise fail("interrupted", ExitCode.INTERRUPTED) from None
+
+
+@sandbox_app.command("build")
+def sandbox_build(
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the image exists.")] = False,
+    method: Annotated[
+        BuildMethod, typer.Option(help="auto, dockerfile (needs a registry) or debootstrap.")
+    ] = BuildMethod.auto,
+) -> None:
+    """Build the default sandbox image (tagged by a hash of its definition; seconds when up to date)."""
+    from patchwright.sandbox.image import build_image, docker_client
+
+    try:
+        result = build_image(docker_client(), method=method.value, force=force, progress=_progress)
+    except PatchwrightError as err:
+        raise fail(str(err), err.exit_code) from None
+    state = "up to date" if result.skipped else f"built with {result.method} in {result.seconds:.0f}s"
+    print(f"{result.tag} ({state})")
+
+
+@sandbox_app.command("prune")
+def sandbox_prune() -> None:
+    """Remove containers (and superseded images) that patchwright created, found by label."""
+    from patchwright.sandbox.image import docker_client
+    from patchwright.sandbox.prune import prune
+
+    try:
+        report = prune(docker_client())
+    except PatchwrightError as err:
+        raise fail(str(err), err.exit_code) from None
+    print(f"removed {len(report.containers_removed)} containers, {len(report.images_removed)} images")
+
+
+@agents_app.command("list")
+def agents_list(
+    repo: Annotated[
+        Path | None, typer.Option(help="The repo whose agents to include (default: current).")
+    ] = None,
+) -> None:
+    """List the agents found and where each came from."""
+    from patchwright.persona import list_agents
+    from patchwright.workspace import open_workspace
+
+    root: Path | None = None
+    try:
+        root = open_workspace(repo or Path.cwd()).root
+    except PatchwrightError:
+        if repo is not None:
+            raise fail(f"{repo} is not a git repository") from None
+    listing = list_agents(root, Path.home())
+    for found in listing.agents:
+        print(f"{found.name:24} {found.origin:28} {found.path}")
+    for _path, message in listing.errors:
+        print(f"agent: warning: {message}", file=sys.stderr)
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _kinds(err: BaseException) -> set[str]:
+    """Class names in an exception's MRO: typer may vendor click, so match click's errors by name."""
+    return {cls.__name__ for cls in type(err).__mro__}
+
+
+def main() -> None:
+    """Console-script entry: usage errors become one line and exit 2, like every other input error."""
+    try:
+        code = app(standalone_mode=False)
+    except KeyboardInterrupt:
+        print("agent: error: interrupted", file=sys.stderr)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as err:
+        kinds = _kinds(err)
+        ctx = getattr(err, "ctx", None)
+        if "NoArgsIsHelpError" in kinds and ctx is not None:
+            print(ctx.get_help())
+            sys.exit(int(ExitCode.USAGE))
+        if "UsageError" in kinds:
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            print(f"agent: error: {err.format_message()}{hint}", file=sys.stderr)  # type: ignore[attr-defined]
+            sys.exit(int(ExitCode.USAGE))
+        if "Abort" in kinds:
+            print("agent: error: interrupted", file=sys.stderr)
+            sys.exit(int(ExitCode.INTERRUPTED))
+        if "ClickException" in kinds:
+            print(f"agent: error: {err.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
+            sys.exit(int(getattr(err, "exit_code", ExitCode.USAGE)))
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""What the user sees while a run goes: live progress on a terminal, log lines in CI, JSON for scripts.
+
+Progress goes to stderr; stdout carries only machine output (`--format json`
+summary, `stream-json` events) or the final text summary, so pipes stay clean.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, Any, Protocol
+
+from rich.console import Console
+from rich.status import Status
+
+from patchwright.outputs import RunSummary
+
+
+class Display(Protocol):
+    def status(self, message: str) -> None: ...
+
+    def event(self, kind: str, data: dict[str, Any]) -> None: ...
+
+    def finish(self, summary: RunSummary) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def describe_tool(name: str, tool_input: Any) -> str:
+    """A short human line for a tool call: the command, or the editor action and path."""
+    if not isinstance(tool_input, dict):
+        return name
+    if name == "bash":
+        if tool_input.get("restart"):
+            return "bash: restart"
+        return "bash: " + " ".join(str(tool_input.get("command", "")).split())[:100]
+    if "command" in tool_input and "path" in tool_input:
+        return f"{tool_input['command']} {tool_input['path']}"
+    if name == "search_code":
+        return f"search: {tool_input.get('pattern', '')}"[:100]
+    return name
+
+
+def format_tokens(usage: dict[str, int]) -> str:
+    total = sum(usage.values())
+    return f"{total / 1000:.1f}k tok" if total >= 1000 else f"{total} tok"
+
+
+def format_cost(cost: float | None) -> str:
+    return "cost unknown" if cost is None else f"${cost:.4f}"
+
+
+def summary_lines(summary: RunSummary) -> list[str]:
+    lines = [f"status: {summary.status} (exit {summary.exit_code})"]
+    if summary.error:
+        lines.append(f"error: {summary.error}")
+    if summary.patch:
+        lines.append(
+            f"patch: {summary.patch} ({len(summary.files_changed)} files: {', '.join(summary.files_changed[:8])})"
+        )
+    else:
+        lines.append("patch: none (no changes)")
+    if summary.verified is not None:
+        lines.append(f"verified: {'yes' if summary.verified else 'no'}")
+    lines.append(
+        f"steps: {summary.steps}  tokens: {format_tokens(summary.tokens)}  {format_cost(summary.cost_usd)}  "
+        f"time: {summary.duration_s:.0f}s"
+    )
+    lines.append(f"run dir: {summary.run_dir}")
+    return lines
+
+
+class PlainDisplay:
+    """Plain log lines on stderr: for CI, pipes, and anything that is not a terminal."""
+
+    def __init__(
+        self, stream: IO[str] | None = None, quiet: bool = False, summary_to: IO[str] | None = None
+    ) -> None:
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.summary_to = summary_to
+        self.started = time.monotonic()
+
+    def _line(self, text: str) -> None:
+        if not self.quiet:
+            print(
+                f"[patchwright {time.monotonic() - self.started:6.1f}s] {text}", file=self.stream, flush=True
+            )
+
+    def status(self, message: str) -> None:
+        self._line(message)
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "step":
+            self._line(f"step {data['step']}")
+        elif kind == "tool":
+            self._line(f"  {describe_tool(data['name'], data.get('input'))}")
+        elif kind == "usage":
+            self._line(f"  {format_tokens(data['usage'])}, {format_cost(data.get('cost'))}")
+        elif kind == "context_cleared":
+            self._line(f"  cleared {data['tool_results']} old tool results to stay within the context window")
+
+    def finish(self, summary: RunSummary) -> None:
+        out = self.summary_to or self.stream
+        if self.quiet and out is self.stream:
+            return
+        for line in summary_lines(summary):
+            print(line, file=out, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+class RichDisplay(PlainDisplay):
+    """A live status line (step, tool, tokens, cost, time) above the scrolling log, on a terminal."""
+
+    def __init__(self, console: Console | None = None, summary_to: IO[str] | None = None) -> None:
+        super().__init__(summary_to=summary_to)
+        self.console = console or Console(stderr=True)
+        self._status: Status | None = self.console.status("starting")
+        self._status.start()
+        self.step = 0
+        self.tool = ""
+        self.tokens = "0 tok"
+        self.cost = ""
+
+    def _refresh(self) -> None:
+        if self._status is not None:
+            elapsed = time.monotonic() - self.started
+            self._status.update(
+                f"step {self.step} · {self.tool or 'thinking'} · {self.tokens} · {self.cost} · {elapsed:.0f}s"
+            )
+
+    def status(self, message: str) -> None:
+        self.console.print(f"[dim]{message}[/dim]")
+        self.tool = message
+        self._refresh()
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "step":
+            self.step, self.tool = data["step"], "thinking"
+        elif kind == "tool":
+            self.tool = describe_tool(data["name"], data.get("input"))
+            self.console.print(f"[cyan]step {self.step}[/cyan] {self.tool}", highlight=False, markup=True)
+        elif kind == "usage":
+            self.tokens, self.cost = format_tokens(data["usage"]), format_cost(data.get("cost"))
+        elif kind == "text":
+            first = data["text"].strip().splitlines()[:1]
+            if first:
+                self.console.print(f"[dim]{first[0][:160]}[/dim]", highlight=False)
+        self._refresh()
+
+    def finish(self, summary: RunSummary) -> None:
+        self.close()
+        colour = "green" if summary.exit_code == 0 else "yellow" if summary.exit_code in (1, 3) else "red"
+        lines = summary_lines(summary)
+        self.console.print(f"[bold {colour}]{lines[0]}[/]", highlight=False)
+        for line in lines[1:]:
+            self.console.print(line, highlight=False)
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+class JsonDisplay(PlainDisplay):
+    """`--format json`: progress lines on stderr (unless quiet), the summary as JSON on stdout."""
+
+    def __init__(self, quiet: bool, stdout: IO[str] | None = None) -> None:
+        super().__init__(quiet=quiet)
+        self.stdout = stdout or sys.stdout
+
+    def finish(self, summary: RunSummary) -> None:
+        print(json.dumps(summary.as_dict(), indent=2), file=self.stdout, flush=True)
+
+
+class StreamJsonDisplay:
+    """`--format stream-json`: one JSON object a line on stdout as things happen, the summary last."""
+
+    def __init__(self, stdout: IO[str] | None = None) -> None:
+        self.stdout = stdout or sys.stdout
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        print(json.dumps({"ts": round(time.time(), 3), **record}, default=str), file=self.stdout, flush=True)
+
+    def status(self, message: str) -> None:
+        self._emit({"type": "status", "message": message})
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        self._emit({"type": kind, **data})
+
+    def finish(self, summary: RunSummary) -> None:
+        self._emit({"type": "result", **summary.as_dict()})
+
+    def close(self) -> None:
+        pass
+
+
+def make_display(fmt: str, quiet: bool, is_tty: bool, ci: bool) -> Display:
+    if fmt == "json":
+        return JsonDisplay(quiet=quiet)
+    if fmt == "stream-json":
+        return StreamJsonDisplay()
+    if quiet:
+        return PlainDisplay(quiet=True, summary_to=sys.stdout)
+    if is_tty and not ci:
+        return RichDisplay(summary_to=None)
+    return PlainDisplay(summary_to=sys.stdout)

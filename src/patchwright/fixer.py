@@ -1,0 +1,363 @@
+"""`agent fix` from start to finish: check input, start the sandbox, run the loop, write outputs.
+
+Input errors are found before any container starts. Once a run directory
+exists, every ending (done, limit, API failure, Ctrl-C) writes the patch of the
+changes so far, the trajectory and summary.json, and removes the container.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from patchwright import loop as loop_mod
+from patchwright.config import Settings
+from patchwright.display import Display
+from patchwright.errors import ExitCode, PatchwrightError, UsageError
+from patchwright.loop import AgentLoop, Limits, LoopState
+from patchwright.model import ModelClient, make_client, model_info
+from patchwright.outputs import (
+    Redactor,
+    RunSummary,
+    TrajectoryWriter,
+    files_in_patch,
+    read_trajectory,
+    write_summary,
+    write_text_file,
+)
+from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
+from patchwright.sandbox.base import WORKSPACE, SandboxSpec
+from patchwright.sandbox.docker import DockerSandbox
+from patchwright.sandbox.image import docker_client, ensure_image
+from patchwright.tools import build_toolset
+from patchwright.verify import verify_patch
+from patchwright.workspace import Workspace, apply_patch, detect_test_command, hide_run_dir, open_workspace
+
+LIMIT_STATUSES = {loop_mod.MAX_STEPS, loop_mod.MAX_COST, loop_mod.TIMEOUT}
+RUN_NOTES = """
+
+# How this run works
+- You are running unattended: nobody will answer questions. Decide and proceed.
+- The repository is at {workspace}. Commands run in a sandbox {network}.
+- Tools: `bash` (a persistent shell), `str_replace_based_edit_tool` (view and edit files){extra}.
+- patchwright takes the diff of the working tree when you finish; do not commit.
+"""
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    task: str
+    repo: Path
+    settings: Settings
+    patch_path: Path | None = None
+    apply: bool = False
+    resume: str | None = None
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM; a BaseException so no `except Exception` swallows it."""
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+@contextmanager
+def signals_interrupt() -> Iterator[Callable[[], None]]:
+    """SIGINT/SIGTERM raise Interrupted once; after `shield()`, further signals are ignored."""
+    shielded = False
+
+    def handler(signum: int, _: FrameType | None) -> None:
+        if shielded:
+            print("patchwright: cleaning up, please wait", file=sys.stderr, flush=True)
+            return
+        raise Interrupted(signal.Signals(signum).name)
+
+    def shield() -> None:
+        nonlocal shielded
+        shielded = True
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield shield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class Prepared:
+    """Everything checked and loaded before any container starts."""
+
+    workspace: Workspace
+    agent: AgentDefinition
+    model: str
+    instructions: str | None
+    test_command: str | None
+    resume_records: list[dict[str, Any]] | None
+
+
+def prepare(request: FixRequest) -> Prepared:
+    """Check the input; every failure here is a UsageError (exit 2) and nothing has started."""
+    settings = request.settings
+    workspace = open_workspace(request.repo)
+    records = None
+    task = request.task
+    if request.resume:
+        trajectory = workspace.run_dir(request.resume) / "trajectory.jsonl"
+        if not trajectory.is_file():
+            raise UsageError(
+                f"--resume {request.resume}: no run with that id in {workspace.root / '.patchwright/runs'}"
+            )
+        records = read_trajectory(trajectory)
+        start = next((r for r in records if r.get("event") == "run_start"), None)
+        if start is None:
+            raise UsageError(f"--resume {request.resume}: the trajectory has no run_start record")
+        task = task or str(start.get("task", ""))
+    if not task.strip():
+        raise UsageError('the task is empty: say what to fix, e.g. agent fix "db connection errors"')
+    agent = find_agent(settings.agent, workspace.root, Path.home())
+    model = settings.resolved_model(agent.model)
+    info = model_info(model)
+    if settings.max_cost is not None and not info.priced:
+        raise UsageError(
+            f"--max-cost needs a known price, and model {model} has none in patchwright's price table"
+        )
+    test_command = settings.test_cmd or detect_test_command(workspace.root)
+    return Prepared(workspace, agent, model, load_project_instructions(workspace.root), test_command, records)
+
+
+def system_prompt(prepared: Prepared, settings: Settings, tool_names: list[str]) -> list[dict[str, Any]]:
+    extra = ""
+    if "search_code" in tool_names:
+        extra += ", `search_code` (ripgrep)"
+    if "run_tests" in tool_names and prepared.test_command:
+        extra += f", `run_tests` (runs `{prepared.test_command}`)"
+    network = "with network access" if settings.network else "with no network: nothing can be downloaded"
+    persona = prepared.agent.prompt.rstrip() + RUN_NOTES.format(
+        workspace=WORKSPACE, network=network, extra=extra
+    )
+    return loop_mod.system_blocks(persona, prepared.instructions)
+
+
+def exit_code_for(status: str, patch: str) -> ExitCode:
+    if status in LIMIT_STATUSES:
+        return ExitCode.LIMIT
+    return ExitCode.PATCHED if patch.strip() else ExitCode.NO_CHANGES
+
+
+def run_fix(request: FixRequest, display: Display) -> RunSummary:
+    """The whole `agent fix`; raises PatchwrightError only before the run directory exists."""
+    started = time.monotonic()
+    settings = request.settings
+    prepared = prepare(request)
+    client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
+    docker = docker_client()
+    image = ensure_image(docker, settings.image, display.status)
+
+    ws = prepared.workspace
+    run_id = request.resume or new_run_id()
+    run_dir = ws.run_dir(run_id)
+    hide_run_dir(ws)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    redactor = Redactor.from_environment()
+    trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl", redactor)
+    info = model_info(prepared.model)
+    summary = RunSummary(
+        run_id=run_id,
+        status="error",
+        exit_code=int(ExitCode.INFRA),
+        repo=str(ws.root),
+        run_dir=str(run_dir),
+        model=prepared.model,
+        agent=prepared.agent.name,
+        task=request.task,
+    )
+    spec = SandboxSpec(
+        image=image,
+        run_id=run_id,
+        network=settings.network,
+        setup_command=settings.setup,
+        memory=settings.memory,
+        cpus=settings.cpus,
+        pids_limit=settings.pids_limit,
+        command_timeout=settings.command_timeout,
+        host_ca_bundle=host_ca_bundle(),
+    )
+    sandbox = DockerSandbox(docker, spec, ws, progress=display.status)
+    state = LoopState(messages=[])
+    patch = ""
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        display.event(kind, redactor.data(data))
+
+    with signals_interrupt() as shield:
+        try:
+            trajectory.write(
+                "run_start",
+                run_id=run_id,
+                task=request.task,
+                model=prepared.model,
+                agent=prepared.agent.name,
+                agent_path=str(prepared.agent.path),
+                repo=str(ws.root),
+                settings=dataclasses.asdict(settings),
+                resumed=bool(request.resume),
+            )
+            sandbox.start()
+            if prepared.resume_records is not None:
+                state.messages = loop_mod.messages_from_trajectory(prepared.resume_records)
+                state.steps = sum(1 for r in prepared.resume_records if r.get("event") == "response")
+                _restore_partial_patch(sandbox, run_dir, display)
+            if not state.messages:
+                state.messages = [loop_mod.first_message(request.task)]
+                trajectory.write("message", role="user", content=state.messages[0]["content"])
+            toolset = build_toolset(
+                sandbox, prepared.model, settings.command_timeout, prepared.agent.tools, prepared.test_command
+            )
+            agent_loop = AgentLoop(
+                model=ModelClient(client, prepared.model, settings.max_tokens),
+                info=info,
+                tools=toolset,
+                system=system_prompt(prepared, settings, list(toolset.tools)),
+                limits=Limits(settings.max_steps, settings.max_cost, settings.timeout),
+                trajectory=trajectory,
+                on_event=on_event,
+            )
+            summary.status = agent_loop.run(state)
+        except Interrupted as err:
+            summary.status, summary.exit_code = "interrupted", int(ExitCode.INTERRUPTED)
+            summary.error = f"interrupted by {err}"
+        except PatchwrightError as err:
+            summary.status, summary.exit_code, summary.error = "error", int(err.exit_code), str(err)
+        except Exception as err:  # a bug of ours: still save the work, then report it
+            summary.status, summary.exit_code = "error", int(ExitCode.INFRA)
+            summary.error = f"internal error: {type(err).__name__}: {err}"
+            trajectory.write("internal_error", error=repr(err))
+        finally:
+            shield()
+            patch = _collect_patch(sandbox, trajectory, summary)
+            sandbox.stop()
+            if summary.status not in ("error", "interrupted"):
+                summary.exit_code = int(exit_code_for(summary.status, patch))
+            summary.steps = state.steps
+            summary.tokens = state.usage.as_dict()
+            summary.cost_usd = state.usage.cost(info)
+            summary.final_message = state.final_text or None
+            _write_outputs(request, ws, run_dir, patch, summary, redactor, trajectory, display)
+            summary.duration_s = round(time.monotonic() - started, 2)
+            write_summary(run_dir / "summary.json", summary, redactor)
+    # The work is saved; what follows may be interrupted without losing it.
+    try:
+        if patch.strip() and summary.status == loop_mod.COMPLETED and prepared.test_command:
+            _verify(docker, spec, ws, patch, prepared.test_command, settings, summary, trajectory, display)
+        if request.apply and patch.strip() and summary.exit_code == ExitCode.PATCHED:
+            result = apply_patch(ws, run_dir / "patch.diff")
+            summary.applied = result.applied
+            display.status(result.message)
+    except KeyboardInterrupt:
+        summary.status, summary.exit_code = "interrupted", int(ExitCode.INTERRUPTED)
+        summary.error = "interrupted during verification"
+    finally:
+        summary.duration_s = round(time.monotonic() - started, 2)
+        trajectory.write("run_end", status=summary.status, exit_code=summary.exit_code, error=summary.error)
+        trajectory.close()
+        write_summary(run_dir / "summary.json", summary, redactor)
+    return summary
+
+
+def host_ca_bundle() -> str | None:
+    """The CA bundle the host trusts (a TLS-intercepting proxy's CA included), for the setup phase."""
+    for candidate in (
+        os.environ.get("SSL_CERT_FILE"),
+        os.environ.get("REQUESTS_CA_BUNDLE"),
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def _restore_partial_patch(sandbox: DockerSandbox, run_dir: Path, display: Display) -> None:
+    patch_file = run_dir / "patch.diff"
+    if not patch_file.is_file() or not patch_file.read_bytes().strip():
+        return
+    sandbox.write_file("/tmp/.patchwright/resume.diff", patch_file.read_bytes())
+    result = sandbox.run(f"cd {WORKSPACE} && git apply --binary /tmp/.patchwright/resume.diff")
+    if result.exit_code != 0:
+        raise UsageError(
+            f"--resume: the run's partial patch no longer applies: {result.output.strip()[:200]}"
+        )
+    display.status("restored the interrupted run's changes")
+
+
+def _collect_patch(sandbox: DockerSandbox, trajectory: TrajectoryWriter, summary: RunSummary) -> str:
+    if sandbox.container is None:
+        return ""
+    try:
+        return sandbox.diff()
+    except (PatchwrightError, Interrupted, OSError) as err:
+        trajectory.write("error", stage="diff", error=str(err))
+        summary.error = summary.error or f"could not collect the patch: {err}"
+        return ""
+
+
+def _write_outputs(
+    request: FixRequest,
+    ws: Workspace,
+    run_dir: Path,
+    patch: str,
+    summary: RunSummary,
+    redactor: Redactor,
+    trajectory: TrajectoryWriter,
+    display: Display,
+) -> None:
+    try:
+        write_text_file(run_dir / "patch.diff", patch)
+        summary.patch = str(run_dir / "patch.diff") if patch.strip() else None
+        if request.patch_path is not None:
+            write_text_file(request.patch_path, patch)
+            summary.patch = str(request.patch_path) if patch.strip() else None
+        summary.files_changed = files_in_patch(patch)
+    except PatchwrightError as err:
+        summary.status, summary.exit_code, summary.error = "error", int(err.exit_code), str(err)
+        display.status(str(err))
+
+
+def _verify(
+    docker: Any,
+    spec: SandboxSpec,
+    ws: Workspace,
+    patch: str,
+    test_command: str,
+    settings: Settings,
+    summary: RunSummary,
+    trajectory: TrajectoryWriter,
+    display: Display,
+) -> None:
+    display.status(f"verifying the patch in a fresh sandbox: {test_command}")
+    fresh = DockerSandbox(
+        docker, dataclasses.replace(spec, run_id=f"{spec.run_id}-verify"), ws, progress=display.status
+    )
+    try:
+        verification = verify_patch(fresh, patch, test_command, settings.command_timeout * 5)
+    except PatchwrightError as err:
+        trajectory.write("error", stage="verify", error=str(err))
+        summary.tests = {"error": str(err)}
+        summary.verified = False
+        return
+    summary.verified = verification.verified
+    summary.tests = verification.as_dict()
+    trajectory.write("verification", **verification.as_dict())

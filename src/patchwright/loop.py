@@ -1,0 +1,251 @@
+"""The agent loop: ask the model, run the tools it calls, send the results back, until done.
+
+Readable in one sitting on purpose. Every request, response, tool call and result
+goes to the trajectory as it happens. Limits (steps, cost, wall time) end the
+run with their own status; tool failures never do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from patchwright.model import ModelClient, ModelInfo, Usage
+from patchwright.outputs import TrajectoryWriter
+from patchwright.tools import ToolResult, Toolset
+
+MAX_TOOL_RESULT_CHARS = 40_000
+CONTEXT_CLEAR_FRACTION = 0.7  # clear old tool results once a turn reads this much of the window
+KEEP_RECENT_TURNS = 3  # tool results of the last turns are never cleared
+CLEARED = "[old tool output cleared to save context; run the tool again if you need it]"
+CACHE = {"type": "ephemeral"}
+
+# Statuses a loop can end with; the CLI maps them to exit codes.
+COMPLETED, REFUSED, MAX_STEPS, MAX_COST, TIMEOUT = "completed", "refused", "max_steps", "max_cost", "timeout"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_steps: int = 100
+    max_cost: float | None = None  # USD
+    timeout: float | None = None  # seconds of wall clock for the whole run
+
+
+@dataclass
+class LoopState:
+    """Everything that changes while the loop runs; enough to resume it."""
+
+    messages: list[dict[str, Any]]
+    steps: int = 0
+    usage: Usage = field(default_factory=Usage)
+    final_text: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+def _ignore(_: str, __: dict[str, Any]) -> None:
+    pass
+
+
+@dataclass
+class AgentLoop:
+    model: ModelClient
+    info: ModelInfo
+    tools: Toolset
+    system: list[dict[str, Any]]
+    limits: Limits
+    trajectory: TrajectoryWriter
+    on_event: Event = _ignore
+
+    def cost(self, state: LoopState) -> float | None:
+        return state.usage.cost(self.info)
+
+    def run(self, state: LoopState) -> str:
+        """Run until the model ends its turn or a limit is hit; returns the status."""
+        tool_defs = self.tools.definitions()
+        while True:
+            stopped = self._limit_reached(state)
+            if stopped:
+                return stopped
+            state.steps += 1
+            self.on_event("step", {"step": state.steps})
+            request = with_cache_breakpoints(state.messages)
+            self.trajectory.write("request", step=state.steps, new_messages=state.messages[-1:])
+            message = self.model.create(self.system, tool_defs, request)
+            usage = Usage.from_message(message)
+            state.usage.add(usage)
+            content = [block_to_param(block) for block in message.content]
+            self.trajectory.write(
+                "response",
+                step=state.steps,
+                stop_reason=message.stop_reason,
+                content=content,
+                usage=usage.as_dict(),
+            )
+            self.on_event(
+                "usage", {"usage": state.usage.as_dict(), "cost": self.cost(state), "step": state.steps}
+            )
+            text = "".join(block.text for block in message.content if block.type == "text")
+            if text:
+                state.final_text = text
+                self.on_event("text", {"text": text})
+            self._append(state, "assistant", content)
+
+            if message.stop_reason == "refusal":
+                return REFUSED
+            if message.stop_reason == "pause_turn":
+                continue  # the API asks us to send the turn back as it is
+            tool_uses = [block for block in content if block["type"] == "tool_use"]
+            if tool_uses:
+                self._append(state, "user", self._run_tools(tool_uses, message.stop_reason == "max_tokens"))
+            elif message.stop_reason == "max_tokens":
+                self._append(
+                    state,
+                    "user",
+                    [{"type": "text", "text": "Your reply was cut at the output limit. Continue."}],
+                )
+            else:
+                return COMPLETED  # end_turn or stop_sequence
+            self._clear_old_results(state, usage)
+
+    def _limit_reached(self, state: LoopState) -> str | None:
+        if state.steps >= self.limits.max_steps:
+            return MAX_STEPS
+        cost = self.cost(state)
+        if self.limits.max_cost is not None and cost is not None and cost >= self.limits.max_cost:
+            return MAX_COST
+        if self.limits.timeout is not None and time.monotonic() - state.started >= self.limits.timeout:
+            return TIMEOUT
+        return None
+
+    def _append(self, state: LoopState, role: str, content: list[dict[str, Any]]) -> None:
+        state.messages.append({"role": role, "content": content})
+        self.trajectory.write("message", role=role, content=content)
+
+    def _run_tools(self, tool_uses: list[dict[str, Any]], cut: bool) -> list[dict[str, Any]]:
+        """Run each call in order; all results go back in one user message, in the same order."""
+        results = []
+        for index, call in enumerate(tool_uses):
+            self.on_event("tool", {"name": call["name"], "input": call.get("input")})
+            self.trajectory.write("tool_call", id=call["id"], name=call["name"], input=call.get("input"))
+            started = time.monotonic()
+            if cut and index == len(tool_uses) - 1:
+                result = ToolResult(
+                    "Your reply hit the output limit inside this call; send a smaller call.", True
+                )
+            else:
+                result = self.tools.call(call["name"], call.get("input"))
+            content = truncate(result.content, MAX_TOOL_RESULT_CHARS)
+            self.trajectory.write(
+                "tool_result",
+                id=call["id"],
+                is_error=result.is_error,
+                content=content,
+                seconds=round(time.monotonic() - started, 3),
+            )
+            self.on_event("tool_done", {"name": call["name"], "is_error": result.is_error})
+            results.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": call["id"],
+                    "content": content,
+                    "is_error": result.is_error,
+                }
+            )
+        return results
+
+    def _clear_old_results(self, state: LoopState, last: Usage) -> None:
+        """Near the context window, blank old tool results; the task and persona stay whole."""
+        if last.prompt_tokens < CONTEXT_CLEAR_FRACTION * self.info.context:
+            return
+        user_turns = [i for i, m in enumerate(state.messages) if m["role"] == "user"]
+        keep_from = user_turns[-KEEP_RECENT_TURNS] if len(user_turns) >= KEEP_RECENT_TURNS else 0
+        cleared = 0
+        for message in state.messages[1:keep_from]:
+            for block in message["content"] if isinstance(message["content"], list) else []:
+                if block.get("type") == "tool_result" and block.get("content") != CLEARED:
+                    block["content"] = CLEARED
+                    cleared += 1
+        if cleared:
+            self.trajectory.write("context_cleared", tool_results=cleared, prompt_tokens=last.prompt_tokens)
+            self.on_event("context_cleared", {"tool_results": cleared})
+
+
+def truncate(text: str, limit: int) -> str:
+    """Keep the head and tail of a long text with a note of what was cut in between."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
+
+
+def block_to_param(block: Any) -> dict[str, Any]:
+    """An SDK content block as request JSON, unchanged (thinking signatures included)."""
+    data: dict[str, Any] = block.model_dump(mode="json", exclude_none=True)
+    if data.get("type") == "text":
+        data.pop("citations", None)
+    return data
+
+
+def with_cache_breakpoints(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of the messages with cache breakpoints on the last block of the last two user turns.
+
+    With the system prompt's own breakpoint that makes three of the four allowed:
+    each turn reads the prefix the previous turn wrote and writes a longer one.
+    """
+    marked = list(messages)
+    user_indexes = [i for i, m in enumerate(messages) if m["role"] == "user"][-2:]
+    for i in user_indexes:
+        content = messages[i]["content"]
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+        if not blocks:
+            continue
+        blocks[-1] = {**blocks[-1], "cache_control": CACHE}
+        marked[i] = {**messages[i], "content": blocks}
+    return marked
+
+
+def system_blocks(persona: str, instructions: str | None) -> list[dict[str, Any]]:
+    """The persona, then project instructions; the breakpoint on the last caches tools + system."""
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": persona}]
+    if instructions:
+        blocks.append({"type": "text", "text": instructions})
+    blocks[-1] = {**blocks[-1], "cache_control": CACHE}
+    return blocks
+
+
+def first_message(task: str) -> dict[str, Any]:
+    return {"role": "user", "content": [{"type": "text", "text": task}]}
+
+
+def messages_from_trajectory(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rebuild the conversation from `message` records, for --resume.
+
+    A last assistant turn whose tool calls have no results yet (the run stopped
+    mid-turn) gets results saying so, so the API accepts the conversation.
+    """
+    messages = [{"role": r["role"], "content": r["content"]} for r in records if r.get("event") == "message"]
+    if messages and messages[-1]["role"] == "assistant":
+        calls = [b for b in messages[-1]["content"] if b.get("type") == "tool_use"]
+        if calls:
+            messages.append(
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": c["id"],
+                            "content": "The run was interrupted before this call ran; run it again if needed.",
+                            "is_error": True,
+                        }
+                        for c in calls
+                    ],
+                }
+            )
+        else:
+            messages.append({"role": "user", "content": [{"type": "text", "text": "Continue."}]})
+    return messages

@@ -1,0 +1,191 @@
+"""The model behind the loop: an Anthropic SDK client, its prices, and one streamed turn.
+
+Retries are the SDK's own (408/409/429/5xx/529 and connection errors, honouring
+retry-after) with a budget fit for unattended runs; whatever still fails becomes
+a `ModelError` with one line a user can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Any, Literal
+
+import anthropic
+from anthropic.types import Message
+
+from patchwright.errors import ModelError, UsageError
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_MAX_RETRIES = 6
+DEFAULT_MAX_TOKENS = 16_000
+DEFAULT_CONTEXT_WINDOW = 200_000
+CACHE_WRITE_FACTOR = 1.25
+CACHE_READ_FACTOR = 0.1
+Provider = Literal["anthropic", "bedrock", "vertex"]
+_DATE_SUFFIX = re.compile(r"-\d{8}$")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Price in USD per million tokens and the context window; None when we don't know them."""
+
+    input: float | None
+    output: float | None
+    context: int
+
+    @property
+    def priced(self) -> bool:
+        return self.input is not None and self.output is not None
+
+
+def model_info(model: str) -> ModelInfo:
+    """Look a model up in prices.toml; dated IDs and provider prefixes fall back to the alias."""
+    table = tomllib.loads(resources.files("patchwright").joinpath("prices.toml").read_text())["models"]
+    name = model.rsplit("/", 1)[-1]
+    name = re.sub(r"^(?:[a-z]{2}\.)?anthropic\.", "", name)  # bedrock: "us.anthropic.claude-...-v1:0"
+    name = re.sub(r"-v\d+(:\d+)?$", "", name)
+    name = name.split("@", 1)[0]  # vertex: "claude-...@20250929"
+    for candidate in (name, _DATE_SUFFIX.sub("", name)):
+        if candidate in table:
+            row = table[candidate]
+            return ModelInfo(float(row["input"]), float(row["output"]), int(row["context"]))
+    return ModelInfo(None, None, DEFAULT_CONTEXT_WINDOW)
+
+
+@dataclass
+class Usage:
+    """Token counts as the API reports them, summed over a run."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_creation_input_tokens += other.cache_creation_input_tokens
+        self.cache_read_input_tokens += other.cache_read_input_tokens
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Everything the model read this turn: the figure that must fit the context window."""
+        return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+    def billed_input_equivalent(self) -> float:
+        """Input tokens weighted by their price factor (cache writes 1.25x, reads 0.1x)."""
+        return (
+            self.input_tokens
+            + CACHE_WRITE_FACTOR * self.cache_creation_input_tokens
+            + CACHE_READ_FACTOR * self.cache_read_input_tokens
+        )
+
+    def cost(self, info: ModelInfo) -> float | None:
+        if info.input is None or info.output is None:
+            return None
+        return (self.billed_input_equivalent() * info.input + self.output_tokens * info.output) / 1_000_000
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @staticmethod
+    def from_message(message: Message) -> Usage:
+        u = message.usage
+        return Usage(
+            input_tokens=u.input_tokens or 0,
+            output_tokens=u.output_tokens or 0,
+            cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
+            cache_read_input_tokens=u.cache_read_input_tokens or 0,
+        )
+
+
+AnyClient = anthropic.Anthropic | anthropic.AnthropicBedrock | anthropic.AnthropicVertex
+
+
+def make_client(
+    provider: Provider, max_retries: int = DEFAULT_MAX_RETRIES, timeout: float = 600.0
+) -> AnyClient:
+    """The SDK client for a provider; credentials are read the SDK's way, and checked up front."""
+    if provider == "anthropic":
+        if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
+            raise UsageError(
+                "no API key: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN), or use --provider bedrock|vertex"
+            )
+        return anthropic.Anthropic(max_retries=max_retries, timeout=timeout)
+    try:
+        if provider == "bedrock":
+            return anthropic.AnthropicBedrock(max_retries=max_retries, timeout=timeout)
+        if provider == "vertex":
+            return anthropic.AnthropicVertex(max_retries=max_retries, timeout=timeout)
+    except ImportError as err:
+        raise UsageError(
+            f"--provider {provider} needs extra packages: pip install 'patchwright[{provider}]' ({err})"
+        ) from None
+    except Exception as err:  # the provider SDKs raise their own types for missing credentials
+        raise UsageError(f"cannot set up --provider {provider}: {err}") from None
+    raise UsageError(f"unknown provider {provider!r}; use anthropic, bedrock or vertex")
+
+
+def _describe_api_error(err: anthropic.APIError) -> ModelError:
+    if isinstance(err, anthropic.AuthenticationError):
+        return ModelError("the API rejected the credentials (401): check ANTHROPIC_API_KEY")
+    if isinstance(err, anthropic.PermissionDeniedError):
+        return ModelError(f"the API denied access (403): {_message_of(err)}")
+    if isinstance(err, anthropic.NotFoundError):
+        return ModelError(f"the API does not know this model or endpoint (404): {_message_of(err)}")
+    if isinstance(err, anthropic.BadRequestError):
+        return ModelError(f"the API refused the request (400): {_message_of(err)}")
+    if isinstance(err, anthropic.APIStatusError):
+        return ModelError(f"the API kept failing after retries ({err.status_code}): {_message_of(err)}")
+    if isinstance(err, anthropic.APITimeoutError):
+        return ModelError("the API timed out after retries")
+    if isinstance(err, anthropic.APIConnectionError):
+        return ModelError(f"cannot reach the API after retries: {err.__cause__ or err}")
+    return ModelError(f"the API failed: {err}")
+
+
+def _message_of(err: anthropic.APIStatusError) -> str:
+    body = err.body
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])[:300]
+    return str(err.message)[:300]
+
+
+@dataclass
+class ModelClient:
+    """Sends one turn and returns the whole message; text is passed on as it streams."""
+
+    client: AnyClient
+    model: str
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
+    def create(
+        self,
+        system: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+        on_text: Callable[[str], None] | None = None,
+    ) -> Message:
+        try:
+            with self.client.messages.stream(
+                model=self.model,
+                max_tokens=self.max_tokens,
+                system=system,  # type: ignore[arg-type]
+                tools=tools,  # type: ignore[arg-type]
+                messages=messages,  # type: ignore[arg-type]
+            ) as stream:
+                if on_text is not None:
+                    for text in stream.text_stream:
+                        on_text(text)
+                return stream.get_final_message()
+        except anthropic.APIError as err:
+            raise _describe_api_error(err) from err
+        except (ValueError, KeyError) as err:  # a malformed stream (cut mid-event)
+            raise ModelError(f"the API stream broke off: {err}") from err

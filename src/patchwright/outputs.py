@@ -1,0 +1,165 @@
+"""What a run leaves behind: patch, trajectory.jsonl, summary.json, all redacted.
+
+The trajectory is appended and flushed as things happen, so a crash or a kill
+loses at most the line being written. Anything shaped like a key or token, and
+the values of the host's own secret variables, are replaced before writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from patchwright.errors import OutputError
+
+REDACTED = "[REDACTED]"
+_SECRET_PATTERNS = [
+    re.compile(p)
+    for p in (
+        r"sk-ant-[A-Za-z0-9_\-]{8,}",
+        r"\bsk-[A-Za-z0-9_\-]{20,}",
+        r"\bgh[pousr]_[A-Za-z0-9]{20,}",
+        r"\bgithub_pat_[A-Za-z0-9_]{20,}",
+        r"\bglpat-[A-Za-z0-9_\-]{20,}",
+        r"\bAKIA[0-9A-Z]{16}\b",
+        r"\bASIA[0-9A-Z]{16}\b",
+        r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",
+        r"\bAIza[0-9A-Za-z_\-]{35}\b",
+        r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]{16,}",
+        r"(?i)\bbasic\s+[A-Za-z0-9+/=]{16,}",
+        r"eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+    )
+]
+_SECRET_ENV_NAME = re.compile(r"(?i)(key|token|secret|password|passwd|credential|auth)")
+
+
+@dataclass
+class Redactor:
+    """Replaces secrets in text: known shapes, and the exact values of secret-looking env vars."""
+
+    values: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def from_environment(env: dict[str, str] | None = None) -> Redactor:
+        env = dict(os.environ) if env is None else env
+        values = [v for k, v in env.items() if _SECRET_ENV_NAME.search(k) and len(v) >= 8]
+        return Redactor(sorted(set(values), key=len, reverse=True))
+
+    def text(self, text: str) -> str:
+        for value in self.values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        for pattern in _SECRET_PATTERNS:
+            text = pattern.sub(REDACTED, text)
+        return text
+
+    def data(self, value: Any) -> Any:
+        """Redact every string inside a JSON-like structure."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+
+class TrajectoryWriter:
+    """Appends one JSON object a line: requests, responses, tool calls and results, errors."""
+
+    def __init__(self, path: Path, redactor: Redactor) -> None:
+        self.path = path
+        self.redactor = redactor
+        self._fh: IO[str] | None = None
+
+    def write(self, event: str, **data: Any) -> None:
+        record = {"ts": round(time.time(), 3), "event": event, **self.redactor.data(data)}
+        try:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = self.path.open("a", encoding="utf-8")
+            self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            self._fh.flush()
+        except OSError as err:
+            raise OutputError(f"cannot write the trajectory {self.path}: {err.strerror}") from None
+
+    def close(self) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            self._fh = None
+
+
+def read_trajectory(path: Path) -> list[dict[str, Any]]:
+    """All complete records of a trajectory; a half-written last line is skipped."""
+    records: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+@dataclass
+class RunSummary:
+    """summary.json and the `--format json` output: the run's result at a glance."""
+
+    run_id: str
+    status: str
+    exit_code: int
+    repo: str
+    run_dir: str
+    model: str
+    agent: str
+    task: str
+    patch: str | None = None
+    files_changed: list[str] = field(default_factory=list)
+    steps: int = 0
+    tokens: dict[str, int] = field(default_factory=dict)
+    cost_usd: float | None = None
+    duration_s: float = 0.0
+    verified: bool | None = None
+    tests: dict[str, Any] | None = None
+    applied: bool = False
+    error: str | None = None
+    final_message: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_text_file(path: Path, text: str) -> None:
+    """Write atomically (temp file + rename) so a full disk never leaves half a file behind."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(text.encode("utf-8", "surrogateescape"))
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def write_summary(path: Path, summary: RunSummary, redactor: Redactor) -> None:
+    write_text_file(path, json.dumps(redactor.data(summary.as_dict()), indent=2) + "\n")
+
+
+def files_in_patch(patch: str) -> list[str]:
+    """The paths a unified git patch touches (new side, or old side for deletions)."""
+    files: list[str] = []
+    for line in patch.splitlines():
+        if line.startswith("diff --git "):
+            match = re.match(r'diff --git "?a/(.+?)"? "?b/(.+?)"?$', line)
+            if match:
+                files.append(match.group(2))
+    return files

@@ -1,0 +1,72 @@
+"""The narrow interface every sandbox runtime implements (local Docker today; remote later)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+WORKSPACE = "/workspace"  # the one stable path of the repository inside every sandbox
+DEFAULT_COMMAND_TIMEOUT = 120.0
+DEFAULT_OUTPUT_LIMIT = 64 * 1024  # bytes kept of one command's output (head + tail)
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything needed to start one sandbox; plain data so it can come from config."""
+
+    image: str
+    run_id: str
+    network: bool = False  # the model's commands never get a network unless asked
+    setup_command: str | None = None  # runs with the network on, before the model starts
+    memory: str = "4g"
+    cpus: float = 2.0
+    pids_limit: int = 512
+    tmp_size: str = "1g"
+    home_size: str = "1g"
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT
+    output_limit: int = DEFAULT_OUTPUT_LIMIT
+    setup_timeout: float = 900.0
+    host_ca_bundle: str | None = None  # host CA file trusted during setup (corporate/TLS proxies)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one command produced. `output` is stdout and stderr interleaved, capped."""
+
+    output: str
+    exit_code: int | None  # None when the command was killed for its timeout
+    timed_out: bool = False
+    truncated: bool = False  # the middle of the output was cut
+    output_bytes: int = 0  # how many bytes the command printed in all
+    duration: float = 0.0
+
+
+class Sandbox(Protocol):
+    """Start, run, read, write, diff, stop: all the loop and tools ever need."""
+
+    def start(self) -> None: ...
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """Run in the persistent shell: cwd and exported variables persist between calls."""
+        ...
+
+    def restart_shell(self) -> None:
+        """Replace the persistent shell with a fresh one (cwd back to the workspace)."""
+        ...
+
+    def execute(self, argv: list[str], timeout: float | None = None) -> CommandResult:
+        """Run one process outside the persistent shell; its state does not persist."""
+        ...
+
+    def read_file(self, path: str) -> bytes: ...
+
+    def write_file(self, path: str, data: bytes) -> None: ...
+
+    def diff(self) -> str:
+        """A unified, binary-safe patch of all changes since start; `git apply` takes it."""
+        ...
+
+    def stop(self) -> None:
+        """Remove the container and everything it owns. Safe to call twice."""
+        ...

@@ -1,0 +1,506 @@
+"""Build, find and name the sandbox image.
+
+There are two roads to the same image. The Dockerfile needs `debian:bookworm-slim`
+from a registry; `build-rootfs.sh` plus `docker import` needs root and debootstrap
+but no registry at all. The tag carries a hash of the definition files, so editing
+them yields a new tag (and `prune` can tell stale images from the current one).
+
+`python -m patchwright.sandbox.image` builds the default image (progress on stderr,
+the tag on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound
+
+from patchwright.errors import ImageBuildError, PatchwrightError, SandboxError
+from patchwright.resources import data_dir
+from patchwright.sandbox import labels
+
+Progress = Callable[[str], None]
+BuildMethod = Literal["auto", "dockerfile", "debootstrap"]
+
+DEFINITION_FILES = ("Dockerfile", "packages.txt", "build-rootfs.sh")
+DEFAULT_IMAGE_REPO = "patchwright-sandbox"
+BASE_IMAGE = "debian:bookworm-slim"
+# An unreachable registry must cost seconds, not the daemon's 30 s dial timeout per mirror.
+PULL_ANSWER_TIMEOUT = 15.0  # until the daemon reports the first pull event
+PULL_STALL_TIMEOUT = 120.0  # longest silence allowed once the pull is under way
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+# Dockerfile instructions that describe the image's configuration, not its files;
+# the imported (registry-free) image gets them from the Dockerfile as `docker import --change`.
+_CONFIG_INSTRUCTIONS = frozenset({"ENV", "USER", "WORKDIR", "CMD", "ENTRYPOINT", "LABEL", "STOPSIGNAL"})
+_FAILURE_CONTEXT_LINES = 25
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What `build_image` did; `method` is "existing" when the tag was already there."""
+
+    tag: str
+    method: Literal["dockerfile", "debootstrap", "existing"]
+    seconds: float
+    skipped: bool
+
+
+def _quiet(_line: str) -> None:
+    """The default progress sink: callers that do not care see nothing."""
+
+
+def _definition_dir(definition_dir: Path | None) -> Path:
+    try:
+        return definition_dir if definition_dir is not None else data_dir("sandbox")
+    except FileNotFoundError as err:
+        raise ImageBuildError(str(err)) from err
+
+
+def definition_hash(definition_dir: Path | None = None) -> str:
+    """First 12 hex digits of a sha256 over the image definition files (name, size, bytes)."""
+    folder = _definition_dir(definition_dir)
+    digest = hashlib.sha256()
+    for name in DEFINITION_FILES:
+        try:
+            content = (folder / name).read_bytes()
+        except OSError as err:
+            raise ImageBuildError(f"sandbox image definition {folder / name} cannot be read: {err}") from err
+        digest.update(name.encode() + b"\0" + len(content).to_bytes(8, "big") + content)
+    return digest.hexdigest()[:12]
+
+
+def default_image_tag(definition_dir: Path | None = None) -> str:
+    """The tag of the image built from the given (default: shipped) definition."""
+    return f"{DEFAULT_IMAGE_REPO}:{definition_hash(definition_dir)}"
+
+
+def _os_error_text(err: BaseException) -> str | None:
+    """The innermost OS error message ("Connection refused") in an exception's chain, args or reason."""
+    found: str | None = None
+    pending: list[BaseException] = [err]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            found = current.strerror
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return found
+
+
+def _reason(err: BaseException) -> str:
+    """A short one-line reason for a Docker or transport failure, without URLs and retry noise."""
+    if isinstance(err, APIError) and err.explanation:
+        text = str(err.explanation)
+    else:
+        text = _os_error_text(err) or str(err)
+    text = " ".join(text.split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _docker_host() -> str:
+    return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+
+
+def docker_client() -> docker.DockerClient:
+    """A client for the engine named by the environment, or a SandboxError saying it is not there."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except (DockerException, requests.RequestException) as err:
+        raise SandboxError(
+            f"cannot reach the Docker engine ({_docker_host()}: {_reason(err)}); "
+            "is dockerd running? see README"
+        ) from err
+    return client
+
+
+@contextlib.contextmanager
+def _docker_errors(what: str, error: type[SandboxError] = SandboxError) -> Iterator[None]:
+    """Turn Docker SDK and transport failures into our one-line errors."""
+    try:
+        yield
+    except (DockerException, requests.RequestException) as err:
+        raise error(f"{what}: {_reason(err)}") from err
+
+
+def _image_exists(client: docker.DockerClient, tag: str) -> bool:
+    with _docker_errors(f"cannot look up image {tag}"):
+        try:
+            client.images.get(tag)
+        except ImageNotFound:
+            return False
+    return True
+
+
+def _image_labels(image_hash: str) -> dict[str, str]:
+    return {
+        labels.MANAGED: labels.MANAGED_VALUE,
+        labels.KIND: labels.KIND_IMAGE,
+        labels.IMAGE_HASH: image_hash,
+    }
+
+
+def _scratch_dir() -> Path:
+    """Where the 1 GB root filesystem is built: TMPDIR if set, else /var/tmp (often /tmp is a
+    small or nodev tmpfs, and apt inside the chroot must open /dev/null)."""
+    return Path(os.environ.get("TMPDIR") or "/var/tmp")
+
+
+@contextlib.contextmanager
+def _build_lock(image_hash: str) -> Iterator[None]:
+    """Serialise builds of one definition on this host, so parallel callers build it once."""
+    path = Path(tempfile.gettempdir()) / f"patchwright-image-{image_hash}.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _try_pull(client: docker.DockerClient, image: str, progress: Progress) -> str | None:
+    """Pull `image`; None on success, else why it failed. An unanswering registry costs
+    PULL_ANSWER_TIMEOUT seconds: the SDK's pull has no timeout, so it runs in a daemon
+    thread that is abandoned (the daemon gives up on its own) when it takes too long."""
+    repository, _, tag = image.rpartition(":")
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def pull() -> None:
+        try:
+            for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
+                events.put(("event", event))
+            events.put(("done", None))
+        except Exception as err:  # reported to the waiting thread, which decides
+            events.put(("error", err))
+
+    threading.Thread(target=pull, name="patchwright-pull", daemon=True).start()
+    timeout = PULL_ANSWER_TIMEOUT
+    while True:
+        try:
+            kind, payload = events.get(timeout=timeout)
+        except queue.Empty:
+            return f"no answer within {timeout:.0f} s"
+        if kind == "done":
+            return None
+        if kind == "error":
+            return _reason(payload)
+        if isinstance(payload, dict):
+            if payload.get("error"):
+                return " ".join(str(payload["error"]).split())
+            status = str(payload.get("status", ""))
+            if status and "progressDetail" not in payload:
+                progress(f"pull: {status}")
+            elif status in ("Pull complete", "Already exists"):
+                progress(f"pull: {payload.get('id', '')} {status}")
+        timeout = PULL_STALL_TIMEOUT
+
+
+def _build_with_dockerfile(
+    client: docker.DockerClient,
+    tag: str,
+    folder: Path,
+    image_labels: dict[str, str],
+    progress: Progress,
+    buildargs: dict[str, str] | None = None,
+) -> None:
+    """`docker build` of the definition folder; shows the Step lines, and the last output on failure."""
+    recent: deque[str] = deque(maxlen=_FAILURE_CONTEXT_LINES)
+    with _docker_errors("docker build of the sandbox image failed", ImageBuildError):
+        stream = client.api.build(
+            path=str(folder),
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            labels=image_labels,
+            buildargs=buildargs,
+            decode=True,
+        )
+        for chunk in stream:
+            if not isinstance(chunk, dict):
+                continue
+            if chunk.get("error"):
+                for line in recent:
+                    progress(line)
+                message = " ".join(str(chunk["error"]).split())
+                raise ImageBuildError(f"docker build of the sandbox image failed: {message}")
+            for line in str(chunk.get("stream", "")).splitlines():
+                line = line.rstrip()
+                if not line:
+                    continue
+                recent.append(line)
+                if line.startswith(("Step ", "Successfully")):
+                    progress(line)
+
+
+def _debootstrap_blocker() -> str | None:
+    """Why the registry-free build cannot run here, or None when it can."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return "it must run as root"
+    missing = [tool for tool in ("debootstrap", "chroot", "mount", "tar") if shutil.which(tool) is None]
+    if missing:
+        return f"{', '.join(missing)} not found (apt-get install debootstrap)"
+    return None
+
+
+def _config_changes(folder: Path, image_labels: dict[str, str]) -> list[str]:
+    """The Dockerfile's configuration instructions (ENV, USER, WORKDIR, CMD...) plus our labels,
+    so the imported image is configured exactly like the Dockerfile one."""
+    text = (folder / "Dockerfile").read_text()
+    logical: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        logical.append(pending + stripped)
+        pending = ""
+    if pending:
+        logical.append(pending)
+    changes = [line for line in logical if line.split(maxsplit=1)[0].upper() in _CONFIG_INSTRUCTIONS]
+    changes += [f"LABEL {json.dumps(key)}={json.dumps(value)}" for key, value in image_labels.items()]
+    return changes
+
+
+def _stream_process(argv: list[str], progress: Progress, what: str) -> None:
+    """Run argv, passing each output line to progress; ImageBuildError with its last error line."""
+    recent: deque[str] = deque(maxlen=_FAILURE_CONTEXT_LINES)
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, bufsize=1
+    )
+    try:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.rstrip()
+            recent.append(line)
+            progress(line)
+        code = process.wait()
+    finally:
+        if process.poll() is None:  # interrupted: let the script unmount before the tree goes
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    if code != 0:
+        errors = [line for line in recent if "error" in line.lower()] or list(recent) or ["no output"]
+        raise ImageBuildError(f"{what} failed (exit {code}): {errors[-1].strip()}")
+
+
+def _mounts_under(path: Path) -> list[str]:
+    """Mount points at or below `path`, deepest first."""
+    prefix = str(path.resolve())
+    found: list[str] = []
+    with contextlib.suppress(OSError), open("/proc/self/mounts") as mounts:
+        for entry in mounts:
+            fields = entry.split()
+            if len(fields) < 2:
+                continue
+            point = fields[1].encode().decode("unicode_escape")  # \040 for spaces
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def _remove_tree(path: Path, progress: Progress) -> None:
+    """Delete the scratch tree, never while something (like /proc) is still mounted in it."""
+    for point in _mounts_under(path):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    left = _mounts_under(path)
+    if left:
+        progress(f"warning: not removing {path}: still mounted: {', '.join(left)}")
+        return
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _build_with_debootstrap(
+    client: docker.DockerClient,
+    tag: str,
+    folder: Path,
+    image_labels: dict[str, str],
+    progress: Progress,
+    mirror: str | None,
+) -> None:
+    """build-rootfs.sh into a scratch dir, tar it, `docker import` it; the scratch dir always goes."""
+    scratch = _scratch_dir()
+    scratch.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="patchwright-image-", dir=scratch))
+    try:
+        rootfs = workdir / "rootfs"
+        argv = ["bash", str(folder / "build-rootfs.sh"), str(rootfs)]
+        if mirror:
+            argv.append(mirror)
+        _stream_process(argv, progress, "build-rootfs.sh")
+
+        tarball = workdir / "rootfs.tar"
+        progress("packing the root filesystem")
+        packed = subprocess.run(
+            ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tarball), "."],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if packed.returncode != 0:
+            detail = (packed.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ImageBuildError(f"packing the root filesystem failed: {detail}")
+        shutil.rmtree(rootfs, ignore_errors=True)  # halves the peak disk use during the import
+
+        repository, _, version = tag.rpartition(":")
+        progress(f"importing {tarball.stat().st_size // 2**20} MB into Docker as {tag}")
+        with _docker_errors("docker import of the sandbox image failed", ImageBuildError):
+            answer = client.api.import_image(
+                src=str(tarball),
+                repository=repository,
+                tag=version,
+                changes=_config_changes(folder, image_labels),
+            )
+        for line in str(answer or "").splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict) and event.get("error"):
+                    message = " ".join(str(event["error"]).split())
+                    raise ImageBuildError(f"docker import of the sandbox image failed: {message}")
+    finally:
+        _remove_tree(workdir, progress)
+
+
+def build_image(
+    client: docker.DockerClient,
+    method: BuildMethod = "auto",
+    force: bool = False,
+    progress: Progress | None = None,
+    *,
+    mirror: str | None = None,
+) -> BuildResult:
+    """Build the default sandbox image unless its tag already exists (or `force`).
+
+    `auto` uses the Dockerfile when debian:bookworm-slim is local or can be pulled
+    quickly, else debootstrap. `mirror` is the Debian mirror for the debootstrap path.
+    """
+    say = progress or _quiet
+    started = time.monotonic()
+    folder = _definition_dir(None)
+    image_hash = definition_hash(folder)
+    tag = f"{DEFAULT_IMAGE_REPO}:{image_hash}"
+    if not force and _image_exists(client, tag):
+        say(f"sandbox image {tag} already exists")
+        return BuildResult(tag, "existing", time.monotonic() - started, skipped=True)
+
+    with _build_lock(image_hash):
+        if not force and _image_exists(client, tag):  # a parallel caller built it meanwhile
+            say(f"sandbox image {tag} was built meanwhile")
+            return BuildResult(tag, "existing", time.monotonic() - started, skipped=True)
+        chosen = _choose_method(client, method, say)
+        say(f"building sandbox image {tag} ({chosen})")
+        image_labels = _image_labels(image_hash)
+        if chosen == "dockerfile":
+            _build_with_dockerfile(client, tag, folder, image_labels, say)
+        else:
+            _build_with_debootstrap(client, tag, folder, image_labels, say, mirror)
+    seconds = time.monotonic() - started
+    say(f"built sandbox image {tag} in {seconds:.0f} s")
+    return BuildResult(tag, chosen, seconds, skipped=False)
+
+
+def _choose_method(
+    client: docker.DockerClient, method: BuildMethod, say: Progress
+) -> Literal["dockerfile", "debootstrap"]:
+    """Resolve `auto`, and check up front that the chosen road can be travelled here."""
+    if method == "debootstrap":
+        blocker = _debootstrap_blocker()
+        if blocker:
+            raise ImageBuildError(
+                f"cannot build the sandbox image with debootstrap: {blocker}; "
+                "run `agent sandbox build` as root after `apt-get install debootstrap`"
+            )
+        return "debootstrap"
+    if _image_exists(client, BASE_IMAGE):
+        return "dockerfile"
+    say(f"{BASE_IMAGE} is not present locally; trying to pull it")
+    pull_failure = _try_pull(client, BASE_IMAGE, say)
+    if pull_failure is None:
+        return "dockerfile"
+    say(f"cannot pull {BASE_IMAGE}: {pull_failure}")
+    if method == "dockerfile":
+        raise ImageBuildError(
+            f"cannot pull {BASE_IMAGE} ({pull_failure}); build without a registry instead "
+            "(`agent sandbox build --method debootstrap`, as root with debootstrap installed)"
+        )
+    blocker = _debootstrap_blocker()
+    if blocker:
+        raise ImageBuildError(
+            f"cannot build the sandbox image: {BASE_IMAGE} cannot be pulled ({pull_failure}) and the "
+            f"registry-free build cannot run ({blocker}); run `agent sandbox build` as root after "
+            f"`apt-get install debootstrap`, or `docker pull {BASE_IMAGE}` first"
+        )
+    say("building without a registry (debootstrap)")
+    return "debootstrap"
+
+
+def ensure_image(client: docker.DockerClient, tag: str | None, progress: Progress | None = None) -> str:
+    """The image tag a run should use: the user's if it exists, else the default one, built if missing."""
+    say = progress or _quiet
+    default = default_image_tag()
+    if tag is None or tag == default:
+        if not _image_exists(client, default):
+            say(f"sandbox image {default} is missing; building it now (once, 1-2 minutes)")
+            build_image(client, progress=say)
+        return default
+    if not _image_exists(client, tag):
+        raise SandboxError(f"image {tag} not found; run `agent sandbox build` or pass --image")
+    return tag
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the default image: progress on stderr, the tag on stdout."""
+    parser = argparse.ArgumentParser(prog="python -m patchwright.sandbox.image", description=main.__doc__)
+    parser.add_argument("--method", choices=["auto", "dockerfile", "debootstrap"], default="auto")
+    parser.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
+    parser.add_argument("--mirror", help="Debian mirror for the debootstrap build")
+    args = parser.parse_args(argv)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        client = docker_client()
+        try:
+            result = build_image(client, args.method, force=args.force, progress=say, mirror=args.mirror)
+        finally:
+            client.close()
+    except PatchwrightError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return int(err.exit_code)
+    print(result.tag)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Check a patch the way a reviewer would: apply it to the original state and run the tests.
+
+Runs in a fresh sandbox, so nothing the model left behind (installed packages,
+stray files outside the patch) can make the tests pass by accident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from patchwright.sandbox.base import WORKSPACE
+from patchwright.sandbox.docker import DockerSandbox
+
+PATCH_PATH = "/tmp/.patchwright/verify.diff"
+OUTPUT_TAIL = 2000
+
+
+@dataclass(frozen=True)
+class SuiteOutcome:
+    exit_code: int | None
+    timed_out: bool
+    output_tail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass(frozen=True)
+class Verification:
+    command: str
+    applied: bool
+    before: SuiteOutcome
+    after: SuiteOutcome | None
+
+    @property
+    def verified(self) -> bool:
+        return self.applied and self.after is not None and self.after.passed
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["verified"] = self.verified
+        data["before"]["passed"] = self.before.passed
+        if self.after is not None:
+            data["after"]["passed"] = self.after.passed
+        return data
+
+
+def verify_patch(sandbox: DockerSandbox, patch: str, test_command: str, timeout: float) -> Verification:
+    """Tests before and after applying `patch` in `sandbox` (started and stopped here)."""
+    sandbox.start()
+    try:
+        before = _run_tests(sandbox, test_command, timeout)
+        sandbox.write_file(PATCH_PATH, patch.encode("utf-8", "surrogateescape"))
+        applied = sandbox.run(f"cd {WORKSPACE} && git apply --binary {PATCH_PATH}", timeout=120)
+        if applied.exit_code != 0:
+            return Verification(test_command, False, before, None)
+        return Verification(test_command, True, before, _run_tests(sandbox, test_command, timeout))
+    finally:
+        sandbox.stop()
+
+
+def _run_tests(sandbox: DockerSandbox, command: str, timeout: float) -> SuiteOutcome:
+    result = sandbox.run(f"cd {WORKSPACE} && ( {command} )", timeout=timeout)
+    return SuiteOutcome(result.exit_code, result.timed_out, result.output[-OUTPUT_TAIL:])
