@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -24,6 +25,7 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_RETRIES = 6
 DEFAULT_MAX_TOKENS = 16_000
 DEFAULT_CONTEXT_WINDOW = 200_000
+STREAM_RETRIES = 2  # a stream cut mid-message is not retried by the SDK
 CACHE_WRITE_FACTOR = 1.25
 CACHE_READ_FACTOR = 0.1
 Provider = Literal["anthropic", "bedrock", "vertex"]
@@ -173,19 +175,36 @@ class ModelClient:
         messages: list[dict[str, Any]],
         on_text: Callable[[str], None] | None = None,
     ) -> Message:
-        try:
-            with self.client.messages.stream(
-                model=self.model,
-                max_tokens=self.max_tokens,
-                system=system,  # type: ignore[arg-type]
-                tools=tools,  # type: ignore[arg-type]
-                messages=messages,  # type: ignore[arg-type]
-            ) as stream:
-                if on_text is not None:
-                    for text in stream.text_stream:
-                        on_text(text)
-                return stream.get_final_message()
-        except anthropic.APIError as err:
-            raise _describe_api_error(err) from err
-        except (ValueError, KeyError) as err:  # a malformed stream (cut mid-event)
-            raise ModelError(f"the API stream broke off: {err}") from err
+        """One turn. The SDK retries failed requests; a stream cut mid-message is retried here."""
+        for attempt in range(STREAM_RETRIES + 1):
+            try:
+                return self._stream_once(system, tools, messages, on_text)
+            except anthropic.APIError as err:
+                raise _describe_api_error(err) from err
+            except Exception as err:  # the HTTP layer's own errors: a connection dropped mid-stream
+                if attempt == STREAM_RETRIES:
+                    raise ModelError(f"the API stream kept breaking off ({type(err).__name__}: {err})") from err
+                time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _stream_once(
+        self,
+        system: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+        on_text: Callable[[str], None] | None,
+    ) -> Message:
+        with self.client.messages.stream(
+            model=self.model,
+            max_tokens=self.max_tokens,
+            system=system,  # type: ignore[arg-type]
+            tools=tools,  # type: ignore[arg-type]
+            messages=messages,  # type: ignore[arg-type]
+        ) as stream:
+            if on_text is not None:
+                for text in stream.text_stream:
+                    on_text(text)
+            message = stream.get_final_message()
+        if message.stop_reason is None:  # the stream ended without message_delta/message_stop
+            raise ConnectionError("the stream ended before the message was complete")
+        return message

@@ -107,7 +107,9 @@ def _git_dir_members(ws: Workspace) -> list[str]:
 
 def tar_stream(ws: Workspace, files: list[str], uid: int, gid: int) -> Iterator[bytes]:
     """Stream a tar of `files` and .git, owned by uid:gid, made by GNU tar for speed."""
-    members = list(files)
+    # Directories go in first and explicitly, or the engine creates them owned by root.
+    parents = {str(parent) for name in files for parent in Path(name).parents if str(parent) != "."}
+    members = sorted(parents) + list(files)
     if ws.git_dir_is_local:
         members += _git_dir_members(ws)
     listing = "\0".join(members).encode("utf-8", "surrogateescape") + b"\0"

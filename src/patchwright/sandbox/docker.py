@@ -54,6 +54,14 @@ CA_ENV_NAMES = (
 )
 
 Progress = Callable[[str], None]
+# Kills every process but init, the container's main process (init's oldest child) and itself.
+KILL_ALL = """
+main=$(pgrep -o -P 1)
+for pid in $(ps -e -o pid=); do
+  case " 1 $main $$ $PPID " in *" $pid "*) ;; *) kill -KILL "$pid" 2>/dev/null ;; esac
+done
+exit 0
+"""
 
 
 def _quiet(_: str) -> None:
@@ -107,10 +115,10 @@ class DockerSandbox:
         self.progress("starting sandbox container")
         try:
             self.client.volumes.create(name=self.volume_name, labels=self._labels())
-            self.container = self.client.containers.run(
+            self.client.images.get(spec.image)  # `run` would try a pull; a missing image is the user's to fix
+            self.container = self.client.containers.create(
                 spec.image,
                 command=["sleep", "infinity"],
-                detach=True,
                 init=True,
                 user=f"{UID}:{GID}",
                 working_dir=WORKSPACE,
@@ -134,6 +142,7 @@ class DockerSandbox:
                 stdin_open=False,
                 tty=False,
             )
+            self.container.start()
         except docker.errors.ImageNotFound:
             raise SandboxError(
                 f"sandbox image {spec.image} not found; run `agent sandbox build` or pass --image"
@@ -189,7 +198,7 @@ class DockerSandbox:
             "if [ ! -d .git ]; then git init -q; fi; "
             f"export GIT_INDEX_FILE={CONTROL_DIR}/base.index; "
             'if [ -f .git/index ]; then cp .git/index "$GIT_INDEX_FILE"; fi; '
-            "git -c core.checkStat=minimal -c core.trustctime=false add -A; "
+            "git add -A; "
             f'tree=$(git write-tree); git update-ref {BASE_REF} "$tree"; echo "$tree"'
         )
         result = self.execute(["bash", "-c", script], timeout=600)
@@ -229,7 +238,7 @@ class DockerSandbox:
             self._shell.close()
             self._shell = None
         with contextlib.suppress(SandboxError):
-            self.execute(["bash", "-c", "kill -KILL -1 2>/dev/null; exit 0"], timeout=10)
+            self.execute(["bash", "-c", KILL_ALL], timeout=10)
         self._open_shell()
 
     def stop(self) -> None:
@@ -370,7 +379,8 @@ class DockerSandbox:
 
     def write_file(self, path: str, data: bytes) -> None:
         """Write a file through a process in the sandbox, so its rules (read-only root) apply."""
-        result = self.execute(["sh", "-c", 'cat > "$1"', "sh", path], stdin=data, timeout=60)
+        script = 'mkdir -p "$(dirname "$1")" && cat > "$1"'
+        result = self.execute(["sh", "-c", script, "sh", path], stdin=data, timeout=60)
         if result.exit_code != 0:
             raise OSError(result.output.strip() or f"cannot write {path}")
 
@@ -383,8 +393,8 @@ class DockerSandbox:
         script = (
             f"set -e; cd {WORKSPACE}; mkdir -p {CONTROL_DIR}; "
             f'export GIT_INDEX_FILE={CONTROL_DIR}/diff.index; rm -f "$GIT_INDEX_FILE"; '
-            f'if [ -f {CONTROL_DIR}/base.index ]; then cp {CONTROL_DIR}/base.index "$GIT_INDEX_FILE"; fi; '
-            "git -c core.checkStat=minimal -c core.trustctime=false add -A >/dev/null; tree=$(git write-tree); "
+            f'if [ -f {CONTROL_DIR}/base.index ]; then cp -p {CONTROL_DIR}/base.index "$GIT_INDEX_FILE"; fi; '
+            "git add -A >/dev/null; tree=$(git write-tree); "
             f'git -c core.quotepath=off diff --binary --full-index -M --no-color --no-ext-diff {self._base_tree} "$tree"'
         )
         data, code = self._collect(["bash", "-c", script], max_bytes=1 << 30)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +53,7 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # the imported (registry-free) image gets them from the Dockerfile as `docker import --change`.
 _CONFIG_INSTRUCTIONS = frozenset({"ENV", "USER", "WORKDIR", "CMD", "ENTRYPOINT", "LABEL", "STOPSIGNAL"})
 _FAILURE_CONTEXT_LINES = 25
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -110,14 +112,28 @@ def _os_error_text(err: BaseException) -> str | None:
     return found
 
 
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(_ANSI_ESCAPE.sub("", text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _failure_line(lines: Iterable[str]) -> str | None:
+    """The line that best says why a build failed: apt's/debootstrap's "E:" line, else our own."""
+    kept = [line.strip() for line in lines if line.strip()]
+    for marker in ("E: ", "[build-rootfs] error:"):
+        hits = [line for line in kept if line.startswith(marker)]
+        if hits:
+            return hits[-1]
+    return None
+
+
 def _reason(err: BaseException) -> str:
     """A short one-line reason for a Docker or transport failure, without URLs and retry noise."""
     if isinstance(err, APIError) and err.explanation:
         text = str(err.explanation)
     else:
         text = _os_error_text(err) or str(err)
-    text = " ".join(text.split())
-    return text if len(text) <= 200 else text[:197] + "..."
+    return _one_line(text)
 
 
 def _docker_host() -> str:
@@ -209,7 +225,7 @@ def _try_pull(client: docker.DockerClient, image: str, progress: Progress) -> st
             return _reason(payload)
         if isinstance(payload, dict):
             if payload.get("error"):
-                return " ".join(str(payload["error"]).split())
+                return _one_line(str(payload["error"]))
             status = str(payload.get("status", ""))
             if status and "progressDetail" not in payload:
                 progress(f"pull: {status}")
@@ -245,10 +261,10 @@ def _build_with_dockerfile(
             if chunk.get("error"):
                 for line in recent:
                     progress(line)
-                message = " ".join(str(chunk["error"]).split())
-                raise ImageBuildError(f"docker build of the sandbox image failed: {message}")
-            for line in str(chunk.get("stream", "")).splitlines():
-                line = line.rstrip()
+                message = _failure_line(recent) or str(chunk["error"])
+                raise ImageBuildError(f"docker build of the sandbox image failed: {_one_line(message)}")
+            for raw in str(chunk.get("stream", "")).splitlines():
+                line = _ANSI_ESCAPE.sub("", raw).rstrip()
                 if not line:
                     continue
                 recent.append(line)
@@ -310,8 +326,8 @@ def _stream_process(argv: list[str], progress: Progress, what: str) -> None:
                 process.kill()
                 process.wait()
     if code != 0:
-        errors = [line for line in recent if "error" in line.lower()] or list(recent) or ["no output"]
-        raise ImageBuildError(f"{what} failed (exit {code}): {errors[-1].strip()}")
+        message = _failure_line(recent) or (recent[-1] if recent else "no output")
+        raise ImageBuildError(f"{what} failed (exit {code}): {_one_line(message)}")
 
 
 def _mounts_under(path: Path) -> list[str]:
@@ -385,7 +401,7 @@ def _build_with_debootstrap(
             with contextlib.suppress(ValueError):
                 event = json.loads(line)
                 if isinstance(event, dict) and event.get("error"):
-                    message = " ".join(str(event["error"]).split())
+                    message = _one_line(str(event["error"]))
                     raise ImageBuildError(f"docker import of the sandbox image failed: {message}")
     finally:
         _remove_tree(workdir, progress)

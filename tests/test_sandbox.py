@@ -1,0 +1,263 @@
+"""The Docker sandbox against the real engine and the real image: no mocks."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from pathlib import Path
+
+import docker
+import pytest
+from helpers import git, make_repo, our_containers
+from patchwright.errors import SandboxError
+from patchwright.sandbox.base import SandboxSpec
+from patchwright.sandbox.docker import DockerSandbox
+from patchwright.workspace import open_workspace
+
+
+def started(client: docker.DockerClient, spec: SandboxSpec, repo: Path) -> DockerSandbox:
+    box = DockerSandbox(client, spec, open_workspace(repo))
+    box.start()
+    return box
+
+
+def test_state_persists_between_calls(sandbox: DockerSandbox) -> None:
+    assert sandbox.run("pwd").output.strip() == "/workspace"
+    assert sandbox.run("mkdir -p /tmp/work && cd /tmp/work && export GREETING='hi there'").exit_code == 0
+    assert sandbox.run("pwd; echo \"$GREETING\"").output.splitlines() == ["/tmp/work", "hi there"]
+    assert sandbox.run("unset GREETING").exit_code == 0
+    assert sandbox.run('echo "[${GREETING-unset}]"').output.strip() == "[unset]"
+
+
+def test_exit_codes_and_exit_does_not_kill_the_session(sandbox: DockerSandbox) -> None:
+    assert sandbox.run("true").exit_code == 0
+    assert sandbox.run("false").exit_code == 1
+    result = sandbox.run("echo out; echo err >&2; exit 7")
+    assert result.exit_code == 7
+    assert result.output.splitlines() == ["out", "err"]
+    assert sandbox.run("echo still here").output == "still here\n"
+
+
+def test_command_reading_stdin_gets_eof(sandbox: DockerSandbox) -> None:
+    result = sandbox.run('cat; read -r line; echo "[${line}]"', timeout=10)
+    assert result.exit_code == 0 and not result.timed_out
+    assert result.output.strip() == "[]"
+
+
+def test_timeout_kills_the_tree_and_the_shell_recovers(sandbox: DockerSandbox) -> None:
+    result = sandbox.run("sleep 300 & sleep 301", timeout=2)
+    assert result.timed_out and result.exit_code is None
+    assert result.duration < 15
+    after = sandbox.run("pgrep -f 'sleep 30[01]' || echo none")
+    assert after.output.strip() == "none"
+    assert sandbox.run("echo ok").output == "ok\n"
+
+
+def test_busy_loop_in_the_shell_itself_is_killed(sandbox: DockerSandbox) -> None:
+    sandbox.run("cd /tmp && export KEEP=1")
+    result = sandbox.run("while :; do :; done", timeout=2)
+    assert result.timed_out
+    assert sandbox.run('pwd; echo "$KEEP"').output.splitlines() == ["/tmp", "1"]
+
+
+def test_output_is_capped_head_and_tail(sandbox: DockerSandbox) -> None:
+    size = 50 * 1024 * 1024
+    result = sandbox.run(f"echo START; head -c {size} /dev/zero | tr '\\0' x; echo; echo END")
+    assert result.exit_code == 0
+    assert result.truncated
+    assert result.output_bytes > size
+    assert len(result.output) < sandbox.spec.output_limit + 200
+    assert result.output.startswith("START\n")
+    assert result.output.rstrip().endswith("END")
+    assert "bytes of output cut" in result.output
+
+
+def test_restart_gives_a_fresh_session(sandbox: DockerSandbox) -> None:
+    sandbox.run("cd /tmp && export X=1 && (sleep 300 &)")
+    sandbox.restart_shell()
+    assert sandbox.run('pwd; echo "[${X-}]"').output.splitlines() == ["/workspace", "[]"]
+    assert sandbox.run("pgrep -f 'sleep 30[01]' || echo none").output.strip() == "none"
+
+
+def test_killed_driver_is_replaced(sandbox: DockerSandbox) -> None:
+    assert sandbox._shell is not None
+    sandbox.execute(["kill", "-KILL", str(sandbox._shell.driver_pid)])
+    broken = sandbox.run("echo lost")
+    assert broken.exit_code is None and "fresh shell" in broken.output
+    assert sandbox.run("echo back").output == "back\n"
+
+
+def test_runs_as_non_root_without_capabilities(sandbox: DockerSandbox) -> None:
+    assert sandbox.run("id -u; id -g").output.split() == ["1000", "1000"]
+    status = sandbox.run("grep -E '^(CapEff|CapPrm|NoNewPrivs)' /proc/self/status").output
+    assert "CapEff:\t0000000000000000" in status
+    assert "CapPrm:\t0000000000000000" in status
+    assert "NoNewPrivs:\t1" in status
+    assert sandbox.run("touch /usr/local/bin/x").exit_code != 0  # read-only root filesystem
+    assert sandbox.run("touch /tmp/x ~/x /workspace/x && echo writable").output.strip() == "writable"
+
+
+def test_no_network(sandbox: DockerSandbox) -> None:
+    assert sandbox.run("ls /sys/class/net").output.split() == ["lo"]
+    probe = "import socket; socket.create_connection(('192.0.2.1', 80), timeout=3)"
+    result = sandbox.run(f'python3 -c "{probe}"')
+    assert result.exit_code != 0
+    assert "unreachable" in result.output.lower()
+
+
+def test_limits_are_in_force(docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path) -> None:
+    tight = dataclasses.replace(spec, pids_limit=64, memory="256m")
+    box = started(docker_client, tight, small_repo)
+    try:
+        assert box.container is not None
+        host = docker_client.api.inspect_container(box.container.id)["HostConfig"]
+        assert host["PidsLimit"] == 64
+        assert host["Memory"] == 256 * 1024 * 1024
+        assert host["CapDrop"] == ["ALL"]
+        assert host["ReadonlyRootfs"] is True
+        assert "no-new-privileges" in host["SecurityOpt"]
+        assert host["NetworkMode"] == "none"
+        assert not any("docker.sock" in bind for bind in host.get("Binds") or [])
+        spawn = (
+            "import subprocess\nprocs = []\ntry:\n    for _ in range(200):\n"
+            "        procs.append(subprocess.Popen(['sleep', '30']))\nexcept OSError as err:\n"
+            "    print('stopped at', len(procs), err.strerror)\n"
+        )
+        box.write_file("/tmp/flood.py", spawn.encode())
+        flood = box.run("python3 /tmp/flood.py; ps -e --no-headers | wc -l", timeout=20)
+        assert "stopped at" in flood.output and "Resource temporarily unavailable" in flood.output
+        assert int(flood.output.split()[-1]) <= 64
+        box.restart_shell()
+        hog = box.run("python3 -c 'x = bytearray(600 * 1024 * 1024); print(len(x))'", timeout=30)
+        assert hog.exit_code != 0 and "629145600" not in hog.output
+        assert box.run("echo alive").output == "alive\n"
+    finally:
+        box.stop()
+
+
+def test_copies_what_git_sees_and_nothing_ignored(sandbox: DockerSandbox) -> None:
+    listing = sandbox.run("ls -A /workspace").output.split()
+    assert {"app.py", "tests", ".gitignore", "README.md", "untracked.txt", ".git"} <= set(listing)
+    assert "secret.env" not in listing and "node_modules" not in listing
+    assert sandbox.run("git status --porcelain").exit_code == 0
+
+
+def test_host_environment_and_credentials_stay_out(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-host-secret-value")
+    monkeypatch.setenv("MY_HOST_TOKEN", "host-token-value-123")
+    git(small_repo, "remote", "add", "origin", "https://user:ghp_secrettoken123@github.com/acme/app.git")
+    git(small_repo, "config", "http.https://github.com/.extraheader", "AUTHORIZATION: basic c2VjcmV0")
+    box = started(docker_client, spec, small_repo)
+    try:
+        seen = box.run("env; cat .git/config").output
+        assert "sk-ant-api03" not in seen and "host-token-value" not in seen
+        assert "ghp_secrettoken123" not in seen and "c2VjcmV0" not in seen
+        assert "https://github.com/acme/app.git" in seen
+        assert box.run("ls -la /var/run/docker.sock 2>&1").exit_code != 0
+    finally:
+        box.stop()
+
+
+def test_diff_applies_to_a_clean_clone(sandbox: DockerSandbox, small_repo: Path, tmp_path: Path) -> None:
+    script = (
+        "sed -i 's/a - b/a + b/' app.py && printf 'new\\n' > added.txt && rm README.md && "
+        "git mv -f tests/test_app.py tests/test_sum.py >/dev/null && printf '\\x00\\x01\\x02' > blob.bin && "
+        "mkdir -p pkg && printf 'x = 1\\n' > pkg/mod.py"
+    )
+    assert sandbox.run(script).exit_code == 0
+    patch = sandbox.diff()
+    assert "GIT binary patch" in patch and "rename from tests/test_app.py" in patch
+    assert "untracked.txt" not in patch and "secret.env" not in patch
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(small_repo), str(clone)], check=True)
+    (tmp_path / "p.diff").write_text(patch)
+    subprocess.run(["git", "apply", "--binary", str(tmp_path / "p.diff")], cwd=clone, check=True)
+    assert (clone / "app.py").read_text() == "def add(a, b):\n    return a + b\n"
+    assert (clone / "blob.bin").read_bytes() == b"\x00\x01\x02"
+    assert not (clone / "README.md").exists()
+    assert (clone / "tests" / "test_sum.py").exists() and not (clone / "tests" / "test_app.py").exists()
+    assert (clone / "pkg" / "mod.py").read_text() == "x = 1\n"
+
+
+def test_diff_is_against_the_starting_state_with_uncommitted_edits(
+    docker_client: docker.DockerClient, spec: SandboxSpec, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "r", {"a.txt": "one\n"})
+    (repo / "a.txt").write_text("one\ntwo\n")  # uncommitted edit: part of the starting state
+    box = started(docker_client, spec, repo)
+    try:
+        assert box.diff() == ""
+        box.run("echo three >> a.txt")
+        patch = box.diff()
+        assert "+three" in patch and "+two" not in patch
+        box.run("git add -A && git -c user.email=a@b -c user.name=n commit -qm x && git gc -q --prune=now")
+        assert "+three" in box.diff()  # the model's own git use does not move the base
+    finally:
+        box.stop()
+    subprocess.run(["git", "apply", "--check", "-"], input=patch.encode(), cwd=repo, check=True)
+
+
+def test_setup_runs_with_network_then_it_is_cut(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    setup = 'ls /sys/class/net > /tmp/net-during; echo "$SSL_CERT_FILE" > /tmp/ca-during'
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    box = started(
+        docker_client, dataclasses.replace(spec, setup_command=setup, host_ca_bundle=ca if os.path.exists(ca) else None), small_repo
+    )
+    try:
+        during = box.run("cat /tmp/net-during").output.split()
+        assert "lo" in during and len(during) > 1
+        assert box.run("ls /sys/class/net").output.split() == ["lo"]
+        if os.path.exists(ca):
+            ca_path = box.run("cat /tmp/ca-during").output.strip()
+            assert ca_path and box.run(f"test -s {ca_path} && echo present").output.strip() == "present"
+        assert "SSL_CERT_FILE" not in box.run("env").output
+    finally:
+        box.stop()
+
+
+def test_setup_can_install_from_the_package_registry(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    """Through this machine's TLS-intercepting proxy, which works only with the host CA trusted."""
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    setup = "pip download --no-deps --quiet -d /tmp/wheels six"
+    box = started(docker_client, dataclasses.replace(spec, setup_command=setup, host_ca_bundle=ca), small_repo)
+    try:
+        assert "six" in box.run("ls /tmp/wheels").output
+    finally:
+        box.stop()
+
+
+def test_failing_setup_is_a_clear_error_and_leaves_nothing(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    box = DockerSandbox(docker_client, dataclasses.replace(spec, setup_command="echo broken >&2; exit 3"), open_workspace(small_repo))
+    with pytest.raises(SandboxError, match="setup command exited with 3: broken"):
+        box.start()
+    assert box.container is None
+    assert not our_containers(docker_client)
+
+
+def test_stop_removes_container_and_volume(docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path) -> None:
+    box = started(docker_client, spec, small_repo)
+    assert box.container is not None
+    name, volume = box.container.name, box.volume_name
+    box.stop()
+    box.stop()  # twice is fine
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(name)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.volumes.get(volume)
+
+
+def test_missing_image_is_a_sandbox_error(docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path) -> None:
+    box = DockerSandbox(docker_client, dataclasses.replace(spec, image="patchwright-no-such-image:0"), open_workspace(small_repo))
+    with pytest.raises(SandboxError, match="not found"):
+        box.start()
+    assert not our_containers(docker_client)
