@@ -53,6 +53,7 @@ def make_repo(root: Path, files: dict[str, str | bytes], commit: bool = True) ->
 def repo_state(root: Path) -> str:
     """Everything git knows about a working tree, to prove a run left the host repo untouched."""
     status = git(root, "status", "--porcelain", "--untracked-files=all", "--ignored")
+    status = "\n".join(line for line in status.splitlines() if ".patchwright/" not in line)  # the run dir
     diff = git(root, "diff", "HEAD") if git(root, "rev-parse", "--verify", "-q", "HEAD").strip() else ""
     return status + "\n" + diff + "\n" + git(root, "stash", "list")
 
