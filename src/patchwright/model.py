@@ -49,7 +49,7 @@ def model_info(model: str) -> ModelInfo:
     """Look a model up in prices.toml; dated IDs and provider prefixes fall back to the alias."""
     table = tomllib.loads(resources.files("patchwright").joinpath("prices.toml").read_text())["models"]
     name = model.rsplit("/", 1)[-1]
-    name = re.sub(r"^(?:[a-z]{2}\.)?anthropic\.", "", name)  # bedrock: "us.anthropic.claude-...-v1:0"
+    name = re.sub(r"^(?:[a-z-]+\.)?anthropic\.", "", name)  # bedrock: "us.anthropic.claude-...-v1:0"
     name = re.sub(r"-v\d+(:\d+)?$", "", name)
     name = name.split("@", 1)[0]  # vertex: "claude-...@20250929"
     for candidate in (name, _DATE_SUFFIX.sub("", name)):

@@ -1,0 +1,3 @@
+"""ledger: accounts, deposits and transfers on SQLite."""
+
+__version__ = "1.2.0"

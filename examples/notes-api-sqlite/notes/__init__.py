@@ -1,0 +1,3 @@
+"""notes-api: a tiny JSON notes service on SQLite."""
+
+__version__ = "0.3.0"
