@@ -9,6 +9,7 @@ from pathlib import Path
 
 import docker
 import pytest
+
 from helpers import git, make_repo, our_containers
 from patchwright.errors import SandboxError
 from patchwright.sandbox.base import SandboxSpec

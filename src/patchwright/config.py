@@ -171,5 +171,7 @@ def check(settings: Settings) -> None:
         raise ConfigError("pids_limit must be at least 16")
     if settings.cpus <= 0:
         raise ConfigError("cpus must be positive")
+    if settings.max_tokens < 1:
+        raise ConfigError("max_tokens must be at least 1")
     if settings.max_retries < 0:
         raise ConfigError("max_retries must be 0 or more")

@@ -60,6 +60,7 @@ class AgentLoop:
     limits: Limits
     trajectory: TrajectoryWriter
     on_event: Event = _ignore
+    cache: bool = True  # prompt caching; off only to measure what it saves (benchmarks/)
 
     def cost(self, state: LoopState) -> float | None:
         return state.usage.cost(self.info)
@@ -73,9 +74,10 @@ class AgentLoop:
                 return stopped
             state.steps += 1
             self.on_event("step", {"step": state.steps})
-            request = with_cache_breakpoints(state.messages)
+            request = with_cache_breakpoints(state.messages) if self.cache else state.messages
             self.trajectory.write("request", step=state.steps, new_messages=state.messages[-1:])
-            message = self.model.create(self.system, tool_defs, request)
+            system = self.system if self.cache else without_cache_control(self.system)
+            message = self.model.create(system, tool_defs, request)
             usage = Usage.from_message(message)
             state.usage.add(usage)
             content = [block_to_param(block) for block in message.content]
@@ -123,7 +125,8 @@ class AgentLoop:
         return None
 
     def _append(self, state: LoopState, role: str, content: list[dict[str, Any]]) -> None:
-        state.messages.append({"role": role, "content": content})
+        """Add a turn; a continuation of the same role (after pause_turn) joins the previous one."""
+        merge_with_last(state.messages, role, content)
         self.trajectory.write("message", role=role, content=content)
 
     def _run_tools(self, tool_uses: list[dict[str, Any]], cut: bool) -> list[dict[str, Any]]:
@@ -209,6 +212,10 @@ def with_cache_breakpoints(messages: list[dict[str, Any]]) -> list[dict[str, Any
     return marked
 
 
+def without_cache_control(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in block.items() if k != "cache_control"} for block in blocks]
+
+
 def system_blocks(persona: str, instructions: str | None) -> list[dict[str, Any]]:
     """The persona, then project instructions; the breakpoint on the last caches tools + system."""
     blocks: list[dict[str, Any]] = [{"type": "text", "text": persona}]
@@ -222,30 +229,50 @@ def first_message(task: str) -> dict[str, Any]:
     return {"role": "user", "content": [{"type": "text", "text": task}]}
 
 
+def merge_with_last(messages: list[dict[str, Any]], role: str, content: list[dict[str, Any]]) -> None:
+    """Append a message, or extend the last one when it has the same role (roles must alternate)."""
+    if messages and messages[-1]["role"] == role:
+        messages[-1] = {"role": role, "content": [*messages[-1]["content"], *content]}
+    else:
+        messages.append({"role": role, "content": list(content)})
+
+
 def messages_from_trajectory(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rebuild the conversation from `message` records, for --resume.
 
-    A last assistant turn whose tool calls have no results yet (the run stopped
-    mid-turn) gets results saying so, so the API accepts the conversation.
+    A last assistant turn whose results were never sent (the run stopped mid-turn)
+    gets the results that were recorded, and for calls that never ran a result
+    saying so, so the API accepts the conversation and nothing runs twice.
     """
-    messages = [{"role": r["role"], "content": r["content"]} for r in records if r.get("event") == "message"]
+    messages: list[dict[str, Any]] = []
+    results: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record.get("event") == "message":
+            merge_with_last(messages, record["role"], record["content"])
+            results = {}
+        elif record.get("event") == "tool_result":
+            results[record["id"]] = record
     if messages and messages[-1]["role"] == "assistant":
         calls = [b for b in messages[-1]["content"] if b.get("type") == "tool_use"]
         if calls:
-            messages.append(
-                {
-                    "role": "user",
-                    "content": [
-                        {
-                            "type": "tool_result",
-                            "tool_use_id": c["id"],
-                            "content": "The run was interrupted before this call ran; run it again if needed.",
-                            "is_error": True,
-                        }
-                        for c in calls
-                    ],
-                }
-            )
+            messages.append({"role": "user", "content": [_recorded_result(c["id"], results) for c in calls]})
         else:
             messages.append({"role": "user", "content": [{"type": "text", "text": "Continue."}]})
     return messages
+
+
+def _recorded_result(call_id: str, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    record = results.get(call_id)
+    if record is None:
+        return {
+            "type": "tool_result",
+            "tool_use_id": call_id,
+            "content": "The run was interrupted before this call ran; run it again if needed.",
+            "is_error": True,
+        }
+    return {
+        "type": "tool_result",
+        "tool_use_id": call_id,
+        "content": record.get("content", ""),
+        "is_error": bool(record.get("is_error")),
+    }

@@ -106,6 +106,21 @@ class Usage:
         )
 
 
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """The HTTP library's transport errors; the SDK lets them escape when a stream is cut."""
+    found: list[type[Exception]] = []
+    for module_name in ("httpx2", "httpx"):
+        try:
+            module = __import__(module_name)
+        except ImportError:
+            continue
+        error = getattr(module, "TransportError", None)
+        if isinstance(error, type) and issubclass(error, Exception):
+            found.append(error)
+    return tuple(found)
+
+
+TRANSPORT_ERRORS: tuple[type[Exception], ...] = (OSError, ConnectionError, *_transport_errors())
 AnyClient = anthropic.Anthropic | anthropic.AnthropicBedrock | anthropic.AnthropicVertex
 
 
@@ -181,7 +196,7 @@ class ModelClient:
                 return self._stream_once(system, tools, messages, on_text)
             except anthropic.APIError as err:
                 raise _describe_api_error(err) from err
-            except Exception as err:  # the HTTP layer's own errors: a connection dropped mid-stream
+            except TRANSPORT_ERRORS as err:  # the connection dropped mid-stream
                 if attempt == STREAM_RETRIES:
                     raise ModelError(f"the API stream kept breaking off ({type(err).__name__}: {err})") from err
                 time.sleep(0.5 * (attempt + 1))

@@ -22,7 +22,7 @@ REDACTED = "[REDACTED]"
 _SECRET_PATTERNS = [
     re.compile(p)
     for p in (
-        r"sk-ant-[A-Za-z0-9_\-]{8,}",
+        r"\bsk-ant-[A-Za-z0-9_\-]{8,}",
         r"\bsk-[A-Za-z0-9_\-]{20,}",
         r"\bgh[pousr]_[A-Za-z0-9]{20,}",
         r"\bgithub_pat_[A-Za-z0-9_]{20,}",
@@ -37,7 +37,8 @@ _SECRET_PATTERNS = [
         r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
     )
 ]
-_SECRET_ENV_NAME = re.compile(r"(?i)(key|token|secret|password|passwd|credential|auth)")
+# Name segments (split on "_") that mark a variable as secret: ANTHROPIC_API_KEY, GH_TOKEN, ...
+_SECRET_ENV_WORDS = {"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "AUTH", "PAT"}
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Redactor:
     @staticmethod
     def from_environment(env: dict[str, str] | None = None) -> Redactor:
         env = dict(os.environ) if env is None else env
-        values = [v for k, v in env.items() if _SECRET_ENV_NAME.search(k) and len(v) >= 8]
+        values = [v for k, v in env.items() if _SECRET_ENV_WORDS & set(k.upper().split("_")) and len(v) >= 8]
         return Redactor(sorted(set(values), key=len, reverse=True))
 
     def text(self, text: str) -> str:
@@ -158,8 +159,23 @@ def files_in_patch(patch: str) -> list[str]:
     """The paths a unified git patch touches (new side, or old side for deletions)."""
     files: list[str] = []
     for line in patch.splitlines():
-        if line.startswith("diff --git "):
-            match = re.match(r'diff --git "?a/(.+?)"? "?b/(.+?)"?$', line)
-            if match:
-                files.append(match.group(2))
+        if not line.startswith("diff --git "):
+            continue
+        rest = line[len("diff --git ") :]
+        if rest.endswith('"'):  # git quotes a path with special characters: "b/caf\303\251.py"
+            files.append(_unquote(rest[rest.rindex(' "', 0, len(rest) - 1) + 1 :])[2:])
+            continue
+        # Unquoted paths may hold spaces: prefer the split where both sides name the same path.
+        splits = [i for i in range(len(rest)) if rest.startswith(" b/", i)]
+        same = [i for i in splits if rest[2:i] == rest[i + 3 :]]
+        if splits:
+            files.append(rest[(same or splits)[-1] + 3 :])
     return files
+
+
+def _unquote(path: str) -> str:
+    """Undo git's C-style quoting ("b/caf\\303\\251.py") into the real path."""
+    if not (path.startswith('"') and path.endswith('"')):
+        return path
+    raw = path[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
+    return raw.decode("utf-8", "surrogateescape")

@@ -197,7 +197,7 @@ def apply_patch(ws: Workspace, patch_file: Path) -> ApplyResult:
         ["git", "apply", "--check", "--binary", str(patch_file)], cwd=ws.root, capture_output=True, text=True
     )
     if check.returncode != 0:
-        return ApplyResult(False, f"patch does not apply cleanly: {check.stderr.strip().splitlines()[0:1]}")
+        return ApplyResult(False, f"patch does not apply cleanly: {(check.stderr.strip().splitlines() or [''])[0]}")
     done = subprocess.run(
         ["git", "apply", "--binary", str(patch_file)], cwd=ws.root, capture_output=True, text=True
     )

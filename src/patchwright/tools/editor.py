@@ -37,8 +37,13 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
+def _shown(text: str) -> str:
+    """Text for the model: bytes that are not UTF-8 shown as U+FFFD (the API rejects surrogates)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _numbered(text: str, first_line: int) -> str:
-    lines = text.split("\n")
+    lines = _shown(text).split("\n")
     return "\n".join(f"{number:6}\t{line.rstrip(chr(13))}" for number, line in enumerate(lines, first_line))
 
 
@@ -49,7 +54,7 @@ class EditorTool:
     sandbox: Sandbox
     model: str
     max_characters: int = DEFAULT_MAX_CHARACTERS
-    history: dict[str, list[bytes]] = field(default_factory=dict)
+    history: dict[str, list[bytes | None]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -102,8 +107,9 @@ class EditorTool:
             raise ToolError(f"{path} looks binary; the editor works on text files")
         return _decode(data)
 
-    def _write_text(self, path: str, text: str, remember: bytes | None) -> None:
-        if remember is not None:
+    def _write_text(self, path: str, text: str, remember: bytes | None, record: bool = True) -> None:
+        """Write a file; with `record`, remember `remember` (None: the file did not exist) for undo."""
+        if record:
             self.history.setdefault(path, []).append(remember)
         try:
             self.sandbox.write_file(path, _encode(text))
@@ -134,12 +140,12 @@ class EditorTool:
                 [
                     "bash",
                     "-c",
-                    f"find {shlex.quote(path)} -maxdepth 2 -not -path '*/.*' | sort | head -n 2000",
+                    f"find {shlex.quote(path)} -mindepth 1 -maxdepth 2 -name '.*' -prune -o -print | sort | head -n 2000",
                 ],
                 timeout=30,
             )
             return ToolResult(
-                f"Files and directories up to 2 levels deep in {path}, hidden items excluded:\n{listing.output}"
+                f"Files and directories up to 2 levels deep in {path}, hidden items excluded:\n{path}\n{listing.output}"
             )
         text = self._read_text(path)
         lines = text.split("\n")
@@ -173,7 +179,7 @@ class EditorTool:
         previous = self.sandbox.read_file(path) if kind == "file" else None
         parent = path.rsplit("/", 1)[0] or "/"
         self.sandbox.execute(["mkdir", "-p", "--", parent], timeout=15)
-        self._write_text(path, file_text, previous if previous is not None else b"")
+        self._write_text(path, file_text, previous)
         verb = "overwritten" if previous is not None else "created"
         return ToolResult(f"File {verb} successfully at: {path}")
 
@@ -218,7 +224,7 @@ class EditorTool:
         if not isinstance(new, str):
             raise ToolError("`insert_text` is required for insert")
         text = self._read_text(path)
-        lines = text.split("\n")
+        lines = text.split("\n") if text else []
         if text.endswith("\n"):
             lines = lines[:-1]
         if not 0 <= line <= len(lines):
@@ -240,5 +246,9 @@ class EditorTool:
         stack = self.history.get(path)
         if not stack:
             raise ToolError(f"no edit to undo for {path}")
-        self._write_text(path, _decode(stack.pop()), None)
+        previous = stack.pop()
+        if previous is None:  # the edit created the file
+            self.sandbox.execute(["rm", "-f", "--", path], timeout=15)
+            return ToolResult(f"Last edit to {path} undone: the file it created was removed.")
+        self._write_text(path, _decode(previous), None, record=False)
         return ToolResult(f"Last edit to {path} undone successfully.")
