@@ -248,7 +248,8 @@ def test_failing_setup_is_a_clear_error_and_leaves_nothing(
 def test_stop_removes_container_and_volume(docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path) -> None:
     box = started(docker_client, spec, small_repo)
     assert box.container is not None
-    name, volume = box.container.name, box.volume_name
+    name = box.container.name
+    volume = next(m["Name"] for m in box.container.attrs["Mounts"] if m["Destination"] == "/workspace")
     box.stop()
     box.stop()  # twice is fine
     with pytest.raises(docker.errors.NotFound):

@@ -18,6 +18,7 @@ from typing import Any
 import docker
 import docker.errors
 from docker.models.containers import Container
+from docker.types import Mount
 
 from patchwright.errors import SandboxError
 from patchwright.sandbox import labels
@@ -83,7 +84,6 @@ class DockerSandbox:
         self.workspace = workspace
         self.progress = progress
         self.container: Container | None = None
-        self.volume_name = f"patchwright-{spec.run_id}-{secrets.token_hex(3)}"
         self._shell: ShellSession | None = None
         self._base_tree: str | None = None
 
@@ -114,7 +114,6 @@ class DockerSandbox:
         spec = self.spec
         self.progress("starting sandbox container")
         try:
-            self.client.volumes.create(name=self.volume_name, labels=self._labels())
             self.client.images.get(spec.image)  # `run` would try a pull; a missing image is the user's to fix
             self.container = self.client.containers.create(
                 spec.image,
@@ -138,7 +137,8 @@ class DockerSandbox:
                     "/tmp": f"rw,nosuid,nodev,exec,size={spec.tmp_size},mode=1777",
                     HOME: f"rw,nosuid,nodev,exec,size={spec.home_size},uid={UID},gid={GID},mode=0755",
                 },
-                volumes={self.volume_name: {"bind": WORKSPACE, "mode": "rw"}},
+                # An anonymous volume: removed with the container (remove(v=True)), by prune too.
+                mounts=[Mount(target=WORKSPACE, source=None, type="volume")],
                 stdin_open=False,
                 tty=False,
             )
@@ -242,7 +242,7 @@ class DockerSandbox:
         self._open_shell()
 
     def stop(self) -> None:
-        """Remove the container and its volume; never raises, safe to call again."""
+        """Remove the container and its workspace volume; never raises, safe to call again."""
         if self._shell is not None:
             self._shell.close()
             self._shell = None
@@ -250,8 +250,6 @@ class DockerSandbox:
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 self.container.remove(force=True, v=True)
             self.container = None
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            self.client.volumes.get(self.volume_name).remove(force=True)
 
     def __enter__(self) -> DockerSandbox:
         self.start()

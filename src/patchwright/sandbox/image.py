@@ -20,6 +20,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -154,7 +155,7 @@ def docker_client() -> docker.DockerClient:
 
 
 @contextlib.contextmanager
-def _docker_errors(what: str, error: type[SandboxError] = SandboxError) -> Iterator[None]:
+def docker_errors(what: str, error: type[SandboxError] = SandboxError) -> Iterator[None]:
     """Turn Docker SDK and transport failures into our one-line errors."""
     try:
         yield
@@ -163,7 +164,7 @@ def _docker_errors(what: str, error: type[SandboxError] = SandboxError) -> Itera
 
 
 def _image_exists(client: docker.DockerClient, tag: str) -> bool:
-    with _docker_errors(f"cannot look up image {tag}"):
+    with docker_errors(f"cannot look up image {tag}"):
         try:
             client.images.get(tag)
         except ImageNotFound:
@@ -244,7 +245,7 @@ def _build_with_dockerfile(
 ) -> None:
     """`docker build` of the definition folder; shows the Step lines, and the last output on failure."""
     recent: deque[str] = deque(maxlen=_FAILURE_CONTEXT_LINES)
-    with _docker_errors("docker build of the sandbox image failed", ImageBuildError):
+    with docker_errors("docker build of the sandbox image failed", ImageBuildError):
         stream = client.api.build(
             path=str(folder),
             tag=tag,
@@ -307,8 +308,15 @@ def _config_changes(folder: Path, image_labels: dict[str, str]) -> list[str]:
 def _stream_process(argv: list[str], progress: Progress, what: str) -> None:
     """Run argv, passing each output line to progress; ImageBuildError with its last error line."""
     recent: deque[str] = deque(maxlen=_FAILURE_CONTEXT_LINES)
+    # Its own process group, so an interruption can stop apt/dpkg too, not just the shell.
     process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, bufsize=1
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
     )
     try:
         assert process.stdout is not None
@@ -318,16 +326,21 @@ def _stream_process(argv: list[str], progress: Progress, what: str) -> None:
             progress(line)
         code = process.wait()
     finally:
-        if process.poll() is None:  # interrupted: let the script unmount before the tree goes
-            process.terminate()
+        if process.poll() is None:  # interrupted: stop the group; the script's trap unmounts
+            _signal_group(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process.pid, signal.SIGKILL)
                 process.wait()
     if code != 0:
         message = _failure_line(recent) or (recent[-1] if recent else "no output")
         raise ImageBuildError(f"{what} failed (exit {code}): {_one_line(message)}")
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
 
 
 def _mounts_under(path: Path) -> list[str]:
@@ -386,11 +399,11 @@ def _build_with_debootstrap(
         if packed.returncode != 0:
             detail = (packed.stderr.strip().splitlines() or ["no output"])[-1]
             raise ImageBuildError(f"packing the root filesystem failed: {detail}")
-        shutil.rmtree(rootfs, ignore_errors=True)  # halves the peak disk use during the import
+        _remove_tree(rootfs, progress)  # halves the peak disk use during the import
 
         repository, _, version = tag.rpartition(":")
         progress(f"importing {tarball.stat().st_size // 2**20} MB into Docker as {tag}")
-        with _docker_errors("docker import of the sandbox image failed", ImageBuildError):
+        with docker_errors("docker import of the sandbox image failed", ImageBuildError):
             answer = client.api.import_image(
                 src=str(tarball),
                 repository=repository,
@@ -429,17 +442,20 @@ def build_image(
         say(f"sandbox image {tag} already exists")
         return BuildResult(tag, "existing", time.monotonic() - started, skipped=True)
 
-    with _build_lock(image_hash):
-        if not force and _image_exists(client, tag):  # a parallel caller built it meanwhile
-            say(f"sandbox image {tag} was built meanwhile")
-            return BuildResult(tag, "existing", time.monotonic() - started, skipped=True)
-        chosen = _choose_method(client, method, say)
-        say(f"building sandbox image {tag} ({chosen})")
-        image_labels = _image_labels(image_hash)
-        if chosen == "dockerfile":
-            _build_with_dockerfile(client, tag, folder, image_labels, say)
-        else:
-            _build_with_debootstrap(client, tag, folder, image_labels, say, mirror)
+    try:
+        with _build_lock(image_hash):
+            if not force and _image_exists(client, tag):  # a parallel caller built it meanwhile
+                say(f"sandbox image {tag} was built meanwhile")
+                return BuildResult(tag, "existing", time.monotonic() - started, skipped=True)
+            chosen = _choose_method(client, method, say)
+            say(f"building sandbox image {tag} ({chosen})")
+            image_labels = _image_labels(image_hash)
+            if chosen == "dockerfile":
+                _build_with_dockerfile(client, tag, folder, image_labels, say)
+            else:
+                _build_with_debootstrap(client, tag, folder, image_labels, say, mirror)
+    except OSError as err:  # scratch space, lock file, a missing tool: still one line, not a traceback
+        raise ImageBuildError(f"building the sandbox image failed: {err}") from err
     seconds = time.monotonic() - started
     say(f"built sandbox image {tag} in {seconds:.0f} s")
     return BuildResult(tag, chosen, seconds, skipped=False)
