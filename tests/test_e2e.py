@@ -21,10 +21,11 @@ from typing import Any
 import docker
 import pytest
 
+from patchwright.sandbox import labels
+
 from example_fixes import EXAMPLES, ExampleFix
 from fakeapi import FakeAnthropic, RecordedRequest, error, last_tool_results, message, text, tool_use
 from helpers import git, make_repo, repo_state
-from patchwright.sandbox import labels
 
 EDITOR = "str_replace_based_edit_tool"
 

@@ -17,20 +17,6 @@ from typing import Any
 import anthropic
 import pytest
 
-from fakeapi import (
-    FakeAnthropic,
-    RecordedRequest,
-    ToolUse,
-    cut_stream,
-    delay,
-    error,
-    estimate_tokens,
-    last_tool_results,
-    last_user_text,
-    message,
-    text,
-    tool_use,
-)
 from patchwright.errors import ExitCode, ModelError
 from patchwright.loop import (
     CACHE,
@@ -53,6 +39,21 @@ from patchwright.loop import (
 from patchwright.model import STREAM_RETRIES, ModelClient, ModelInfo, Usage, model_info
 from patchwright.outputs import Redactor, TrajectoryWriter, read_trajectory
 from patchwright.tools import ToolError, ToolResult, Toolset
+
+from fakeapi import (
+    FakeAnthropic,
+    RecordedRequest,
+    ToolUse,
+    cut_stream,
+    delay,
+    error,
+    estimate_tokens,
+    last_tool_results,
+    last_user_text,
+    message,
+    text,
+    tool_use,
+)
 
 MODEL = "claude-fake-1"  # not in prices.toml: cost unknown, default context window
 PRICED_MODEL = "claude-sonnet-5-5"  # $2 / $10 per million tokens

@@ -10,11 +10,12 @@ from pathlib import Path
 import docker
 import pytest
 
-from helpers import git, make_repo, our_containers
 from patchwright.errors import SandboxError
 from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.workspace import open_workspace
+
+from helpers import git, make_repo, our_containers
 
 
 def started(client: docker.DockerClient, spec: SandboxSpec, repo: Path) -> DockerSandbox:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from helpers import git, make_repo, repo_state
 from patchwright.errors import WorkspaceError
 from patchwright.workspace import (
     EXCLUDE_LINE,
@@ -23,6 +22,8 @@ from patchwright.workspace import (
     sanitize_git_config,
     tar_stream,
 )
+
+from helpers import git, make_repo, repo_state
 
 # -- open_workspace ---------------------------------------------------------------------------
 

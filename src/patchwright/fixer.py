@@ -24,7 +24,7 @@ from typing import Any
 from patchwright import loop as loop_mod
 from patchwright.config import Settings
 from patchwright.display import Display
-from patchwright.errors import ExitCode, PatchwrightError, UsageError
+from patchwright.errors import ExitCode, OutputError, PatchwrightError, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState
 from patchwright.model import ModelClient, make_client, model_info
 from patchwright.outputs import (
@@ -101,6 +101,7 @@ class Prepared:
     """Everything checked and loaded before any container starts."""
 
     workspace: Workspace
+    task: str
     agent: AgentDefinition
     model: str
     instructions: str | None
@@ -135,7 +136,7 @@ def prepare(request: FixRequest) -> Prepared:
             f"--max-cost needs a known price, and model {model} has none in patchwright's price table"
         )
     test_command = settings.test_cmd or detect_test_command(workspace.root)
-    return Prepared(workspace, agent, model, load_project_instructions(workspace.root), test_command, records)
+    return Prepared(workspace, task, agent, model, load_project_instructions(workspace.root), test_command, records)
 
 
 def system_prompt(prepared: Prepared, settings: Settings, tool_names: list[str]) -> list[dict[str, Any]]:
@@ -167,11 +168,14 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     image = ensure_image(docker, settings.image, display.status)
 
     ws = prepared.workspace
+    redactor = Redactor.from_environment()
     run_id = request.resume or new_run_id()
     run_dir = ws.run_dir(run_id)
     hide_run_dir(ws)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    redactor = Redactor.from_environment()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create the run directory {run_dir}: {err.strerror}") from None
     trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl", redactor)
     info = model_info(prepared.model)
     summary = RunSummary(
@@ -182,7 +186,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         run_dir=str(run_dir),
         model=prepared.model,
         agent=prepared.agent.name,
-        task=request.task,
+        task=redactor.text(prepared.task),
     )
     spec = SandboxSpec(
         image=image,
@@ -207,7 +211,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
             trajectory.write(
                 "run_start",
                 run_id=run_id,
-                task=request.task,
+                task=prepared.task,
                 model=prepared.model,
                 agent=prepared.agent.name,
                 agent_path=str(prepared.agent.path),
@@ -221,7 +225,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
                 state.steps = sum(1 for r in prepared.resume_records if r.get("event") == "response")
                 _restore_partial_patch(sandbox, run_dir, display)
             if not state.messages:
-                state.messages = [loop_mod.first_message(request.task)]
+                state.messages = [loop_mod.first_message(prepared.task)]
                 trajectory.write("message", role="user", content=state.messages[0]["content"])
             toolset = build_toolset(
                 sandbox, prepared.model, settings.command_timeout, prepared.agent.tools, prepared.test_command
@@ -254,7 +258,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
             summary.steps = state.steps
             summary.tokens = state.usage.as_dict()
             summary.cost_usd = state.usage.cost(info)
-            summary.final_message = state.final_text or None
+            summary.final_message = redactor.text(state.final_text) or None
             _write_outputs(request, ws, run_dir, patch, summary, redactor, trajectory, display)
             summary.duration_s = round(time.monotonic() - started, 2)
             write_summary(run_dir / "summary.json", summary, redactor)
