@@ -68,6 +68,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
         f"time: {summary.duration_s:.0f}s"
     )
     lines.append(f"run dir: {summary.run_dir}")
+    if summary.final_message:
+        lines += ["", summary.final_message.strip()]
     return lines
 
 
@@ -98,6 +100,10 @@ class PlainDisplay:
             self._line(f"  {describe_tool(data['name'], data.get('input'))}")
         elif kind == "usage":
             self._line(f"  {format_tokens(data['usage'])}, {format_cost(data.get('cost'))}")
+        elif kind == "text":
+            first = data["text"].strip().splitlines()[:1]
+            if first:
+                self._line(f"  model: {first[0][:200]}")
         elif kind == "context_cleared":
             self._line(f"  cleared {data['tool_results']} old tool results to stay within the context window")
 

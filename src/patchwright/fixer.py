@@ -75,13 +75,20 @@ def new_run_id() -> str:
 
 @contextmanager
 def signals_interrupt() -> Iterator[Callable[[], None]]:
-    """SIGINT/SIGTERM raise Interrupted once; after `shield()`, further signals are ignored."""
+    """SIGINT/SIGTERM raise Interrupted once; after `shield()`, further signals are ignored.
+
+    Once a signal has arrived, further ones are ignored and then held back until
+    the process exits, so a second Ctrl-C can never cut the cleanup or the exit short.
+    """
     shielded = False
+    interrupted = False
 
     def handler(signum: int, _: FrameType | None) -> None:
-        if shielded:
+        nonlocal interrupted
+        if shielded or interrupted:
             print("patchwright: cleaning up, please wait", file=sys.stderr, flush=True)
             return
+        interrupted = True
         raise Interrupted(signal.Signals(signum).name)
 
     def shield() -> None:
@@ -92,8 +99,13 @@ def signals_interrupt() -> Iterator[Callable[[], None]]:
     try:
         yield shield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        if interrupted:
+            # Keep later signals pending until exit: interpreter shutdown resets Python's
+            # handlers, and a second Ctrl-C then would kill the process mid-exit.
+            signal.pthread_sigmask(signal.SIG_BLOCK, set(previous))
+        else:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
 
 @dataclass

@@ -227,10 +227,8 @@ def detect_test_command(root: Path) -> str | None:
     if (root / "Cargo.toml").is_file():
         return "cargo test"
     python_markers = ("pytest.ini", "conftest.py", "tox.ini", "setup.cfg", "pyproject.toml", "setup.py")
-    has_tests_dir = any((root / d).is_dir() for d in ("tests", "test"))
-    if any((root / m).is_file() for m in python_markers) or (
-        has_tests_dir and any(root.glob("test*/**/test_*.py"))
-    ):
+    python_tests = [*root.glob("test_*.py"), *root.glob("*_test.py"), *root.glob("test*/**/test_*.py")]
+    if any((root / m).is_file() for m in python_markers) or python_tests:
         return "python3 -m pytest -q"
     makefile = root / "Makefile"
     if makefile.is_file() and re.search(r"^test\s*:", makefile.read_text(errors="replace"), re.MULTILINE):
