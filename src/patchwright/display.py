@@ -7,12 +7,14 @@ summary, `stream-json` events) or the final text summary, so pipes stay clean.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from typing import IO, Any, Protocol
 
 from rich.console import Console
 from rich.status import Status
+from rich.text import Text
 
 from patchwright.outputs import RunSummary
 
@@ -25,6 +27,14 @@ class Display(Protocol):
     def finish(self, summary: RunSummary) -> None: ...
 
     def close(self) -> None: ...
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """Model-made text without control characters: no escape sequence reaches the terminal or log."""
+    return _CONTROL.sub("", text)
 
 
 def describe_tool(name: str, tool_input: Any) -> str:
@@ -112,7 +122,7 @@ class PlainDisplay:
         if self.quiet and out is self.stream:
             return
         for line in summary_lines(summary):
-            print(line, file=out, flush=True)
+            print(clean(line), file=out, flush=True)
 
     def close(self) -> None:
         pass
@@ -134,36 +144,37 @@ class RichDisplay(PlainDisplay):
     def _refresh(self) -> None:
         if self._status is not None:
             elapsed = time.monotonic() - self.started
-            self._status.update(
+            line = (
                 f"step {self.step} · {self.tool or 'thinking'} · {self.tokens} · {self.cost} · {elapsed:.0f}s"
             )
+            self._status.update(Text(line))  # Text, not markup: tool input must not be parsed
 
     def status(self, message: str) -> None:
-        self.console.print(f"[dim]{message}[/dim]")
-        self.tool = message
+        self.console.print(clean(message), style="dim", markup=False, highlight=False)
+        self.tool = clean(message)
         self._refresh()
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "step":
             self.step, self.tool = data["step"], "thinking"
         elif kind == "tool":
-            self.tool = describe_tool(data["name"], data.get("input"))
-            self.console.print(f"[cyan]step {self.step}[/cyan] {self.tool}", highlight=False, markup=True)
+            self.tool = clean(describe_tool(data["name"], data.get("input")))
+            self.console.print(f"step {self.step} {self.tool}", style="cyan", highlight=False, markup=False)
         elif kind == "usage":
             self.tokens, self.cost = format_tokens(data["usage"]), format_cost(data.get("cost"))
         elif kind == "text":
             first = data["text"].strip().splitlines()[:1]
             if first:
-                self.console.print(f"[dim]{first[0][:160]}[/dim]", highlight=False)
+                self.console.print(clean(first[0][:160]), style="dim", highlight=False, markup=False)
         self._refresh()
 
     def finish(self, summary: RunSummary) -> None:
         self.close()
         colour = "green" if summary.exit_code == 0 else "yellow" if summary.exit_code in (1, 3) else "red"
         lines = summary_lines(summary)
-        self.console.print(f"[bold {colour}]{lines[0]}[/]", highlight=False)
+        self.console.print(clean(lines[0]), style=f"bold {colour}", highlight=False, markup=False)
         for line in lines[1:]:
-            self.console.print(line, highlight=False)
+            self.console.print(clean(line), highlight=False, markup=False)
 
     def close(self) -> None:
         if self._status is not None:

@@ -148,7 +148,9 @@ def prepare(request: FixRequest) -> Prepared:
             f"--max-cost needs a known price, and model {model} has none in patchwright's price table"
         )
     test_command = settings.test_cmd or detect_test_command(workspace.root)
-    return Prepared(workspace, task, agent, model, load_project_instructions(workspace.root), test_command, records)
+    return Prepared(
+        workspace, task, agent, model, load_project_instructions(workspace.root), test_command, records
+    )
 
 
 def system_prompt(prepared: Prepared, settings: Settings, tool_names: list[str]) -> list[dict[str, Any]]:
@@ -214,6 +216,9 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     sandbox = DockerSandbox(docker, spec, ws, progress=display.status)
     state = LoopState(messages=[])
     patch = ""
+    # False until the sandbox holds the run's starting state (for --resume: the partial patch
+    # re-applied); until then there is nothing new to save, and a saved patch must not be overwritten.
+    workspace_ready = False
 
     def on_event(kind: str, data: dict[str, Any]) -> None:
         display.event(kind, redactor.data(data))
@@ -233,9 +238,13 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
             )
             sandbox.start()
             if prepared.resume_records is not None:
+                _restore_partial_patch(sandbox, run_dir, display)
                 state.messages = loop_mod.messages_from_trajectory(prepared.resume_records)
                 state.steps = sum(1 for r in prepared.resume_records if r.get("event") == "response")
-                _restore_partial_patch(sandbox, run_dir, display)
+                recorded = [r for r in prepared.resume_records if r.get("event") == "message"]
+                if recorded and recorded[-1]["role"] == "assistant":  # record the turn rebuilt for resume
+                    trajectory.write("message", role="user", content=state.messages[-1]["content"])
+            workspace_ready = True
             if not state.messages:
                 state.messages = [loop_mod.first_message(prepared.task)]
                 trajectory.write("message", role="user", content=state.messages[0]["content"])
@@ -263,28 +272,37 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
             trajectory.write("internal_error", error=repr(err))
         finally:
             shield()
-            patch = _collect_patch(sandbox, trajectory, summary)
-            sandbox.stop()
+            try:
+                if workspace_ready:
+                    patch = _collect_patch(sandbox, trajectory, summary)
+            finally:
+                sandbox.stop()
             if summary.status not in ("error", "interrupted"):
                 summary.exit_code = int(exit_code_for(summary.status, patch))
             summary.steps = state.steps
             summary.tokens = state.usage.as_dict()
             summary.cost_usd = state.usage.cost(info)
             summary.final_message = redactor.text(state.final_text) or None
-            _write_outputs(request, ws, run_dir, patch, summary, redactor, trajectory, display)
+            if workspace_ready or not request.resume:
+                _write_outputs(request, ws, run_dir, patch, summary, redactor, trajectory, display)
+            else:
+                summary.patch = str(run_dir / "patch.diff")  # the interrupted run's patch, kept as it was
             summary.duration_s = round(time.monotonic() - started, 2)
             write_summary(run_dir / "summary.json", summary, redactor)
-    # The work is saved; what follows may be interrupted without losing it.
+    # The work is saved; verification and --apply may still be interrupted without losing it.
     try:
-        if patch.strip() and summary.status == loop_mod.COMPLETED and prepared.test_command:
-            _verify(docker, spec, ws, patch, prepared.test_command, settings, summary, trajectory, display)
-        if request.apply and patch.strip() and summary.exit_code == ExitCode.PATCHED:
-            result = apply_patch(ws, run_dir / "patch.diff")
-            summary.applied = result.applied
-            display.status(result.message)
-    except KeyboardInterrupt:
+        with signals_interrupt():
+            if patch.strip() and summary.status == loop_mod.COMPLETED and prepared.test_command:
+                _verify(
+                    docker, spec, ws, patch, prepared.test_command, settings, summary, trajectory, display
+                )
+            if request.apply and patch.strip() and summary.exit_code == ExitCode.PATCHED:
+                result = apply_patch(ws, run_dir / "patch.diff")
+                summary.applied = result.applied
+                display.status(result.message)
+    except Interrupted as err:
         summary.status, summary.exit_code = "interrupted", int(ExitCode.INTERRUPTED)
-        summary.error = "interrupted during verification"
+        summary.error = f"interrupted by {err} during verification"
     finally:
         summary.duration_s = round(time.monotonic() - started, 2)
         trajectory.write("run_end", status=summary.status, exit_code=summary.exit_code, error=summary.error)

@@ -194,11 +194,19 @@ class ModelClient:
         for attempt in range(STREAM_RETRIES + 1):
             try:
                 return self._stream_once(system, tools, messages, on_text)
+            except anthropic.APIStatusError as err:
+                # An `error` event inside a 200 stream (e.g. overloaded) escapes the SDK's retries.
+                if err.status_code < 400 and attempt < STREAM_RETRIES:
+                    time.sleep(1.0 * (attempt + 1))
+                    continue
+                raise _describe_api_error(err) from err
             except anthropic.APIError as err:
                 raise _describe_api_error(err) from err
             except TRANSPORT_ERRORS as err:  # the connection dropped mid-stream
                 if attempt == STREAM_RETRIES:
-                    raise ModelError(f"the API stream kept breaking off ({type(err).__name__}: {err})") from err
+                    raise ModelError(
+                        f"the API stream kept breaking off ({type(err).__name__}: {err})"
+                    ) from err
                 time.sleep(0.5 * (attempt + 1))
         raise AssertionError("unreachable")
 

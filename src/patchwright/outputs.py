@@ -38,7 +38,18 @@ _SECRET_PATTERNS = [
     )
 ]
 # Name segments (split on "_") that mark a variable as secret: ANTHROPIC_API_KEY, GH_TOKEN, ...
-_SECRET_ENV_WORDS = {"KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "CREDENTIALS", "AUTH", "PAT"}
+_SECRET_ENV_WORDS = {
+    "KEY",
+    "APIKEY",
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "CREDENTIAL",
+    "CREDENTIALS",
+    "AUTH",
+    "PAT",
+}
 
 
 @dataclass
@@ -159,18 +170,27 @@ def files_in_patch(patch: str) -> list[str]:
     """The paths a unified git patch touches (new side, or old side for deletions)."""
     files: list[str] = []
     for line in patch.splitlines():
-        if not line.startswith("diff --git "):
-            continue
-        rest = line[len("diff --git ") :]
-        if rest.endswith('"'):  # git quotes a path with special characters: "b/caf\303\251.py"
-            files.append(_unquote(rest[rest.rindex(' "', 0, len(rest) - 1) + 1 :])[2:])
-            continue
-        # Unquoted paths may hold spaces: prefer the split where both sides name the same path.
-        splits = [i for i in range(len(rest)) if rest.startswith(" b/", i)]
-        same = [i for i in splits if rest[2:i] == rest[i + 3 :]]
-        if splits:
-            files.append(rest[(same or splits)[-1] + 3 :])
+        if line.startswith("diff --git "):
+            paths = diff_header_paths(line)
+            if paths:
+                files.append(paths[-1])
     return files
+
+
+def diff_header_paths(header: str) -> list[str]:
+    """The old and new path of a `diff --git a/X b/Y` line; [] when it cannot tell."""
+    rest = header[len("diff --git ") :]
+    if rest.endswith('"'):  # git quotes a path with special characters: "b/caf\303\251.py"
+        new = rest[rest.rindex(' "', 0, len(rest) - 1) + 1 :]
+        old = rest[: len(rest) - len(new) - 1]
+        return [_unquote(old)[2:], _unquote(new)[2:]]
+    # Unquoted paths may hold spaces: prefer the split where both sides name the same path.
+    splits = [i for i in range(len(rest)) if rest.startswith(" b/", i)]
+    if not splits or not rest.startswith("a/"):
+        return []
+    same = [i for i in splits if rest[2:i] == rest[i + 3 :]]
+    at = (same or splits)[-1]
+    return [rest[2:at], rest[at + 3 :]]
 
 
 def _unquote(path: str) -> str:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import re
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 import git
 
 from patchwright.errors import WorkspaceError
+from patchwright.outputs import diff_header_paths
 
 RUNS_DIR = Path(".patchwright") / "runs"
 EXCLUDE_LINE = "/.patchwright/"
@@ -27,8 +30,9 @@ TAR_CHUNK = 1 << 20
 # Credentials must not enter the sandbox: URL user-info and http extra headers
 # (actions/checkout stores the token as `http.<url>.extraheader`).
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-_SECRET_KEYS = re.compile(r"^\s*(extraheader|password|token|oauth\w*)\s*=", re.IGNORECASE)
-_SECRET_SECTIONS = re.compile(r"^\s*\[(credential|http)\b", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(extraheader|pass|token|secret|cookie|oauth)", re.IGNORECASE)
+_DROPPED_SECTIONS = {"credential", "include"}
+_GIT_ENV = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
 
 
 @dataclass(frozen=True)
@@ -80,28 +84,65 @@ def list_files(ws: Workspace) -> list[str]:
     return [n for n in names if os.path.lexists(ws.root / n)]
 
 
+def _quote_config_value(value: str) -> str:
+    """A value as git config syntax: bare when it can be, quoted and escaped when it must."""
+    if value and value == value.strip() and not any(c in value for c in '#;"\\\n\t'):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{escaped}"'
+
+
 def sanitize_git_config(text: str) -> str:
-    """Drop credentials from a .git/config: URL user-info, extra headers, credential sections."""
-    out: list[str] = []
-    skipping = False
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("["):
-            skipping = bool(_SECRET_SECTIONS.match(stripped)) and "credential" in stripped.lower()
-        if skipping or _SECRET_KEYS.match(line):
+    """A git config without credentials: git parses it, we keep only what is safe, and rewrite it.
+
+    Dropped: [credential] sections, include paths, and keys that hold secrets
+    (extraheader, passwords, tokens, cookies); URL user-info is stripped from
+    every value. Parsing with git itself covers every syntax git accepts (keys on
+    section lines, continued lines, quoting). A file git cannot parse is dropped whole.
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".gitconfig", delete=False, errors="surrogateescape") as fh:
+        fh.write(text)
+    try:
+        listed = subprocess.run(
+            ["git", "config", "--file", fh.name, "--list", "-z"], capture_output=True, env=_GIT_ENV
+        )
+    finally:
+        os.unlink(fh.name)
+    if listed.returncode != 0:
+        return ""
+    lines: list[str] = []
+    current: tuple[str, str | None] | None = None
+    for entry in listed.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        if not entry:
             continue
-        out.append(_URL_USERINFO.sub(r"\g<scheme>", line))
-    return "\n".join(out) + "\n"
+        key, _, value = entry.partition("\n")
+        section, _, rest = key.partition(".")
+        subsection, _, name = rest.rpartition(".")
+        if section in _DROPPED_SECTIONS or section.startswith("includeif") or _SECRET_NAME.search(name):
+            continue
+        header = (section, subsection or None)
+        if header != current:
+            sub = subsection.replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'[{section} "{sub}"]' if subsection else f"[{section}]")
+            current = header
+        clean = _URL_USERINFO.sub(r"\g<scheme>", value)
+        lines.append(f"\t{name} = {_quote_config_value(clean)}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _is_git_config(rel: str) -> bool:
+    """Config files anywhere under .git: the repo's, worktrees', submodules' (.git/modules/*/config)."""
+    return os.path.basename(rel) in ("config", "config.worktree")
 
 
 def _git_dir_members(ws: Workspace) -> list[str]:
-    """Every path under .git except its config, which travels sanitized."""
+    """Every path under .git except its config files, which travel sanitized (git_config_tar)."""
     members = [".git"]
     base = ws.root
     for dirpath, dirnames, filenames in os.walk(ws.root / ".git"):
         rel = os.path.relpath(dirpath, base)
         members.extend(os.path.join(rel, d) for d in dirnames)
-        members.extend(os.path.join(rel, f) for f in filenames if not (rel == ".git" and f == "config"))
+        members.extend(os.path.join(rel, f) for f in filenames if not _is_git_config(os.path.join(rel, f)))
     return members
 
 
@@ -156,17 +197,26 @@ def tar_stream(ws: Workspace, files: list[str], uid: int, gid: int) -> Iterator[
 
 
 def git_config_tar(ws: Workspace, uid: int, gid: int) -> bytes | None:
-    """A one-file tar holding the sanitized .git/config, or None when there is none."""
-    config = ws.root / ".git" / "config"
-    if not ws.git_dir_is_local or not config.is_file():
+    """A tar of every git config file under .git, sanitized; None when there are none."""
+    if not ws.git_dir_is_local:
         return None
-    data = sanitize_git_config(config.read_text(errors="surrogateescape")).encode(errors="surrogateescape")
     buf = io.BytesIO()
+    count = 0
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(".git/config")
-        info.size, info.uid, info.gid, info.mode = len(data), uid, gid, 0o644
-        tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+        for dirpath, _, filenames in os.walk(ws.root / ".git"):
+            for name in filenames:
+                path = Path(dirpath) / name
+                rel = os.path.relpath(path, ws.root)
+                if not _is_git_config(rel) or path.is_symlink() or not path.is_file():
+                    continue
+                data = sanitize_git_config(path.read_text(errors="surrogateescape")).encode(
+                    errors="surrogateescape"
+                )
+                info = tarfile.TarInfo(rel)
+                info.size, info.uid, info.gid, info.mode = len(data), uid, gid, 0o644
+                tar.addfile(info, io.BytesIO(data))
+                count += 1
+    return buf.getvalue() if count else None
 
 
 def hide_run_dir(ws: Workspace) -> None:
@@ -191,13 +241,56 @@ class ApplyResult:
     message: str
 
 
+def patch_problems(patch: str) -> list[str]:
+    """Why a model-made patch must not touch the host repo: .git or .patchwright paths,
+    absolute or `..` paths, gitlinks, and symlinks that point outside the repository."""
+    problems: list[str] = []
+    path = ""
+    symlink = False
+    for line in patch.splitlines():
+        if line.startswith("diff --git "):
+            symlink = False
+            targets = diff_header_paths(line)
+            path = targets[0] if targets else ""
+            for name in dict.fromkeys(targets):
+                parts = name.split("/")
+                if name.startswith("/") or ".." in parts:
+                    problems.append(f"{name}: path leaves the repository")
+                elif any(p.lower() == ".git" for p in parts) or parts[0] == ".patchwright":
+                    problems.append(f"{name}: touches git internals or patchwright's own files")
+        elif line.startswith(("rename to ", "copy to ")):
+            name = line.split(" to ", 1)[1]
+            if name.startswith("/") or ".." in name.split("/") or ".git" in name.lower().split("/"):
+                problems.append(f"{name}: path leaves the repository or touches git internals")
+        elif line.startswith(("new file mode ", "new mode ")):
+            mode = line.rsplit(" ", 1)[-1]
+            symlink = mode == "120000"
+            if mode == "160000":
+                problems.append(f"{path}: adds a submodule link")
+        elif symlink and line.startswith("+") and not line.startswith("+++"):
+            target = line[1:]
+            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+            if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+                problems.append(f"{path}: symlink to {target} points outside the repository")
+    return problems
+
+
 def apply_patch(ws: Workspace, patch_file: Path) -> ApplyResult:
-    """Apply a patch to the host working tree, only if `git apply --check` accepts it whole."""
+    """Apply a patch to the host working tree, only if it is safe and `git apply --check` accepts it whole."""
+    problems = patch_problems(patch_file.read_text(errors="surrogateescape"))
+    if problems:
+        return ApplyResult(
+            False,
+            f"patch not applied: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+        )
     check = subprocess.run(
         ["git", "apply", "--check", "--binary", str(patch_file)], cwd=ws.root, capture_output=True, text=True
     )
     if check.returncode != 0:
-        return ApplyResult(False, f"patch does not apply cleanly: {(check.stderr.strip().splitlines() or [''])[0]}")
+        return ApplyResult(
+            False, f"patch does not apply cleanly: {(check.stderr.strip().splitlines() or [''])[0]}"
+        )
     done = subprocess.run(
         ["git", "apply", "--binary", str(patch_file)], cwd=ws.root, capture_output=True, text=True
     )

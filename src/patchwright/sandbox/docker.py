@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +33,18 @@ UID = GID = 1000
 HOME = "/home/agent"
 CONTROL_DIR = "/tmp/.patchwright"
 BASE_REF = "refs/patchwright/base"
+
+
+def trusted_git(index_file: str) -> str:
+    """A git command line the model cannot redirect: fixed binary and PATH, no user/system config,
+    no hooks, its own index (the model's own git use never moves the base)."""
+    return (
+        f"env -i HOME=/tmp PATH=/usr/bin:/bin GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null "
+        f"GIT_INDEX_FILE={index_file} /usr/bin/git -c core.hooksPath=/dev/null -c core.quotepath=off "
+        "-c core.fsmonitor=false"
+    )
+
+
 BASE_ENV = {
     "HOME": HOME,
     "USER": "agent",
@@ -193,13 +207,14 @@ class DockerSandbox:
 
     def _record_base(self) -> None:
         """Snapshot the starting state as a git tree; diff() compares against it."""
+        index = f"{CONTROL_DIR}/base.index"
+        git = trusted_git(index)
         script = (
             f"set -e; mkdir -p {CONTROL_DIR}; cd {WORKSPACE}; "
-            "if [ ! -d .git ]; then git init -q; fi; "
-            f"export GIT_INDEX_FILE={CONTROL_DIR}/base.index; "
-            'if [ -f .git/index ]; then cp .git/index "$GIT_INDEX_FILE"; fi; '
-            "git add -A; "
-            f'tree=$(git write-tree); git update-ref {BASE_REF} "$tree"; echo "$tree"'
+            f"if [ ! -d .git ]; then {git} init -q; fi; "
+            f"if [ -f .git/index ]; then cp .git/index {index}; fi; "
+            f"{git} add -A; "
+            f'tree=$({git} write-tree); {git} update-ref {BASE_REF} "$tree"; echo "$tree"'
         )
         result = self.execute(["bash", "-c", script], timeout=600)
         tree = result.output.strip().splitlines()[-1:] if result.exit_code == 0 else []
@@ -242,14 +257,24 @@ class DockerSandbox:
         self._open_shell()
 
     def stop(self) -> None:
-        """Remove the container and its workspace volume; never raises, safe to call again."""
-        if self._shell is not None:
-            self._shell.close()
-            self._shell = None
-        if self.container is not None:
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                self.container.remove(force=True, v=True)
-            self.container = None
+        """Remove the container and its workspace volume; never raises, safe to call again.
+
+        Ctrl-C and SIGTERM wait until the removal is done (they are held, not lost).
+        """
+        held = {signal.SIGINT, signal.SIGTERM}
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main_thread else None
+        try:
+            if self._shell is not None:
+                self._shell.close()
+                self._shell = None
+            if self.container is not None:
+                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                    self.container.remove(force=True, v=True)
+                self.container = None
+        finally:
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def __enter__(self) -> DockerSandbox:
         self.start()
@@ -388,12 +413,14 @@ class DockerSandbox:
         """A binary-safe patch of every change since start, as `git apply` takes it."""
         if self._base_tree is None:
             raise SandboxError("the sandbox has no starting state")
+        index = f"{CONTROL_DIR}/diff.index"
+        git = trusted_git(index)
         script = (
-            f"set -e; cd {WORKSPACE}; mkdir -p {CONTROL_DIR}; "
-            f'export GIT_INDEX_FILE={CONTROL_DIR}/diff.index; rm -f "$GIT_INDEX_FILE"; '
-            f'if [ -f {CONTROL_DIR}/base.index ]; then cp -p {CONTROL_DIR}/base.index "$GIT_INDEX_FILE"; fi; '
-            "git add -A >/dev/null; tree=$(git write-tree); "
-            f'git -c core.quotepath=off diff --binary --full-index -M --no-color --no-ext-diff {self._base_tree} "$tree"'
+            f"set -e; cd {WORKSPACE}; mkdir -p {CONTROL_DIR}; rm -f {index}; "
+            f"if [ -f {CONTROL_DIR}/base.index ]; then cp -p {CONTROL_DIR}/base.index {index}; fi; "
+            f"{git} add -A >/dev/null; tree=$({git} write-tree); "
+            f"{git} diff --binary --full-index -M --no-color --no-ext-diff --no-textconv "
+            f'--src-prefix=a/ --dst-prefix=b/ {self._base_tree} "$tree"'
         )
         data, code = self._collect(["bash", "-c", script], max_bytes=1 << 30)
         if code != 0:

@@ -50,7 +50,9 @@ def prune(client: docker.DockerClient, extra_labels: dict[str, str] | None = Non
     current = definition_hash()
     report = PruneReport()
     with docker_errors("cannot prune patchwright's containers"):
-        for container in client.containers.list(all=True, filters=_filters(labels.KIND_SANDBOX, extra_labels)):
+        for container in client.containers.list(
+            all=True, filters=_filters(labels.KIND_SANDBOX, extra_labels)
+        ):
             try:
                 container.remove(force=True, v=True)
             except APIError as err:

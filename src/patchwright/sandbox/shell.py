@@ -83,7 +83,8 @@ class ShellSession:
     def run(self, command: str, timeout: float, output_limit: int) -> CommandResult:
         """Send one command and collect its output until the nonce marker."""
         nonce = secrets.token_hex(8)
-        payload = command.encode("utf-8", "surrogateescape")
+        # bash's `read -N` drops NUL bytes without counting them, which would stall the driver.
+        payload = command.replace("\0", "").encode("utf-8", "surrogateescape")
         header = f"{nonce} {max(1, round(timeout))} {len(payload)}\n".encode()
         started = time.monotonic()
         try:
@@ -102,7 +103,10 @@ class ShellSession:
                 end = window.find(b"\n", at + len(marker))
                 if end >= 0:
                     buffer.feed(window[:at])
-                    code = int(window[at + len(marker) : end] or b"-1")
+                    digits = window[at + len(marker) : end]
+                    if not digits.isdigit():  # only something forging the marker writes this
+                        raise ShellBroken("the sandbox shell's protocol was interfered with")
+                    code = int(digits)
                     self.carry = window[end + 1 :]
                     break
             else:

@@ -39,6 +39,8 @@ class Toolset:
             return tool.run(tool_input)
         except ToolError as err:
             return ToolResult(str(err), is_error=True)
+        except (OSError, ValueError) as err:  # a file that vanished or cannot be read, bad input values
+            return ToolResult(f"{name} failed: {err}", is_error=True)
 
 
 def build_toolset(

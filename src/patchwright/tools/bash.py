@@ -43,4 +43,6 @@ class BashTool:
         command = tool_input.get("command")
         if not isinstance(command, str) or not command.strip():
             raise ToolError("`command` is required (or `restart: true`)")
+        if "\0" in command:
+            raise ToolError("the command contains a NUL byte, which a shell command cannot hold")
         return describe(self.sandbox.run(command, self.timeout), self.timeout)
