@@ -26,11 +26,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 import docker  # noqa: E402
-from fakeapi import FakeAnthropic, RecordedRequest, cut_stream, error, message, text, tool_use  # noqa: E402
-from helpers import make_repo  # noqa: E402
 
 from patchwright.sandbox import labels  # noqa: E402
 from patchwright.sandbox.image import ensure_image  # noqa: E402
+
+from fakeapi import FakeAnthropic, RecordedRequest, cut_stream, error, message, text, tool_use  # noqa: E402
+from helpers import make_repo  # noqa: E402
 
 FAULTS = ("finish", "api_500", "stream_cut", "key_401", "sigint", "sigterm", "sigkill")
 EDIT = tool_use(

@@ -264,3 +264,19 @@ def test_missing_image_is_a_sandbox_error(docker_client: docker.DockerClient, sp
     with pytest.raises(SandboxError, match="not found"):
         box.start()
     assert not our_containers(docker_client)
+
+
+def test_same_size_edit_made_just_after_commit_is_in_the_base(
+    docker_client: docker.DockerClient, spec: SandboxSpec, tmp_path: Path
+) -> None:
+    """The base reuses the host index's hashes; git's racy-entry check must still catch this."""
+    repo = make_repo(tmp_path / "r", {"a.txt": "one\n"})
+    (repo / "a.txt").write_text("two\n")  # same size, same second as the index entry
+    box = started(docker_client, spec, repo)
+    try:
+        assert box.diff() == ""
+        box.run("printf 'six\\n' > a.txt")
+        patch = box.diff()
+        assert "-two" in patch and "+six" in patch
+    finally:
+        box.stop()
