@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,8 @@ from patchwright.outputs import (
     write_summary,
     write_text_file,
 )
+
+from helpers import git
 
 # --------------------------------------------------------------------------- model_info
 
@@ -383,14 +384,6 @@ def test_write_summary_is_redacted_json(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- files_in_patch
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.email=t@example.com", "-c", "user.name=test", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 @pytest.fixture

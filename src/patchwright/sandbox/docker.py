@@ -26,7 +26,7 @@ from patchwright.errors import SandboxError
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE, CommandResult, SandboxSpec
 from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
-from patchwright.sandbox.stream import CappedBuffer, FrameReader, StreamClosed, StreamTimeout
+from patchwright.sandbox.stream import CappedBuffer, FrameReader, StreamClosed, StreamTimeout, command_result
 from patchwright.workspace import Workspace, git_config_tar, list_files, tar_stream
 
 UID = GID = 1000
@@ -382,17 +382,7 @@ class DockerSandbox:
         finally:
             sock.close()
         code = self.client.api.exec_inspect(exec_id).get("ExitCode")
-        duration = time.monotonic() - started
-        timed_out = code in (124, 137, None) and duration >= limit - 0.5
-        text, truncated = buffer.render()
-        return CommandResult(
-            output=text,
-            exit_code=None if timed_out else code,
-            timed_out=timed_out,
-            truncated=truncated,
-            output_bytes=buffer.total,
-            duration=duration,
-        )
+        return command_result(buffer, code, time.monotonic() - started, limit)
 
     # -- files -----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from patchwright.sandbox.base import CommandResult
-from patchwright.sandbox.stream import CappedBuffer, FrameReader, StreamClosed, StreamTimeout
+from patchwright.sandbox.stream import CappedBuffer, FrameReader, StreamClosed, StreamTimeout, command_result
 
 MARKER = b"\n__PW_DONE_"
 KILL_GRACE = 2  # seconds between TERM and KILL for a command past its timeout
@@ -121,17 +121,7 @@ class ShellSession:
             except StreamClosed as err:
                 raise ShellBroken("the sandbox shell exited") from err
 
-        duration = time.monotonic() - started
-        timed_out = code in (124, 128 + 9) and duration >= timeout - 0.5
-        text, truncated = buffer.render()
-        return CommandResult(
-            output=text,
-            exit_code=None if timed_out else code,
-            timed_out=timed_out,
-            truncated=truncated,
-            output_bytes=buffer.total,
-            duration=duration,
-        )
+        return command_result(buffer, code, time.monotonic() - started, timeout)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -12,6 +12,8 @@ import struct
 import time
 from dataclasses import dataclass
 
+from patchwright.sandbox.base import CommandResult
+
 HEADER = struct.Struct(">BxxxL")
 
 
@@ -95,3 +97,17 @@ class FrameReader:
         """One frame's payload; raises StreamTimeout or StreamClosed."""
         _, size = HEADER.unpack(self._recv_exact(HEADER.size, deadline))
         return self._recv_exact(size, deadline) if size else b""
+
+
+def command_result(buffer: CappedBuffer, code: int | None, duration: float, limit: float) -> CommandResult:
+    """A finished command's result; `timeout`'s exit codes count as a timeout only once the limit passed."""
+    timed_out = code in (124, 128 + 9, None) and duration >= limit - 0.5
+    text, truncated = buffer.render()
+    return CommandResult(
+        output=text,
+        exit_code=None if timed_out else code,
+        timed_out=timed_out,
+        truncated=truncated,
+        output_bytes=buffer.total,
+        duration=duration,
+    )
