@@ -47,12 +47,10 @@ import os
 import random
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,8 +60,7 @@ import bigrepo
 import docker
 
 from patchwright.sandbox.base import WORKSPACE, SandboxSpec
-from patchwright.sandbox.docker import BASE_ENV, GID, HOME, UID, DockerSandbox, _raw_socket
-from patchwright.sandbox.stream import FrameReader, StreamClosed, StreamTimeout
+from patchwright.sandbox.docker import BASE_ENV, GID, HOME, UID, DockerSandbox
 from patchwright.workspace import (
     Workspace,
     git_config_tar,
