@@ -873,18 +873,22 @@ class FakeAnthropic:
         self, out: _Exchange, method: str, path: str, headers: dict[str, str], body: Any, slot: int
     ) -> int:
         if method != "POST" or path != "/v1/messages":
+            self._update(slot, status=404)
             out.error(404, "not_found_error", f"{method} {path} is not served by fakeapi")
             return 404
         has_key = headers.get("x-api-key") or headers.get("authorization", "").startswith("Bearer ")
         if not has_key:
+            self._update(slot, status=401)
             out.error(401, "authentication_error", "x-api-key header is required")
             return 401
         if not headers.get("anthropic-version"):
+            self._update(slot, status=400)
             out.error(400, "invalid_request_error", "anthropic-version: header is required")
             return 400
         try:
             validate(body)
         except InvalidRequest as err:
+            self._update(slot, status=400)
             out.error(400, "invalid_request_error", str(err))
             return 400
         assert isinstance(body, dict)
@@ -895,13 +899,16 @@ class FakeAnthropic:
                 return 0
             reply = reply.reply
         if isinstance(reply, ErrorReply):
+            self._update(slot, status=reply.status)
             out.error(reply.status, reply.type, reply.message, dict(reply.headers))
             return reply.status
         message_reply = reply.reply if isinstance(reply, CutStream) else reply
         usage = self._cache.account(body)
         model, msg_id = body["model"], _next_id("msg")
         payload = _message_json(message_reply, model, usage, msg_id)
-        self._update(slot, usage={**usage, "output_tokens": payload["usage"]["output_tokens"]})
+        # The status is recorded before the answer goes out, so a client that has its
+        # answer always finds the request complete in `requests`.
+        self._update(slot, status=200, usage={**usage, "output_tokens": payload["usage"]["output_tokens"]})
         if body.get("stream"):
             cut = reply.after_events if isinstance(reply, CutStream) else None
             out.sse(_sse_events(message_reply, model, usage, msg_id), cut_after=cut)
