@@ -60,7 +60,7 @@ import bigrepo
 import docker
 
 from patchwright.sandbox.base import WORKSPACE, SandboxSpec
-from patchwright.sandbox.docker import BASE_ENV, GID, HOME, UID, DockerSandbox
+from patchwright.sandbox.docker import GID, UID, DockerSandbox
 from patchwright.workspace import (
     Workspace,
     git_config_tar,
@@ -203,32 +203,12 @@ def python_tar_stream(ws: Workspace, files: list[str], uid: int, gid: int) -> It
 def create_bind_container(client: docker.DockerClient, spec: SandboxSpec, host_dir: str):  # type: ignore[no-untyped-def]
     """DockerSandbox._create's container, hardening unchanged, with a bind mount for /workspace."""
     client.images.get(spec.image)
-    container = client.containers.create(
-        spec.image,
-        command=["sleep", "infinity"],
-        init=True,
-        user=f"{UID}:{GID}",
-        working_dir=WORKSPACE,
-        environment=BASE_ENV,
-        labels={**spec.labels, "io.patchwright.managed": "true"},
-        name=f"patchwright-{spec.run_id}",
-        hostname="sandbox",
-        network_mode="none",
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        read_only=True,
-        pids_limit=spec.pids_limit,
-        mem_limit=spec.memory,
-        memswap_limit=spec.memory,
-        nano_cpus=int(spec.cpus * 1e9),
-        tmpfs={
-            "/tmp": f"rw,nosuid,nodev,exec,size={spec.tmp_size},mode=1777",
-            HOME: f"rw,nosuid,nodev,exec,size={spec.home_size},uid={UID},gid={GID},mode=0755",
-        },
-        volumes={host_dir: {"bind": WORKSPACE, "mode": "rw"}},
-        stdin_open=False,
-        tty=False,
-    )
+    unused = Workspace(root=Path(host_dir), git_dir=Path(host_dir) / ".git", git_dir_is_local=True)
+    options = DockerSandbox(client, spec, unused).container_options()
+    options["labels"] = {**options["labels"], **spec.labels}
+    del options["mounts"]
+    options["volumes"] = {host_dir: {"bind": WORKSPACE, "mode": "rw"}}
+    container = client.containers.create(spec.image, **options)
     container.start()
     return container
 

@@ -129,33 +129,7 @@ class DockerSandbox:
         self.progress("starting sandbox container")
         try:
             self.client.images.get(spec.image)  # `run` would try a pull; a missing image is the user's to fix
-            self.container = self.client.containers.create(
-                spec.image,
-                command=["sleep", "infinity"],
-                init=True,
-                user=f"{UID}:{GID}",
-                working_dir=WORKSPACE,
-                environment=BASE_ENV,
-                labels=self._labels(),
-                name=f"patchwright-{spec.run_id}-{secrets.token_hex(3)}",
-                hostname="sandbox",
-                network_mode="bridge" if (spec.network or spec.setup_command) else "none",
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                read_only=True,
-                pids_limit=spec.pids_limit,
-                mem_limit=spec.memory,
-                memswap_limit=spec.memory,
-                nano_cpus=int(spec.cpus * 1e9),
-                tmpfs={
-                    "/tmp": f"rw,nosuid,nodev,exec,size={spec.tmp_size},mode=1777",
-                    HOME: f"rw,nosuid,nodev,exec,size={spec.home_size},uid={UID},gid={GID},mode=0755",
-                },
-                # An anonymous volume: removed with the container (remove(v=True)), by prune too.
-                mounts=[Mount(target=WORKSPACE, source=None, type="volume")],
-                stdin_open=False,
-                tty=False,
-            )
+            self.container = self.client.containers.create(spec.image, **self.container_options())
             self.container.start()
         except docker.errors.ImageNotFound:
             raise SandboxError(
@@ -163,6 +137,36 @@ class DockerSandbox:
             ) from None
         except docker.errors.APIError as err:
             raise SandboxError(f"cannot start the sandbox container: {err.explanation or err}") from None
+
+    def container_options(self) -> dict[str, Any]:
+        """The hardened container's settings, as `containers.create` keyword arguments."""
+        spec = self.spec
+        return {
+            "command": ["sleep", "infinity"],
+            "init": True,
+            "user": f"{UID}:{GID}",
+            "working_dir": WORKSPACE,
+            "environment": BASE_ENV,
+            "labels": self._labels(),
+            "name": f"patchwright-{spec.run_id}-{secrets.token_hex(3)}",
+            "hostname": "sandbox",
+            "network_mode": "bridge" if (spec.network or spec.setup_command) else "none",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "read_only": True,
+            "pids_limit": spec.pids_limit,
+            "mem_limit": spec.memory,
+            "memswap_limit": spec.memory,
+            "nano_cpus": int(spec.cpus * 1e9),
+            "tmpfs": {
+                "/tmp": f"rw,nosuid,nodev,exec,size={spec.tmp_size},mode=1777",
+                HOME: f"rw,nosuid,nodev,exec,size={spec.home_size},uid={UID},gid={GID},mode=0755",
+            },
+            # An anonymous volume: removed with the container (remove(v=True)), by prune too.
+            "mounts": [Mount(target=WORKSPACE, source=None, type="volume")],
+            "stdin_open": False,
+            "tty": False,
+        }
 
     def _copy_repository(self) -> None:
         """Stream the repo as a tar into `tar -x` running as the sandbox user.
