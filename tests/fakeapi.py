@@ -145,6 +145,7 @@ class CutStream:
 
     after_events: int
     reply: MessageReply
+    error_type: str | None = None  # instead of dropping, send an SSE `error` event (e.g. overloaded_error)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,12 @@ def message(
 def error(status: int, type: str, message: str, headers: dict[str, str] | None = None) -> ErrorReply:
     """An API error, e.g. error(429, "rate_limit_error", "slow down", {"retry-after-ms": "1"})."""
     return ErrorReply(status, type, message, tuple((headers or {}).items()))
+
+
+def stream_error(after_events: int, error_type: str = "overloaded_error") -> CutStream:
+    """A 200 stream that sends `after_events` events, then an SSE `error` event, as the API does when
+    it is overloaded mid-message."""
+    return CutStream(after_events, message(text("never completed")), error_type)
 
 
 def cut_stream(after_events: int, reply: MessageReply | None = None) -> CutStream:
@@ -714,17 +721,24 @@ class _Exchange:
     ) -> None:
         self.json(status, _error_json(error_type, message, self.request_id), headers)
 
-    def sse(self, events: Iterator[tuple[str, Any]], cut_after: int | None = None) -> None:
+    def sse(
+        self, events: Iterator[tuple[str, Any]], cut_after: int | None = None, error_type: str | None = None
+    ) -> None:
         self._head(200, "text/event-stream; charset=utf-8", {}, None)
         for n, (name, data) in enumerate(events):
             if cut_after is not None and n >= cut_after:
                 break
-            chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-            self.handler.wfile.write(b"%X\r\n%s\r\n" % (len(chunk), chunk))
-        if cut_after is not None:
+            self._chunk(name, data)
+        if cut_after is not None and error_type is None:
             self.drop()
             return
+        if error_type is not None:
+            self._chunk("error", {"type": "error", "error": {"type": error_type, "message": "fakeapi: error mid-stream"}})
         self.handler.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, name: str, data: Any) -> None:
+        chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+        self.handler.wfile.write(b"%X\r\n%s\r\n" % (len(chunk), chunk))
 
     def truncated_json(self, payload: Any) -> None:
         data = json.dumps(payload).encode()
@@ -911,7 +925,8 @@ class FakeAnthropic:
         self._update(slot, status=200, usage={**usage, "output_tokens": payload["usage"]["output_tokens"]})
         if body.get("stream"):
             cut = reply.after_events if isinstance(reply, CutStream) else None
-            out.sse(_sse_events(message_reply, model, usage, msg_id), cut_after=cut)
+            error_type = reply.error_type if isinstance(reply, CutStream) else None
+            out.sse(_sse_events(message_reply, model, usage, msg_id), cut_after=cut, error_type=error_type)
         elif isinstance(reply, CutStream):
             out.truncated_json(payload)
         else:

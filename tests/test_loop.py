@@ -51,6 +51,7 @@ from fakeapi import (
     last_tool_results,
     last_user_text,
     message,
+    stream_error,
     text,
     tool_use,
 )
@@ -807,3 +808,18 @@ def test_model_client_streams_text_to_the_callback(harness: Any) -> None:
     assert "".join(pieces) == long
     assert reply.content[0].text == long  # type: ignore[union-attr]
     assert Usage.from_message(reply).output_tokens == estimate_tokens([{"type": "text", "text": long}])
+
+
+def test_an_error_event_mid_stream_is_retried(harness: Any) -> None:
+    """The API can answer 200 and then send an `error` event (overloaded); the SDK does not retry that."""
+    h = harness([stream_error(after_events=3), "Recovered."])
+    assert h.run() == COMPLETED
+    assert h.state.final_text == "Recovered."
+    assert len(h.api.requests) == 2
+
+
+def test_error_events_beyond_the_retries_end_the_run_as_a_model_error(harness: Any) -> None:
+    h = harness([stream_error(after_events=2)] * 3)
+    with pytest.raises(ModelError, match=r"(?i)overloaded"):
+        h.run()
+    assert len(h.api.requests) == 3

@@ -157,6 +157,8 @@ def _describe_api_error(err: anthropic.APIError) -> ModelError:
         return ModelError(f"the API does not know this model or endpoint (404): {_message_of(err)}")
     if isinstance(err, anthropic.BadRequestError):
         return ModelError(f"the API refused the request (400): {_message_of(err)}")
+    if isinstance(err, anthropic.APIStatusError) and err.status_code < 400:  # an `error` event mid-stream
+        return ModelError(f"the API stream kept failing after retries ({_error_type_of(err)}): {_message_of(err)}")
     if isinstance(err, anthropic.APIStatusError):
         return ModelError(f"the API kept failing after retries ({err.status_code}): {_message_of(err)}")
     if isinstance(err, anthropic.APITimeoutError):
@@ -164,6 +166,12 @@ def _describe_api_error(err: anthropic.APIError) -> ModelError:
     if isinstance(err, anthropic.APIConnectionError):
         return ModelError(f"cannot reach the API after retries: {err.__cause__ or err}")
     return ModelError(f"the API failed: {err}")
+
+
+def _error_type_of(err: anthropic.APIStatusError) -> str:
+    body = err.body
+    inner = body.get("error") if isinstance(body, dict) else None
+    return str(inner.get("type")) if isinstance(inner, dict) else "error"
 
 
 def _message_of(err: anthropic.APIStatusError) -> str:
