@@ -158,7 +158,9 @@ def _describe_api_error(err: anthropic.APIError) -> ModelError:
     if isinstance(err, anthropic.BadRequestError):
         return ModelError(f"the API refused the request (400): {_message_of(err)}")
     if isinstance(err, anthropic.APIStatusError) and err.status_code < 400:  # an `error` event mid-stream
-        return ModelError(f"the API stream kept failing after retries ({_error_type_of(err)}): {_message_of(err)}")
+        return ModelError(
+            f"the API stream kept failing after retries ({_error_type_of(err)}): {_message_of(err)}"
+        )
     if isinstance(err, anthropic.APIStatusError):
         return ModelError(f"the API kept failing after retries ({err.status_code}): {_message_of(err)}")
     if isinstance(err, anthropic.APITimeoutError):
