@@ -27,7 +27,7 @@ def started(client: docker.DockerClient, spec: SandboxSpec, repo: Path) -> Docke
 def test_state_persists_between_calls(sandbox: DockerSandbox) -> None:
     assert sandbox.run("pwd").output.strip() == "/workspace"
     assert sandbox.run("mkdir -p /tmp/work && cd /tmp/work && export GREETING='hi there'").exit_code == 0
-    assert sandbox.run("pwd; echo \"$GREETING\"").output.splitlines() == ["/tmp/work", "hi there"]
+    assert sandbox.run('pwd; echo "$GREETING"').output.splitlines() == ["/tmp/work", "hi there"]
     assert sandbox.run("unset GREETING").exit_code == 0
     assert sandbox.run('echo "[${GREETING-unset}]"').output.strip() == "[unset]"
 
@@ -209,7 +209,9 @@ def test_setup_runs_with_network_then_it_is_cut(
     setup = 'ls /sys/class/net > /tmp/net-during; echo "$SSL_CERT_FILE" > /tmp/ca-during'
     ca = "/etc/ssl/certs/ca-certificates.crt"
     box = started(
-        docker_client, dataclasses.replace(spec, setup_command=setup, host_ca_bundle=ca if os.path.exists(ca) else None), small_repo
+        docker_client,
+        dataclasses.replace(spec, setup_command=setup, host_ca_bundle=ca if os.path.exists(ca) else None),
+        small_repo,
     )
     try:
         during = box.run("cat /tmp/net-during").output.split()
@@ -229,7 +231,9 @@ def test_setup_can_install_from_the_package_registry(
     """Through this machine's TLS-intercepting proxy, which works only with the host CA trusted."""
     ca = "/etc/ssl/certs/ca-certificates.crt"
     setup = "pip download --no-deps --quiet -d /tmp/wheels six"
-    box = started(docker_client, dataclasses.replace(spec, setup_command=setup, host_ca_bundle=ca), small_repo)
+    box = started(
+        docker_client, dataclasses.replace(spec, setup_command=setup, host_ca_bundle=ca), small_repo
+    )
     try:
         assert "six" in box.run("ls /tmp/wheels").output
     finally:
@@ -239,14 +243,20 @@ def test_setup_can_install_from_the_package_registry(
 def test_failing_setup_is_a_clear_error_and_leaves_nothing(
     docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
 ) -> None:
-    box = DockerSandbox(docker_client, dataclasses.replace(spec, setup_command="echo broken >&2; exit 3"), open_workspace(small_repo))
+    box = DockerSandbox(
+        docker_client,
+        dataclasses.replace(spec, setup_command="echo broken >&2; exit 3"),
+        open_workspace(small_repo),
+    )
     with pytest.raises(SandboxError, match="setup command exited with 3: broken"):
         box.start()
     assert box.container is None
     assert not our_containers(docker_client)
 
 
-def test_stop_removes_container_and_volume(docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path) -> None:
+def test_stop_removes_container_and_volume(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
     box = started(docker_client, spec, small_repo)
     assert box.container is not None
     name = box.container.name
@@ -259,8 +269,14 @@ def test_stop_removes_container_and_volume(docker_client: docker.DockerClient, s
         docker_client.volumes.get(volume)
 
 
-def test_missing_image_is_a_sandbox_error(docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path) -> None:
-    box = DockerSandbox(docker_client, dataclasses.replace(spec, image="patchwright-no-such-image:0"), open_workspace(small_repo))
+def test_missing_image_is_a_sandbox_error(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    box = DockerSandbox(
+        docker_client,
+        dataclasses.replace(spec, image="patchwright-no-such-image:0"),
+        open_workspace(small_repo),
+    )
     with pytest.raises(SandboxError, match="not found"):
         box.start()
     assert not our_containers(docker_client)
@@ -278,5 +294,24 @@ def test_same_size_edit_made_just_after_commit_is_in_the_base(
         box.run("printf 'six\\n' > a.txt")
         patch = box.diff()
         assert "-two" in patch and "+six" in patch
+    finally:
+        box.stop()
+
+
+def test_with_network_on_the_shell_trusts_the_host_ca(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    ca = "/etc/ssl/certs/ca-certificates.crt"
+    if not os.path.exists(ca):
+        pytest.skip("no system CA bundle on this host")
+    box = started(docker_client, dataclasses.replace(spec, network=True, host_ca_bundle=ca), small_repo)
+    try:
+        assert (
+            "lo" in box.run("ls /sys/class/net").output.split()
+            and len(box.run("ls /sys/class/net").output.split()) > 1
+        )
+        path = box.run('echo "$SSL_CERT_FILE"').output.strip()
+        assert path and box.run(f"test -s {path} && echo ok").output.strip() == "ok"
+        assert box.run("pip download --no-deps --quiet -d /tmp/w six && ls /tmp/w").exit_code == 0
     finally:
         box.stop()

@@ -100,6 +100,7 @@ class DockerSandbox:
         self.container: Container | None = None
         self._shell: ShellSession | None = None
         self._base_tree: str | None = None
+        self._shell_env: dict[str, str] = {}  # extra variables for the model's shell
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -111,6 +112,8 @@ class DockerSandbox:
             if self.spec.setup_command:
                 self._run_setup(self.spec.setup_command)
             self._record_base()
+            if self.spec.network:  # the model's own installs go through the same proxy as setup's
+                self._shell_env = self._trust_host_ca()
             self._open_shell()
         except BaseException:
             self.stop()
@@ -217,14 +220,18 @@ class DockerSandbox:
             detail = errors.render()[0].strip().splitlines()[-1:] or [f"tar exited with {code}"]
             raise SandboxError(f"cannot copy the repository into the sandbox: {detail[0][:200]}")
 
+    def _trust_host_ca(self) -> dict[str, str]:
+        """Copy the host's CA bundle in; the variables that make pip, npm, git and curl trust it."""
+        if not self.spec.host_ca_bundle:
+            return {}
+        with open(self.spec.host_ca_bundle, "rb") as fh:
+            self.write_file(HOST_CA_PATH, fh.read())
+        return {name: HOST_CA_PATH for name in CA_ENV_NAMES}
+
     def _run_setup(self, command: str) -> None:
         """Run the setup command with the network on, then cut the network for good."""
         assert self.container is not None
-        env: dict[str, str] = {}
-        if self.spec.host_ca_bundle:
-            with open(self.spec.host_ca_bundle, "rb") as fh:
-                self.write_file(HOST_CA_PATH, fh.read())
-            env = {name: HOST_CA_PATH for name in CA_ENV_NAMES}
+        env = self._trust_host_ca()
         self.progress(f"setup (network on): {command}")
         result = self.execute(["bash", "-c", command], timeout=self.spec.setup_timeout, env=env)
         if not self.spec.network:
@@ -276,7 +283,7 @@ class DockerSandbox:
                 stdin=True,
                 stdout=True,
                 stderr=True,
-                environment={**BASE_ENV, "PW_RUNNER": RUNNER},
+                environment={**BASE_ENV, **self._shell_env, "PW_RUNNER": RUNNER},
                 workdir=WORKSPACE,
                 user=f"{UID}:{GID}",
             )["Id"]
