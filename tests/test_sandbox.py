@@ -315,3 +315,19 @@ def test_with_network_on_the_shell_trusts_the_host_ca(
         assert box.run("pip download --no-deps --quiet -d /tmp/w six && ls /tmp/w").exit_code == 0
     finally:
         box.stop()
+
+
+def test_proxy_variables_reach_setup_only(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    proxied = dataclasses.replace(
+        spec,
+        setup_command='echo "$HTTPS_PROXY" > /tmp/proxy-during',
+        proxy_env={"HTTPS_PROXY": "http://proxy.invalid:3128"},
+    )
+    box = started(docker_client, proxied, small_repo)
+    try:
+        assert box.run("cat /tmp/proxy-during").output.strip() == "http://proxy.invalid:3128"
+        assert "proxy.invalid" not in box.run("env").output  # the network is off for the model
+    finally:
+        box.stop()

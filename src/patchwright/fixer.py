@@ -44,6 +44,7 @@ from patchwright.tools import build_toolset
 from patchwright.verify import verify_patch
 from patchwright.workspace import Workspace, apply_patch, detect_test_command, hide_run_dir, open_workspace
 
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
 LIMIT_STATUSES = {loop_mod.MAX_STEPS, loop_mod.MAX_COST, loop_mod.TIMEOUT}
 RUN_NOTES = """
 
@@ -212,6 +213,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         pids_limit=settings.pids_limit,
         command_timeout=settings.command_timeout,
         host_ca_bundle=host_ca_bundle(),
+        proxy_env={k: v for k, v in os.environ.items() if k.lower() in PROXY_VARIABLES},
     )
     sandbox = DockerSandbox(docker, spec, ws, progress=display.status)
     state = LoopState(messages=[])

@@ -27,6 +27,7 @@ class SandboxSpec:
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     setup_timeout: float = 900.0
     host_ca_bundle: str | None = None  # host CA file trusted during setup (corporate/TLS proxies)
+    proxy_env: dict[str, str] = field(default_factory=dict)  # HTTP(S)_PROXY etc., only while the network is on
     labels: dict[str, str] = field(default_factory=dict)
 
 

@@ -221,12 +221,13 @@ class DockerSandbox:
             raise SandboxError(f"cannot copy the repository into the sandbox: {detail[0][:200]}")
 
     def _trust_host_ca(self) -> dict[str, str]:
-        """Copy the host's CA bundle in; the variables that make pip, npm, git and curl trust it."""
+        """Copy the host's CA bundle in; the variables that make pip, npm, git and curl trust it
+        (and use the host's proxy, when one is set)."""
         if not self.spec.host_ca_bundle:
-            return {}
+            return dict(self.spec.proxy_env)
         with open(self.spec.host_ca_bundle, "rb") as fh:
             self.write_file(HOST_CA_PATH, fh.read())
-        return {name: HOST_CA_PATH for name in CA_ENV_NAMES}
+        return {**self.spec.proxy_env, **{name: HOST_CA_PATH for name in CA_ENV_NAMES}}
 
     def _run_setup(self, command: str) -> None:
         """Run the setup command with the network on, then cut the network for good."""
