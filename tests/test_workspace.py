@@ -272,7 +272,7 @@ def test_hide_run_dir_is_idempotent_and_leaves_gitignore_alone(tmp_path: Path) -
 
     lines = exclude.read_text().splitlines()
     assert lines.count(EXCLUDE_LINE) == 1
-    assert EXCLUDE_LINE == "/.patchwright/"
+    assert EXCLUDE_LINE == "/.patchwright/runs/"
     assert "*.tmp" in lines  # the previous last line is kept whole, not glued to ours
     assert (repo / ".gitignore").read_bytes() == gitignore_before
     run_dir = ws.run_dir("run-1")

@@ -64,11 +64,11 @@ def fail(message: str, code: ExitCode = ExitCode.USAGE) -> typer.Exit:
 def read_task(task: str | None, task_file: str | None) -> str:
     if task and task_file:
         raise UsageError("give the task as an argument or with --task-file, not both")
-    if task_file == "-":
-        return sys.stdin.read() if not sys.stdin.isatty() else ""
+    if task_file == "-":  # bytes that are not UTF-8 become U+FFFD rather than a crash
+        return sys.stdin.buffer.read().decode("utf-8", "replace") if not sys.stdin.isatty() else ""
     if task_file:
         try:
-            return Path(task_file).read_text()
+            return Path(task_file).read_bytes().decode("utf-8", "replace")
         except OSError as err:
             raise UsageError(f"--task-file {task_file}: {err.strerror}") from None
     return task or ""
@@ -169,6 +169,8 @@ def fix(
         display.finish(summary)
         if summary.error and output_format == OutputFormat.text:
             print(f"agent: error: {summary.error}", file=sys.stderr, flush=True)
+        if summary.apply_error:
+            print(f"agent: warning: {summary.apply_error}", file=sys.stderr, flush=True)
         raise typer.Exit(summary.exit_code)
     except PatchwrightError as err:
         if display is not None:

@@ -7,7 +7,9 @@ defaults < ~/.config/patchwright/config.toml < the repo's .patchwright/config.to
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -163,10 +165,20 @@ def check(settings: Settings) -> None:
         raise ConfigError("max_steps must be at least 1")
     if settings.max_cost is not None and settings.max_cost <= 0:
         raise ConfigError("max_cost must be a positive number of USD")
+    for name in ("max_cost", "timeout", "command_timeout", "cpus"):
+        value = getattr(settings, name)
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, not {value}")
     if settings.timeout is not None and settings.timeout <= 0:
         raise ConfigError("timeout must be a positive number of seconds")
     if settings.command_timeout <= 0:
         raise ConfigError("command_timeout must be a positive number of seconds")
+    match = re.fullmatch(r"(\d+)([kmg]?)b?", settings.memory.strip().lower())
+    if (
+        match is None
+        or int(match.group(1)) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[match.group(2)] < 64 * 2**20
+    ):
+        raise ConfigError(f"memory must be a size of at least 64m, like 512m or 4g, not {settings.memory!r}")
     if settings.pids_limit < 16:
         raise ConfigError("pids_limit must be at least 16")
     if settings.cpus <= 0:

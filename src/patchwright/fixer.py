@@ -296,11 +296,21 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         with signals_interrupt():
             if patch.strip() and summary.status == loop_mod.COMPLETED and prepared.test_command:
                 _verify(
-                    docker, spec, ws, patch, prepared.test_command, settings, summary, trajectory, display
+                    docker,
+                    spec,
+                    ws,
+                    patch,
+                    prepared.test_command,
+                    settings,
+                    summary,
+                    trajectory,
+                    display,
+                    time.monotonic() - started,
                 )
             if request.apply and patch.strip() and summary.exit_code == ExitCode.PATCHED:
                 result = apply_patch(ws, run_dir / "patch.diff")
                 summary.applied = result.applied
+                summary.apply_error = None if result.applied else result.message
                 display.status(result.message)
     except Interrupted as err:
         summary.status, summary.exit_code = "interrupted", int(ExitCode.INTERRUPTED)
@@ -382,13 +392,17 @@ def _verify(
     summary: RunSummary,
     trajectory: TrajectoryWriter,
     display: Display,
+    elapsed: float,
 ) -> None:
     display.status(f"verifying the patch in a fresh sandbox: {test_command}")
     fresh = DockerSandbox(
         docker, dataclasses.replace(spec, run_id=f"{spec.run_id}-verify"), ws, progress=display.status
     )
     try:
-        verification = verify_patch(fresh, patch, test_command, settings.command_timeout * 5)
+        timeout = settings.command_timeout * 5
+        if settings.timeout is not None:  # the run's wall clock bounds verification too (at least 60 s)
+            timeout = min(timeout, max(60.0, settings.timeout - elapsed))
+        verification = verify_patch(fresh, patch, test_command, timeout)
     except PatchwrightError as err:
         trajectory.write("error", stage="verify", error=str(err))
         summary.tests = {"error": str(err)}

@@ -102,6 +102,8 @@ class AgentLoop:
             if message.stop_reason == "pause_turn":
                 continue  # the API asks us to send the turn back as it is
             tool_uses = [block for block in content if block["type"] == "tool_use"]
+            if tool_uses and self._limit_reached(state) == TIMEOUT:
+                return TIMEOUT  # the wall clock ran out while the model was answering
             if tool_uses:
                 self._append(state, "user", self._run_tools(tool_uses, message.stop_reason == "max_tokens"))
             elif message.stop_reason == "max_tokens":

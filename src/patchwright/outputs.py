@@ -142,6 +142,7 @@ class RunSummary:
     verified: bool | None = None
     tests: dict[str, Any] | None = None
     applied: bool = False
+    apply_error: str | None = None  # why --apply left the repo alone (the patch is still written)
     error: str | None = None
     final_message: str | None = None
 

@@ -24,7 +24,7 @@ from patchwright.errors import WorkspaceError
 from patchwright.outputs import diff_header_paths
 
 RUNS_DIR = Path(".patchwright") / "runs"
-EXCLUDE_LINE = "/.patchwright/"
+EXCLUDE_LINE = "/.patchwright/runs/"  # config and agents in .patchwright/ stay committable
 TAR_CHUNK = 1 << 20
 
 # Credentials must not enter the sandbox: URL user-info and http extra headers

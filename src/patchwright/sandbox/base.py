@@ -7,7 +7,7 @@ from typing import Protocol
 
 WORKSPACE = "/workspace"  # the one stable path of the repository inside every sandbox
 DEFAULT_COMMAND_TIMEOUT = 120.0
-DEFAULT_OUTPUT_LIMIT = 64 * 1024  # bytes kept of one command's output (head + tail)
+DEFAULT_OUTPUT_LIMIT = 32 * 1024  # bytes kept of one command's output (head + tail), under the loop's cap
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,9 @@ class SandboxSpec:
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     setup_timeout: float = 900.0
     host_ca_bundle: str | None = None  # host CA file trusted during setup (corporate/TLS proxies)
-    proxy_env: dict[str, str] = field(default_factory=dict)  # HTTP(S)_PROXY etc., only while the network is on
+    proxy_env: dict[str, str] = field(
+        default_factory=dict
+    )  # HTTP(S)_PROXY etc., only while the network is on
     labels: dict[str, str] = field(default_factory=dict)
 
 

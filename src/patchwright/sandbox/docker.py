@@ -141,6 +141,13 @@ class DockerSandbox:
         except docker.errors.APIError as err:
             raise SandboxError(f"cannot start the sandbox container: {err.explanation or err}") from None
 
+    def _engine_cpus(self) -> float:
+        """The engine refuses a CPU limit above its own CPU count (a 1-CPU VM, Docker Desktop)."""
+        try:
+            return float(self.client.info().get("NCPU") or self.spec.cpus)
+        except (docker.errors.APIError, ValueError, TypeError):
+            return self.spec.cpus
+
     def container_options(self) -> dict[str, Any]:
         """The hardened container's settings, as `containers.create` keyword arguments."""
         spec = self.spec
@@ -160,7 +167,7 @@ class DockerSandbox:
             "pids_limit": spec.pids_limit,
             "mem_limit": spec.memory,
             "memswap_limit": spec.memory,
-            "nano_cpus": int(spec.cpus * 1e9),
+            "nano_cpus": int(min(spec.cpus, self._engine_cpus()) * 1e9),
             "tmpfs": {
                 "/tmp": f"rw,nosuid,nodev,exec,size={spec.tmp_size},mode=1777",
                 HOME: f"rw,nosuid,nodev,exec,size={spec.home_size},uid={UID},gid={GID},mode=0755",
