@@ -178,3 +178,24 @@ def test_resuming_twice_keeps_the_conversation_valid(tmp_path: Path, sandbox_ima
         assert api.requests[0].status == 200  # the server validates tool_use/tool_result pairing
     assert third.returncode == 0, third.stderr
     assert json.loads(third.stdout)["status"] == "completed"
+
+
+def test_refused_apply_is_recorded_and_warned(tmp_path: Path, sandbox_image: str) -> None:
+    repo = make_repo(tmp_path / "r", {"app.py": "x = 1\n"})
+    replies = [message(tool_use("bash", {"command": "ln -s /etc/passwd pw"})), message(text("done"))]
+    with FakeAnthropic(replies) as api:
+        result = run_agent(["fix", "x", "--repo", str(repo), "--apply", "--quiet"], agent_env(api, sandbox_image))
+    assert result.returncode == 0, result.stderr
+    assert "agent: warning: patch not applied: pw: symlink to /etc/passwd" in result.stderr
+    summary = json.loads((only_run(repo) / "summary.json").read_text())
+    assert summary["applied"] is False and "outside the repository" in summary["apply_error"]
+    assert not (repo / "pw").exists()
+
+
+def test_task_file_that_is_not_utf8_is_read(tmp_path: Path, sandbox_image: str) -> None:
+    repo = make_repo(tmp_path / "r", {"app.py": "x = 1\n"})
+    (tmp_path / "task.txt").write_bytes("caf\xe9 menu is wrong\n".encode("latin-1"))
+    with FakeAnthropic([message(text("ok"))]) as api:
+        result = run_agent(["fix", "--task-file", str(tmp_path / "task.txt"), "--repo", str(repo)], agent_env(api, sandbox_image))
+        assert result.returncode == 1, result.stderr
+        assert api.requests[0].body["messages"][0]["content"][0]["text"] == "caf\ufffd menu is wrong\n"

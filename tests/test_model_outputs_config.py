@@ -646,3 +646,20 @@ def test_env_is_not_read_from_the_process_environment(home: Path, monkeypatch: p
     settings, _ = load_settings(None, home, {}, {})
     assert settings.max_steps == 100
     assert os.environ["PATCHWRIGHT_MAX_STEPS"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"command_timeout": float("nan")}, "command_timeout must be a finite number"),
+        ({"timeout": float("inf")}, "timeout must be a finite number"),
+        ({"memory": "lots"}, "memory must be a size"),
+        ({"memory": "1m"}, "memory must be a size"),
+    ],
+)
+def test_check_rejects_values_the_engine_or_clock_would_choke_on(changes: dict[str, Any], message: str) -> None:
+    import dataclasses
+
+    with pytest.raises(ConfigError, match=message):
+        check(dataclasses.replace(Settings(), **changes))
+    check(dataclasses.replace(Settings(), memory="512m"))
