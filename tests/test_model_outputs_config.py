@@ -628,9 +628,10 @@ def test_every_setting_can_come_from_the_environment(home: Path) -> None:
         env[f"PATCHWRIGHT_{name.upper()}"] = samples[kind]
     env["PATCHWRIGHT_PROVIDER"] = "anthropic"
     env["PATCHWRIGHT_PIDS_LIMIT"] = "64"
+    env["PATCHWRIGHT_MEMORY"] = "768m"  # check() wants a real size
     settings, _ = load_settings(None, home, env, {})
     assert settings.max_steps == 3 and settings.cpus == 2.5 and settings.network is True
-    assert settings.memory == "value" and settings.pids_limit == 64
+    assert settings.memory == "768m" and settings.pids_limit == 64 and settings.image == "value"
 
 
 def test_resolved_model() -> None:
