@@ -57,6 +57,12 @@ def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
 
+def stats_rows(times: dict[str, list[float]], base: str) -> list[tuple[object, ...]]:
+    """name, n, median, p90, min and the median's ratio to `base`'s, a row a method."""
+    ref = median(times[base])
+    return [(name, len(ts), median(ts), p90(ts), min(ts), median(ts) / ref) for name, ts in times.items()]
+
+
 def p90(xs: Sequence[float]) -> float:
     """Nearest-rank 90th percentile."""
     ordered = sorted(xs)

@@ -92,21 +92,10 @@ def main() -> int:
             _bench.cleanup(client)
 
     ms = {name: [t * 1000 for t in ts] for name, ts in times.items()}
-    base = _bench.median(ms["cli"])
-    rows = [
-        (
-            name,
-            len(ts),
-            _bench.median(ts),
-            _bench.p90(ts),
-            min(ts),
-            _bench.median(ts) / base,
-        )
-        for name, ts in ms.items()
-    ]
+    rows = _bench.stats_rows(ms, "cli")
     print(f"round trip of `true`, {args.rounds} interleaved rounds, image {image}")
     print(_bench.table(["method", "n", "median ms", "p90 ms", "min ms", "vs cli"], rows))
-    ratio = _bench.median(ms["shell"]) / base
+    ratio = _bench.median(ms["shell"]) / _bench.median(ms["cli"])
     print(_bench.result_line("shell_roundtrip", ratio, TARGET))
     return 0
 

@@ -70,14 +70,19 @@ def one_run(index: int, fault: str, image: str, workdir: Path, rng: random.Rando
         env.update({"PATCHWRIGHT_IMAGE": image, "PATCHWRIGHT_MAX_RETRIES": "1", "CI": "true"})
         proc = subprocess.Popen(
             [sys.executable, "-m", "patchwright", "fix", "soak", "--repo", str(repo), "--quiet"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         if fault.startswith("sig"):
             deadline = time.monotonic() + 60
             while len(api.requests) < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.2, 1.5))
-            proc.send_signal({"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}[fault])
+            proc.send_signal(
+                {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}[fault]
+            )
         try:
             proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
@@ -88,10 +93,18 @@ def one_run(index: int, fault: str, image: str, workdir: Path, rng: random.Rando
     run_id = runs[0].name if runs else ""
     patch = (runs[0] / "patch.diff") if runs else None
     has_edit = bool(patch and patch.exists() and "+    return a + b" in patch.read_text())
-    summary = json.loads((runs[0] / "summary.json").read_text()) if runs and (runs[0] / "summary.json").exists() else {}
+    summary = (
+        json.loads((runs[0] / "summary.json").read_text())
+        if runs and (runs[0] / "summary.json").exists()
+        else {}
+    )
     return {
-        "fault": fault, "exit": proc.returncode, "run_id": run_id, "edited": edited,
-        "patch_ok": has_edit, "status": summary.get("status"),
+        "fault": fault,
+        "exit": proc.returncode,
+        "run_id": run_id,
+        "edited": edited,
+        "patch_ok": has_edit,
+        "status": summary.get("status"),
     }
 
 
@@ -102,7 +115,9 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     client = docker.from_env()
-    image = os.environ.get("PATCHWRIGHT_TEST_IMAGE") or ensure_image(client, None, lambda s: print(s, file=sys.stderr))
+    image = os.environ.get("PATCHWRIGHT_TEST_IMAGE") or ensure_image(
+        client, None, lambda s: print(s, file=sys.stderr)
+    )
     results = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="patchwright-soak-") as tmp:
@@ -111,25 +126,38 @@ def main() -> int:
             result = one_run(i, fault, image, Path(tmp), rng)
             result["leaked"] = containers_of(client, result["run_id"]) if result["run_id"] else []
             results.append(result)
-            print(f"{i + 1:3} {fault:10} exit={result['exit']!s:4} status={result['status']!s:12} "
-                  f"patch={'ok' if result['patch_ok'] else '-':2} leaked={len(result['leaked'])}", flush=True)
+            print(
+                f"{i + 1:3} {fault:10} exit={result['exit']!s:4} status={result['status']!s:12} "
+                f"patch={'ok' if result['patch_ok'] else '-':2} leaked={len(result['leaked'])}",
+                flush=True,
+            )
         killed = [r for r in results if r["fault"] == "sigkill"]
         left_by_kill = sum(1 for r in killed if r["leaked"])
-        prune = subprocess.run([sys.executable, "-m", "patchwright", "sandbox", "prune"], capture_output=True, text=True)
+        prune = subprocess.run(
+            [sys.executable, "-m", "patchwright", "sandbox", "prune"], capture_output=True, text=True
+        )
         after_prune = sum(len(containers_of(client, r["run_id"])) for r in killed if r["run_id"])
 
     leaked = sum(len(r["leaked"]) for r in results if r["fault"] != "sigkill")
     lost = sum(1 for r in results if r["fault"] != "sigkill" and r["edited"] and not r["patch_ok"])
     expected_exit = {"finish": 0, "api_500": 4, "stream_cut": 4, "key_401": 4, "sigint": 130, "sigterm": 130}
-    wrong_exit = [r for r in results if r["fault"] in expected_exit and r["exit"] != expected_exit[r["fault"]]]
+    wrong_exit = [
+        r for r in results if r["fault"] in expected_exit and r["exit"] != expected_exit[r["fault"]]
+    ]
     print()
-    print(f"runs: {len(results)} in {time.monotonic() - started:.0f}s; faults: "
-          + ", ".join(f"{f}={sum(r['fault'] == f for r in results)}" for f in FAULTS))
-    print(f"SIGKILLed runs that left a container before prune: {left_by_kill}/{len(killed)}; "
-          f"after `agent sandbox prune`: {after_prune} ({prune.stdout.strip()})")
+    print(
+        f"runs: {len(results)} in {time.monotonic() - started:.0f}s; faults: "
+        + ", ".join(f"{f}={sum(r['fault'] == f for r in results)}" for f in FAULTS)
+    )
+    print(
+        f"SIGKILLed runs that left a container before prune: {left_by_kill}/{len(killed)}; "
+        f"after `agent sandbox prune`: {after_prune} ({prune.stdout.strip()})"
+    )
     print(f"wrong exit codes: {len(wrong_exit)} {[(r['fault'], r['exit']) for r in wrong_exit][:5]}")
-    print(f"RESULT soak: containers_leaked={leaked + after_prune} patches_lost={lost} target=0,0 "
-          f"{'PASS' if leaked + after_prune == 0 and lost == 0 and not wrong_exit else 'MISS'}")
+    print(
+        f"RESULT soak: containers_leaked={leaked + after_prune} patches_lost={lost} target=0,0 "
+        f"{'PASS' if leaked + after_prune == 0 and lost == 0 and not wrong_exit else 'MISS'}"
+    )
     return 0
 
 

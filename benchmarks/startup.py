@@ -87,14 +87,6 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def stats_rows(times: dict[str, list[float]], base: str) -> list[tuple[object, ...]]:
-    ref = _bench.median(times[base])
-    return [
-        (name, len(ts), _bench.median(ts), _bench.p90(ts), min(ts), _bench.median(ts) / ref)
-        for name, ts in times.items()
-    ]
-
-
 # --------------------------------------------------------------------------- part 1 and 2
 
 
@@ -355,19 +347,9 @@ def copy_options(
 
 
 def print_options(times: dict[str, list[float]], checks: Checks, teardown: dict[str, list[float]]) -> None:
-    base = _bench.median(times["a stream"])
     rows = [
-        (
-            name,
-            len(ts),
-            _bench.median(ts),
-            _bench.p90(ts),
-            min(ts),
-            _bench.median(ts) / base,
-            _bench.median(teardown[name]),
-            *checks[name],
-        )
-        for name, ts in times.items()
+        (*stats, _bench.median(teardown[str(stats[0])]), *checks[str(stats[0])])
+        for stats in _bench.stats_rows(times, "a stream")
     ]
     rounds = len(times["a stream"])
     print(
@@ -419,7 +401,7 @@ def main() -> int:
         _bench.cleanup(client)
 
     print(f"\nstart to first command result, {args.rounds} interleaved rounds")
-    rows = stats_rows(times, "docker run")
+    rows = _bench.stats_rows(times, "docker run")
     print(_bench.table(["method", "n", "median s", "p90 s", "min s", "vs docker run"], rows))
     print(f"(sandbox stop, not timed above: median {_bench.median(teardown['sandbox']):.2f} s)")
     print("\nwhere DockerSandbox.start spends its time (one instrumented round)")

@@ -394,9 +394,7 @@ class DockerSandbox:
             deadline = started + limit + 15
             while True:
                 buffer.feed(reader.read_payload(deadline))
-        except StreamClosed:
-            pass
-        except StreamTimeout:
+        except (StreamClosed, StreamTimeout):
             pass
         finally:
             sock.close()
