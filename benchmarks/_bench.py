@@ -51,6 +51,9 @@ def cleanup(client: object) -> None:
     for volume in client.volumes.list(filters=selector):  # type: ignore[attr-defined]
         with contextlib.suppress(docker.errors.APIError):
             volume.remove(force=True)
+    for image in client.images.list(filters=selector):  # type: ignore[attr-defined]  # repo snapshots
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(image.id, force=True)  # type: ignore[attr-defined]
 
 
 def median(xs: Sequence[float]) -> float:

@@ -35,7 +35,7 @@ from patchwright.model import ModelClient, Usage, model_info
 from patchwright.outputs import Redactor, TrajectoryWriter
 from patchwright.persona import find_agent
 from patchwright.sandbox.base import WORKSPACE
-from patchwright.tools import ToolResult, Toolset
+from patchwright.tools import CommandTime, ToolResult, Toolset
 from patchwright.tools.bash import BashTool
 from patchwright.tools.editor import EditorTool
 from patchwright.tools.search import SearchTool
@@ -270,10 +270,10 @@ def build_toolset(turns: list[Turn]) -> Toolset:
     for turn in turns:
         outputs.setdefault(turn.tool, []).append(turn.output)
     definitions = [
-        BashTool(None, 120).definition(),  # type: ignore[arg-type]
+        BashTool(None, CommandTime(120)).definition(),  # type: ignore[arg-type]
         EditorTool(None, MODEL).definition(),  # type: ignore[arg-type]
         SearchTool(None).definition(),  # type: ignore[arg-type]
-        RunTestsTool(None, TEST_COMMAND, 120).definition(),  # type: ignore[arg-type]
+        RunTestsTool(None, TEST_COMMAND, CommandTime(120)).definition(),  # type: ignore[arg-type]
     ]
     return Toolset({d["name"]: FakeTool(d, outputs) for d in definitions})
 

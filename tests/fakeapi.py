@@ -733,7 +733,10 @@ class _Exchange:
             self.drop()
             return
         if error_type is not None:
-            self._chunk("error", {"type": "error", "error": {"type": error_type, "message": "fakeapi: error mid-stream"}})
+            self._chunk(
+                "error",
+                {"type": "error", "error": {"type": error_type, "message": "fakeapi: error mid-stream"}},
+            )
         self.handler.wfile.write(b"0\r\n\r\n")
 
     def _chunk(self, name: str, data: Any) -> None:

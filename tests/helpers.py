@@ -103,7 +103,9 @@ def small_repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def sandbox(docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path) -> Iterator[DockerSandbox]:
+def sandbox(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> Iterator[DockerSandbox]:
     (small_repo / "secret.env").write_text("API_TOKEN=do-not-copy\n")
     (small_repo / "node_modules").mkdir()
     (small_repo / "node_modules" / "big.js").write_text("ignored\n")

@@ -46,7 +46,11 @@ def run_agent(args: list[str], env: dict[str, str], timeout: float = 300) -> sub
 
 def example_repo(example: ExampleFix, tmp_path: Path) -> Path:
     root = tmp_path / example.name
-    shutil.copytree(example.source_dir, root, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "node_modules"))
+    shutil.copytree(
+        example.source_dir,
+        root,
+        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "node_modules"),
+    )
     return make_repo(root, {})
 
 
@@ -65,9 +69,24 @@ def fixing_script(example: ExampleFix) -> Callable[[RecordedRequest, int], Any]:
     """A model that reproduces, views, edits, re-runs the tests, and checks what it saw."""
     steps: list[Any] = [
         message(text("Reproducing first."), tool_use("bash", {"command": example.test_command})),
-        message(*[tool_use(EDITOR, {"command": "view", "path": f"/workspace/{e.file}"}) for e in example.edits[:1]]),
+        message(
+            *[
+                tool_use(EDITOR, {"command": "view", "path": f"/workspace/{e.file}"})
+                for e in example.edits[:1]
+            ]
+        ),
         *[
-            message(tool_use(EDITOR, {"command": "str_replace", "path": f"/workspace/{e.file}", "old_str": e.old, "new_str": e.new}))
+            message(
+                tool_use(
+                    EDITOR,
+                    {
+                        "command": "str_replace",
+                        "path": f"/workspace/{e.file}",
+                        "old_str": e.old,
+                        "new_str": e.new,
+                    },
+                )
+            )
             for e in example.edits
         ],
         message(tool_use("bash", {"command": example.test_command})),
@@ -94,8 +113,18 @@ def test_fixes_each_example_end_to_end(
     with FakeAnthropic(script) as api:
         patch_file = tmp_path / "fix.patch"
         result = run_agent(
-            ["fix", example.task, "--repo", str(repo), "--patch", str(patch_file), "--format", "json",
-             "--test-cmd", example.test_command],
+            [
+                "fix",
+                example.task,
+                "--repo",
+                str(repo),
+                "--patch",
+                str(patch_file),
+                "--format",
+                "json",
+                "--test-cmd",
+                example.test_command,
+            ],
             agent_env(api, sandbox_image),
         )
     assert result.returncode == 0, result.stderr
@@ -134,21 +163,36 @@ def test_fixes_each_example_end_to_end(
 def buggy_repo(tmp_path: Path) -> Path:
     return make_repo(
         tmp_path / "svc",
-        {"app.py": "def add(a, b):\n    return a - b\n", "test_app.py": "from app import add\n\ndef test_add():\n    assert add(2, 3) == 5\n"},
+        {
+            "app.py": "def add(a, b):\n    return a - b\n",
+            "test_app.py": "from app import add\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+        },
     )
 
 
 def edit_then(*replies: Any) -> list[Any]:
     """A model that makes one edit, then whatever follows."""
     return [
-        message(tool_use(EDITOR, {"command": "str_replace", "path": "/workspace/app.py", "old_str": "a - b", "new_str": "a + b"})),
+        message(
+            tool_use(
+                EDITOR,
+                {
+                    "command": "str_replace",
+                    "path": "/workspace/app.py",
+                    "old_str": "a - b",
+                    "new_str": "a + b",
+                },
+            )
+        ),
         *replies,
     ]
 
 
 def test_apply_writes_the_fix_into_the_repo(buggy_repo: Path, sandbox_image: str) -> None:
     with FakeAnthropic(edit_then(message(text("done")))) as api:
-        result = run_agent(["fix", "add is wrong", "--repo", str(buggy_repo), "--apply"], agent_env(api, sandbox_image))
+        result = run_agent(
+            ["fix", "add is wrong", "--repo", str(buggy_repo), "--apply"], agent_env(api, sandbox_image)
+        )
     assert result.returncode == 0, result.stderr
     assert (buggy_repo / "app.py").read_text() == "def add(a, b):\n    return a + b\n"
     assert "applied" in result.stderr
@@ -156,7 +200,9 @@ def test_apply_writes_the_fix_into_the_repo(buggy_repo: Path, sandbox_image: str
 
 
 def test_no_changes_exits_1(buggy_repo: Path, sandbox_image: str) -> None:
-    with FakeAnthropic([message(tool_use("bash", {"command": "ls"})), message(text("Nothing to change."))]) as api:
+    with FakeAnthropic(
+        [message(tool_use("bash", {"command": "ls"})), message(text("Nothing to change."))]
+    ) as api:
         result = run_agent(["fix", "look around", "--repo", str(buggy_repo)], agent_env(api, sandbox_image))
     assert result.returncode == 1, result.stderr
     assert "status: completed (exit 1)" in result.stdout
@@ -181,7 +227,10 @@ def test_api_failure_mid_run_exits_4_and_keeps_the_work(
 ) -> None:
     failures = [error(500, "api_error", "upstream broke", {"retry-after-ms": "1"})] * 5
     with FakeAnthropic(edit_then(*failures)) as api:
-        result = run_agent(["fix", "add is wrong", "--repo", str(buggy_repo), "--format", "json"], agent_env(api, sandbox_image))
+        result = run_agent(
+            ["fix", "add is wrong", "--repo", str(buggy_repo), "--format", "json"],
+            agent_env(api, sandbox_image),
+        )
     assert result.returncode == 4, result.stderr
     summary = json.loads(result.stdout)
     assert summary["status"] == "error" and "500" in summary["error"]
@@ -209,7 +258,10 @@ def test_sigint_mid_run_exits_130_with_partial_patch_and_no_container(
         env = agent_env(api, sandbox_image)
         proc = subprocess.Popen(
             [sys.executable, "-m", "patchwright", "fix", "add is wrong", "--repo", str(buggy_repo)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         deadline = time.monotonic() + 60
         while len(api.requests) < 2 and time.monotonic() < deadline:
@@ -229,12 +281,17 @@ def test_sigint_mid_run_exits_130_with_partial_patch_and_no_container(
     assert not containers_of(docker_client, summary["run_id"])
 
 
-def test_sigterm_is_handled_like_ctrl_c(buggy_repo: Path, sandbox_image: str, docker_client: docker.DockerClient) -> None:
+def test_sigterm_is_handled_like_ctrl_c(
+    buggy_repo: Path, sandbox_image: str, docker_client: docker.DockerClient
+) -> None:
     replies = edit_then(message(tool_use("bash", {"command": "sleep 100"})))
     with FakeAnthropic(replies) as api:
         proc = subprocess.Popen(
             [sys.executable, "-m", "patchwright", "fix", "x", "--repo", str(buggy_repo), "--quiet"],
-            env=agent_env(api, sandbox_image), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=agent_env(api, sandbox_image),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         deadline = time.monotonic() + 60
         while len(api.requests) < 2 and time.monotonic() < deadline:
@@ -264,7 +321,10 @@ def test_resume_continues_an_interrupted_run(buggy_repo: Path, sandbox_image: st
         return message(text("The earlier edit is in place."))
 
     with FakeAnthropic(script) as api:
-        second = run_agent(["fix", "--resume", run_id, "--repo", str(buggy_repo), "--format", "json"], agent_env(api, sandbox_image))
+        second = run_agent(
+            ["fix", "--resume", run_id, "--repo", str(buggy_repo), "--format", "json"],
+            agent_env(api, sandbox_image),
+        )
     assert second.returncode == 0, second.stderr
     summary = json.loads(second.stdout)
     assert summary["run_id"] == run_id and summary["status"] == "completed"
@@ -274,14 +334,66 @@ def test_resume_continues_an_interrupted_run(buggy_repo: Path, sandbox_image: st
     assert "+    return a + b" in Path(summary["patch"]).read_text()
 
 
+def test_resume_with_a_new_task_goes_on_with_it(buggy_repo: Path, sandbox_image: str) -> None:
+    with FakeAnthropic([message(text("Fixed, I think."))]) as api:
+        first = run_agent(
+            ["fix", "add is wrong", "--repo", str(buggy_repo), "--format", "json"],
+            agent_env(api, sandbox_image),
+        )
+    run_id = json.loads(first.stdout)["run_id"]
+    with FakeAnthropic([message(text("Checked the tests too."))]) as api:
+        second = run_agent(
+            ["fix", "also run the tests", "--resume", run_id, "--repo", str(buggy_repo), "--format", "json"],
+            agent_env(api, sandbox_image),
+        )
+        sent = api.requests[0].body["messages"]
+    assert second.returncode in (0, 1), second.stderr
+    assert sent[0]["content"][0]["text"] == "add is wrong"  # the run's task stays its task
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert [(b["type"], b["text"]) for b in sent[-1]["content"]] == [("text", "also run the tests")]
+
+
 def test_stream_json_emits_events_then_the_result(buggy_repo: Path, sandbox_image: str) -> None:
     with FakeAnthropic(edit_then(message(text("done")))) as api:
-        result = run_agent(["fix", "add is wrong", "--repo", str(buggy_repo), "--format", "stream-json"], agent_env(api, sandbox_image))
+        result = run_agent(
+            ["fix", "add is wrong", "--repo", str(buggy_repo), "--format", "stream-json"],
+            agent_env(api, sandbox_image),
+        )
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     kinds = [e["type"] for e in events]
     assert kinds[-1] == "result" and "step" in kinds and "tool" in kinds
     assert events[-1]["exit_code"] == 0
+
+
+def test_a_reader_that_goes_away_does_not_end_the_run(buggy_repo: Path, sandbox_image: str) -> None:
+    with FakeAnthropic(edit_then(message(text("done")))) as api:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "patchwright",
+                "fix",
+                "add is wrong",
+                "--repo",
+                str(buggy_repo),
+                "--format",
+                "stream-json",
+            ],
+            env=agent_env(api, sandbox_image),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        first = json.loads(proc.stdout.readline())  # as `| head -1` would, then it is gone
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        code = proc.wait(timeout=300)
+    assert first["type"] == "status"
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    summary = json.loads((only_run(buggy_repo) / "summary.json").read_text())
+    assert summary["status"] == "completed" and "+    return a + b" in Path(summary["patch"]).read_text()
 
 
 def test_concurrent_runs_do_not_collide(buggy_repo: Path, sandbox_image: str) -> None:
@@ -293,8 +405,20 @@ def test_concurrent_runs_do_not_collide(buggy_repo: Path, sandbox_image: str) ->
         env = agent_env(api, sandbox_image)
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "patchwright", "fix", "add is wrong", "--repo", str(buggy_repo), "--quiet"],
-                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "patchwright",
+                    "fix",
+                    "add is wrong",
+                    "--repo",
+                    str(buggy_repo),
+                    "--quiet",
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
             for _ in range(3)
         ]
@@ -332,13 +456,25 @@ def test_input_errors(tmp_path: Path, buggy_repo: Path, sandbox_image: str) -> N
             result = run_agent(args, env)
             assert result.returncode == 2, (args, result.stderr)
             assert expected in one_error_line(result)
-        no_key = run_agent(["fix", "x", "--repo", str(buggy_repo)], {k: v for k, v in env.items() if k != "ANTHROPIC_API_KEY"})
+        no_key = run_agent(
+            ["fix", "x", "--repo", str(buggy_repo)],
+            {k: v for k, v in env.items() if k != "ANTHROPIC_API_KEY"},
+        )
         assert no_key.returncode == 2 and "no API key" in one_error_line(no_key)
         (buggy_repo / ".claude" / "agents").mkdir(parents=True)
         (buggy_repo / ".claude" / "agents" / "broken.md").write_text("---\nname: [unclosed\n---\nbody\n")
         broken = run_agent(["fix", "x", "--repo", str(buggy_repo), "--agent", "broken"], env)
         assert broken.returncode == 2 and "broken.md" in one_error_line(broken)
-        unknown_price = run_agent(["fix", "x", "--repo", str(buggy_repo), "--model", "claude-unknown-9", "--max-cost", "1"], env)
+        huge = run_agent(["fix", "x" * 100_001, "--repo", str(buggy_repo)], env)
+        assert huge.returncode == 2 and "over the limit of 100,000" in one_error_line(huge)
+        (buggy_repo / ".claude" / "agents" / "web.md").write_text(
+            "---\nname: web-only\ndescription: reads the web\ntools: WebFetch, WebSearch\n---\nbody\n"
+        )
+        toolless = run_agent(["fix", "x", "--repo", str(buggy_repo), "--agent", "web-only"], env)
+        assert toolless.returncode == 2 and "leaves the model no tools" in one_error_line(toolless)
+        unknown_price = run_agent(
+            ["fix", "x", "--repo", str(buggy_repo), "--model", "claude-unknown-9", "--max-cost", "1"], env
+        )
         assert unknown_price.returncode == 2 and "price" in one_error_line(unknown_price)
         assert api.requests == []
     assert not (buggy_repo / ".patchwright").exists()
@@ -346,14 +482,20 @@ def test_input_errors(tmp_path: Path, buggy_repo: Path, sandbox_image: str) -> N
 
 def test_docker_unreachable_exits_4(buggy_repo: Path, sandbox_image: str) -> None:
     with FakeAnthropic([]) as api:
-        result = run_agent(["fix", "x", "--repo", str(buggy_repo)], agent_env(api, sandbox_image, DOCKER_HOST="unix:///nonexistent/docker.sock"))
+        result = run_agent(
+            ["fix", "x", "--repo", str(buggy_repo)],
+            agent_env(api, sandbox_image, DOCKER_HOST="unix:///nonexistent/docker.sock"),
+        )
     assert result.returncode == 4
     assert "Docker" in one_error_line(result)
 
 
 def test_missing_image_exits_4(buggy_repo: Path, sandbox_image: str) -> None:
     with FakeAnthropic([]) as api:
-        result = run_agent(["fix", "x", "--repo", str(buggy_repo), "--image", "patchwright-missing:1"], agent_env(api, sandbox_image))
+        result = run_agent(
+            ["fix", "x", "--repo", str(buggy_repo), "--image", "patchwright-missing:1"],
+            agent_env(api, sandbox_image),
+        )
     assert result.returncode == 4
     assert "patchwright-missing:1" in one_error_line(result)
 
@@ -362,7 +504,11 @@ def test_task_from_stdin(buggy_repo: Path, sandbox_image: str) -> None:
     with FakeAnthropic([message(text("ok"))]) as api:
         result = subprocess.run(
             [sys.executable, "-m", "patchwright", "fix", "--task-file", "-", "--repo", str(buggy_repo)],
-            input="a long task\nover two lines\n", env=agent_env(api, sandbox_image), capture_output=True, text=True, timeout=120,
+            input="a long task\nover two lines\n",
+            env=agent_env(api, sandbox_image),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 1, result.stderr
         assert api.requests[0].body["messages"][0]["content"][0]["text"] == "a long task\nover two lines\n"

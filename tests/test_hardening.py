@@ -88,8 +88,12 @@ def test_every_git_config_under_dot_git_travels_sanitized(tmp_path: Path) -> Non
     repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
     module = repo / ".git" / "modules" / "lib"
     module.mkdir(parents=True)
-    (module / "config").write_text('[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n')
-    (repo / ".git" / "config.worktree").write_text("[core]\n\tsparseCheckout = true\n[user]\n\tpassword = hunter2\n")
+    (module / "config").write_text(
+        '[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n'
+    )
+    (repo / ".git" / "config.worktree").write_text(
+        "[core]\n\tsparseCheckout = true\n[user]\n\tpassword = hunter2\n"
+    )
     git(repo, "config", "remote.origin.url", "https://x:ghs_token123@github.com/o/r.git")
     ws = open_workspace(repo)
     with tarfile.open(fileobj=io.BytesIO(b"".join(tar_stream(ws, list_files(ws), 1000, 1000)))) as raw:
@@ -136,10 +140,15 @@ def test_sigterm_during_verification_exits_130_and_leaves_no_container(
     with FakeAnthropic(edit_then(message(text("done")))) as api:
         proc = subprocess.Popen(
             [sys.executable, "-m", "patchwright", "fix", "x", "--repo", str(repo), "--test-cmd", "sleep 60"],
-            env=agent_env(api, sandbox_image), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=agent_env(api, sandbox_image),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         deadline = time.monotonic() + 60  # summary.json is first written just before verification
-        while not list((repo / ".patchwright" / "runs").glob("*/summary.json")) and time.monotonic() < deadline:
+        while (
+            not list((repo / ".patchwright" / "runs").glob("*/summary.json")) and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         time.sleep(2.0)  # the verification sandbox is running `sleep 60`
         proc.send_signal(signal.SIGTERM)
@@ -149,18 +158,28 @@ def test_sigterm_during_verification_exits_130_and_leaves_no_container(
     assert summary["status"] == "interrupted" and "verification" in summary["error"]
     assert "+    return a + b" in (only_run(repo) / "patch.diff").read_text()
     assert not containers_of(docker_client, summary["run_id"])
-    assert json.loads((only_run(repo) / "trajectory.jsonl").read_text().splitlines()[-1])["event"] == "run_end"
+    assert (
+        json.loads((only_run(repo) / "trajectory.jsonl").read_text().splitlines()[-1])["event"] == "run_end"
+    )
 
 
 def test_a_failed_resume_keeps_the_saved_patch(tmp_path: Path, sandbox_image: str) -> None:
     repo = make_repo(tmp_path / "r", {"app.py": "def add(a, b):\n    return a - b\n"})
     with FakeAnthropic(edit_then(message(tool_use("bash", {"command": "true"})))) as api:
-        first = run_agent(["fix", "x", "--repo", str(repo), "--max-steps", "1", "--format", "json"], agent_env(api, sandbox_image))
+        first = run_agent(
+            ["fix", "x", "--repo", str(repo), "--max-steps", "1", "--format", "json"],
+            agent_env(api, sandbox_image),
+        )
     assert first.returncode == 3
     saved = Path(json.loads(first.stdout)["patch"]).read_text()
-    (repo / "app.py").write_text("def add(a, b):\n    return b + a  # changed meanwhile\n")  # the patch no longer applies
+    (repo / "app.py").write_text(
+        "def add(a, b):\n    return b + a  # changed meanwhile\n"
+    )  # the patch no longer applies
     with FakeAnthropic([]) as api:
-        second = run_agent(["fix", "--resume", json.loads(first.stdout)["run_id"], "--repo", str(repo)], agent_env(api, sandbox_image))
+        second = run_agent(
+            ["fix", "--resume", json.loads(first.stdout)["run_id"], "--repo", str(repo)],
+            agent_env(api, sandbox_image),
+        )
     assert second.returncode == 2 and "no longer applies" in second.stderr
     assert (only_run(repo) / "patch.diff").read_text() == saved
 
@@ -168,13 +187,22 @@ def test_a_failed_resume_keeps_the_saved_patch(tmp_path: Path, sandbox_image: st
 def test_resuming_twice_keeps_the_conversation_valid(tmp_path: Path, sandbox_image: str) -> None:
     repo = make_repo(tmp_path / "r", {"app.py": "def add(a, b):\n    return a - b\n"})
     with FakeAnthropic(edit_then(message(tool_use("bash", {"command": "true"})))) as api:
-        first = run_agent(["fix", "x", "--repo", str(repo), "--max-steps", "1", "--format", "json"], agent_env(api, sandbox_image))
+        first = run_agent(
+            ["fix", "x", "--repo", str(repo), "--max-steps", "1", "--format", "json"],
+            agent_env(api, sandbox_image),
+        )
     run_id = json.loads(first.stdout)["run_id"]
     with FakeAnthropic([message(tool_use("bash", {"command": "echo two"}))]) as api:
-        second = run_agent(["fix", "--resume", run_id, "--repo", str(repo), "--max-steps", "2"], agent_env(api, sandbox_image))
+        second = run_agent(
+            ["fix", "--resume", run_id, "--repo", str(repo), "--max-steps", "2"],
+            agent_env(api, sandbox_image),
+        )
     assert second.returncode == 3, second.stderr
     with FakeAnthropic([message(text("finished"))]) as api:
-        third = run_agent(["fix", "--resume", run_id, "--repo", str(repo), "--format", "json"], agent_env(api, sandbox_image))
+        third = run_agent(
+            ["fix", "--resume", run_id, "--repo", str(repo), "--format", "json"],
+            agent_env(api, sandbox_image),
+        )
         assert api.requests[0].status == 200  # the server validates tool_use/tool_result pairing
     assert third.returncode == 0, third.stderr
     assert json.loads(third.stdout)["status"] == "completed"
@@ -184,7 +212,9 @@ def test_refused_apply_is_recorded_and_warned(tmp_path: Path, sandbox_image: str
     repo = make_repo(tmp_path / "r", {"app.py": "x = 1\n"})
     replies = [message(tool_use("bash", {"command": "ln -s /etc/passwd pw"})), message(text("done"))]
     with FakeAnthropic(replies) as api:
-        result = run_agent(["fix", "x", "--repo", str(repo), "--apply", "--quiet"], agent_env(api, sandbox_image))
+        result = run_agent(
+            ["fix", "x", "--repo", str(repo), "--apply", "--quiet"], agent_env(api, sandbox_image)
+        )
     assert result.returncode == 0, result.stderr
     assert "agent: warning: patch not applied: pw: symlink to /etc/passwd" in result.stderr
     summary = json.loads((only_run(repo) / "summary.json").read_text())
@@ -196,6 +226,9 @@ def test_task_file_that_is_not_utf8_is_read(tmp_path: Path, sandbox_image: str) 
     repo = make_repo(tmp_path / "r", {"app.py": "x = 1\n"})
     (tmp_path / "task.txt").write_bytes("caf\xe9 menu is wrong\n".encode("latin-1"))
     with FakeAnthropic([message(text("ok"))]) as api:
-        result = run_agent(["fix", "--task-file", str(tmp_path / "task.txt"), "--repo", str(repo)], agent_env(api, sandbox_image))
+        result = run_agent(
+            ["fix", "--task-file", str(tmp_path / "task.txt"), "--repo", str(repo)],
+            agent_env(api, sandbox_image),
+        )
         assert result.returncode == 1, result.stderr
         assert api.requests[0].body["messages"][0]["content"][0]["text"] == "caf\ufffd menu is wrong\n"

@@ -11,6 +11,8 @@ import contextlib
 import io
 import re
 import shutil
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -141,6 +143,37 @@ def test_prune_removes_managed_containers_only(
     with pytest.raises(NotFound):
         docker_client.containers.get(str(managed.id))
     assert docker_client.containers.get(str(unmanaged.id)).id == unmanaged.id
+
+
+def test_prune_leaves_runs_in_progress_alone_unless_asked(
+    docker_client: docker.DockerClient, sandbox_image: str, scope: dict[str, str], cleanup: None
+) -> None:
+    dead = subprocess.Popen(["true"])  # a process that has come and gone
+    dead.wait()
+    owners = {
+        "live": labels.owner(),  # this test process: its run is still going
+        "dead": f"{socket.gethostname()} {dead.pid} 1",
+        "reused pid": labels.owner().rsplit(" ", 1)[0] + " 12345",  # our pid, another start time
+        "other host": "elsewhere 1 1",
+    }
+    made = {
+        name: docker_client.containers.create(
+            sandbox_image,
+            ["true"],
+            labels={labels.MANAGED: "true", labels.KIND: "sandbox", labels.OWNER: value, **scope},
+        )
+        for name, value in owners.items()
+    }
+
+    report = prune(docker_client, extra_labels=scope)
+    assert report.containers_kept == [made["live"].id]
+    assert sorted(report.containers_removed) == sorted(
+        str(made[n].id) for n in ("dead", "reused pid", "other host")
+    )
+    assert docker_client.containers.get(str(made["live"].id))
+
+    report = prune(docker_client, extra_labels=scope, include_live=True)
+    assert report.containers_removed == [made["live"].id] and report.containers_kept == []
 
 
 def test_prune_removes_stale_images_only(

@@ -343,6 +343,27 @@ def test_timeout_after_a_slow_reply(harness: Any) -> None:
     assert h.counter.calls == 0  # past the wall clock, the tools of the late reply are not run
 
 
+def test_the_tools_get_the_runs_deadline(harness: Any) -> None:
+    h = harness([message(tool_use("counter", {})), "done"], limits=Limits(timeout=600))
+    assert h.toolset.command_time.deadline is None
+    assert h.run() == COMPLETED
+    assert h.toolset.command_time.deadline == h.state.started + 600
+    assert h.toolset.command_time.allowed() == min(h.toolset.command_time.limit, 600)  # far from the deadline
+
+
+def test_a_command_is_cut_to_the_runs_remaining_time() -> None:
+    from patchwright.tools import CommandTime
+
+    unlimited = CommandTime(120)
+    assert unlimited.allowed() == 120
+    soon = CommandTime(120, deadline=time.monotonic() + 10)
+    assert 8 < soon.allowed() <= 10
+    late = CommandTime(120, deadline=time.monotonic() + 500)
+    assert late.allowed() == 120
+    past = CommandTime(120, deadline=time.monotonic() - 5)
+    assert past.allowed() == 1.0  # the loop stops before tools once the time is up; never 0 or less
+
+
 # --------------------------------------------------------------------------- stop reasons mid-run
 
 

@@ -384,8 +384,6 @@ def test_write_summary_is_redacted_json(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- files_in_patch
 
 
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
@@ -658,7 +656,9 @@ def test_env_is_not_read_from_the_process_environment(home: Path, monkeypatch: p
         ({"memory": "1m"}, "memory must be a size"),
     ],
 )
-def test_check_rejects_values_the_engine_or_clock_would_choke_on(changes: dict[str, Any], message: str) -> None:
+def test_check_rejects_values_the_engine_or_clock_would_choke_on(
+    changes: dict[str, Any], message: str
+) -> None:
     import dataclasses
 
     with pytest.raises(ConfigError, match=message):

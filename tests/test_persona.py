@@ -243,6 +243,15 @@ def test_lookup_order(tmp_path: Path) -> None:
     assert find_agent(name, repo, home).origin == ORIGIN_BUILTIN
 
 
+def test_lookup_by_the_name_field_when_the_file_is_named_otherwise(tmp_path: Path) -> None:
+    repo, home = tmp_path / "repo", tmp_path / "home"
+    path = write(repo / ".claude" / "agents" / "Database Fixer.md", agent_text("db-fixer", body="by name"))
+    write(repo / ".claude" / "agents" / "broken.md", "no front matter\n")  # passed over in the scan
+    agent = find_agent("db-fixer", repo, home)
+    assert agent.path == path and agent.prompt == "by name"
+    assert find_agent(DEFAULT_AGENT, repo, home).origin == ORIGIN_BUILTIN
+
+
 def test_lookup_not_found_lists_places(tmp_path: Path) -> None:
     repo, home = tmp_path / "repo", tmp_path / "home"
     with pytest.raises(AgentFileError) as info:

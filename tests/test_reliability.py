@@ -42,13 +42,24 @@ def test_root_filesystem_cannot_be_written(sandbox: DockerSandbox) -> None:
 
 
 def test_keys_in_tool_output_are_redacted_in_every_output(tmp_path: Path, sandbox_image: str) -> None:
-    repo = make_repo(tmp_path / "r", {"conf.py": 'GITHUB_TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"\n'})
-    replies = [message(tool_use("bash", {"command": "cat conf.py"})), message(text("Saw ghp_abcdefghijklmnopqrstuvwxyz0123456789."))]
+    repo = make_repo(
+        tmp_path / "r", {"conf.py": 'GITHUB_TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"\n'}
+    )
+    replies = [
+        message(tool_use("bash", {"command": "cat conf.py"})),
+        message(text("Saw ghp_abcdefghijklmnopqrstuvwxyz0123456789.")),
+    ]
     with FakeAnthropic(replies) as api:
-        result = run_agent(["fix", "x", "--repo", str(repo), "--format", "stream-json"], agent_env(api, sandbox_image))
+        result = run_agent(
+            ["fix", "x", "--repo", str(repo), "--format", "stream-json"], agent_env(api, sandbox_image)
+        )
     assert result.returncode == 1, result.stderr
     run_dir = only_run(repo)
-    for produced in (result.stdout, (run_dir / "trajectory.jsonl").read_text(), (run_dir / "summary.json").read_text()):
+    for produced in (
+        result.stdout,
+        (run_dir / "trajectory.jsonl").read_text(),
+        (run_dir / "summary.json").read_text(),
+    ):
         assert "ghp_abcdefghijklmnopqrstuvwxyz" not in produced
     assert "[REDACTED]" in (run_dir / "trajectory.jsonl").read_text()
 
@@ -58,7 +69,9 @@ def full_dir(tmp_path: Path) -> Path:
     """A 64 KiB tmpfs: writing a larger file into it fails with ENOSPC, like a full disk."""
     target = tmp_path / "full"
     target.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(target)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
     yield target
@@ -70,9 +83,15 @@ def test_disk_full_while_writing_the_patch_exits_4_with_one_line(
 ) -> None:
     repo = make_repo(tmp_path / "r", {"data.txt": "small\n"})
     big = "x" * 200_000
-    replies = [message(tool_use(EDITOR, {"command": "create", "path": "/workspace/big.txt", "file_text": big})), message(text("done"))]
+    replies = [
+        message(tool_use(EDITOR, {"command": "create", "path": "/workspace/big.txt", "file_text": big})),
+        message(text("done")),
+    ]
     with FakeAnthropic(replies) as api:
-        result = run_agent(["fix", "x", "--repo", str(repo), "--patch", str(full_dir / "fix.patch")], agent_env(api, sandbox_image))
+        result = run_agent(
+            ["fix", "x", "--repo", str(repo), "--patch", str(full_dir / "fix.patch")],
+            agent_env(api, sandbox_image),
+        )
     assert result.returncode == 4, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("agent: error:")]
     assert len(errors) == 1 and "No space left on device" in errors[0]
@@ -81,12 +100,16 @@ def test_disk_full_while_writing_the_patch_exits_4_with_one_line(
     assert big in (only_run(repo) / "patch.diff").read_text()  # the run dir copy survived
 
 
-def test_prune_removes_what_a_sigkilled_run_left(tmp_path: Path, sandbox_image: str, docker_client: docker.DockerClient) -> None:
+def test_prune_removes_what_a_sigkilled_run_left(
+    tmp_path: Path, sandbox_image: str, docker_client: docker.DockerClient
+) -> None:
     repo = make_repo(tmp_path / "r", {"app.py": "def add(a, b):\n    return a - b\n"})
     with FakeAnthropic(edit_then(message(tool_use("bash", {"command": "sleep 100"})))) as api:
         proc = subprocess.Popen(
             [sys.executable, "-m", "patchwright", "fix", "x", "--repo", str(repo), "--quiet"],
-            env=agent_env(api, sandbox_image), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=agent_env(api, sandbox_image),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
         while len(api.requests) < 2 and time.monotonic() < deadline:
@@ -97,8 +120,12 @@ def test_prune_removes_what_a_sigkilled_run_left(tmp_path: Path, sandbox_image: 
     run_id = only_run(repo).name
     left = containers_of(docker_client, run_id)
     assert left, "a SIGKILLed run cannot clean up after itself"
-    volumes = [m["Name"] for m in docker_client.containers.get(left[0]).attrs["Mounts"] if m["Type"] == "volume"]
-    pruned = subprocess.run([sys.executable, "-m", "patchwright", "sandbox", "prune"], capture_output=True, text=True, timeout=120)
+    volumes = [
+        m["Name"] for m in docker_client.containers.get(left[0]).attrs["Mounts"] if m["Type"] == "volume"
+    ]
+    pruned = subprocess.run(
+        [sys.executable, "-m", "patchwright", "sandbox", "prune"], capture_output=True, text=True, timeout=120
+    )
     assert pruned.returncode == 0, pruned.stderr
     assert not containers_of(docker_client, run_id)
     for name in volumes:

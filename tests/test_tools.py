@@ -588,3 +588,19 @@ def test_tool_definitions_match_the_model(sandbox: DockerSandbox) -> None:
     assert definitions["bash"]["type"] == "bash_20250124"
     assert definitions[EDITOR]["type"] == "text_editor_20250728"
     assert definitions[EDITOR]["max_characters"] == 30_000
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+
+def test_a_command_never_runs_past_the_runs_deadline(sandbox: DockerSandbox) -> None:
+    import time
+
+    tools = toolset(sandbox)
+    tools.command_time.deadline = time.monotonic() + 3
+    started = time.monotonic()
+    result = tools.call("bash", {"command": "sleep 25; echo finished"})
+    assert time.monotonic() - started < 12  # not the 30 s command timeout
+    assert result.is_error and "the run's time limit" in result.content and "finished" not in result.content
+    tools.command_time.deadline = None
+    assert tools.call("bash", {"command": "echo still usable"}).content == "still usable\n"

@@ -203,16 +203,23 @@ def sandbox_build(
 
 
 @sandbox_app.command("prune")
-def sandbox_prune() -> None:
-    """Remove containers (and superseded images) that patchwright created, found by label."""
+def sandbox_prune(
+    include_live: Annotated[
+        bool, typer.Option("--all", help="Also stop runs in progress (their `agent` process is alive).")
+    ] = False,
+) -> None:
+    """Remove containers of finished runs, superseded images and repo snapshots, found by label."""
+    from patchwright.sandbox.base import default_manifest_dir
     from patchwright.sandbox.image import docker_client
     from patchwright.sandbox.prune import prune
 
     try:
-        report = prune(docker_client())
+        report = prune(docker_client(), manifest_dir=default_manifest_dir(), include_live=include_live)
     except PatchwrightError as err:
         raise fail(str(err), err.exit_code) from None
     print(f"removed {len(report.containers_removed)} containers, {len(report.images_removed)} images")
+    if report.containers_kept:
+        print(f"kept {len(report.containers_kept)} containers of runs in progress (--all stops them too)")
 
 
 @agents_app.command("list")

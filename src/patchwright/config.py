@@ -37,6 +37,7 @@ class Settings:
     memory: str = "4g"
     cpus: float = 2.0
     pids_limit: int = 512
+    snapshots: bool = True  # large repos start from a committed image of the repo (sandbox/snapshot.py)
     max_retries: int = DEFAULT_MAX_RETRIES
     max_tokens: int = 16_000
 
@@ -64,6 +65,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "memory": (str,),
     "cpus": (int, float),
     "pids_limit": (int,),
+    "snapshots": (bool,),
     "max_retries": (int,),
     "max_tokens": (int,),
 }

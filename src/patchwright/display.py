@@ -6,7 +6,9 @@ summary, `stream-json` events) or the final text summary, so pipes stay clean.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import sys
 import time
@@ -96,9 +98,7 @@ class PlainDisplay:
 
     def _line(self, text: str) -> None:
         if not self.quiet:
-            print(
-                f"[patchwright {time.monotonic() - self.started:6.1f}s] {text}", file=self.stream, flush=True
-            )
+            write_line(f"[patchwright {time.monotonic() - self.started:6.1f}s] {text}", self.stream)
 
     def status(self, message: str) -> None:
         self._line(message)
@@ -122,7 +122,7 @@ class PlainDisplay:
         if self.quiet and out is self.stream:
             return
         for line in summary_lines(summary):
-            print(clean(line), file=out, flush=True)
+            write_line(clean(line), out)
 
     def close(self) -> None:
         pass
@@ -190,7 +190,7 @@ class JsonDisplay(PlainDisplay):
         self.stdout = stdout or sys.stdout
 
     def finish(self, summary: RunSummary) -> None:
-        print(json.dumps(summary.as_dict(), indent=2), file=self.stdout, flush=True)
+        write_line(json.dumps(summary.as_dict(), indent=2), self.stdout)
 
 
 class StreamJsonDisplay:
@@ -200,7 +200,7 @@ class StreamJsonDisplay:
         self.stdout = stdout or sys.stdout
 
     def _emit(self, record: dict[str, Any]) -> None:
-        print(json.dumps({"ts": round(time.time(), 3), **record}, default=str), file=self.stdout, flush=True)
+        write_line(json.dumps({"ts": round(time.time(), 3), **record}, default=str), self.stdout)
 
     def status(self, message: str) -> None:
         self._emit({"type": "status", "message": message})
@@ -213,6 +213,18 @@ class StreamJsonDisplay:
 
     def close(self) -> None:
         pass
+
+
+def write_line(text: str, stream: IO[str]) -> None:
+    """Print a line. A reader that went away (`agent fix ... | head -1`) must not end the run,
+    which still writes its patch and record: the stream is pointed at /dev/null instead."""
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
 
 
 def make_display(fmt: str, quiet: bool, is_tty: bool, ci: bool) -> Display:

@@ -120,6 +120,10 @@ class Prepared:
     instructions: str | None
     test_command: str | None
     resume_records: list[dict[str, Any]] | None
+    followup: str | None = None  # --resume with a task: the next instruction in the conversation
+
+
+MAX_TASK_CHARS = 100_000  # about 25k tokens: a task, not a document
 
 
 def prepare(request: FixRequest) -> Prepared:
@@ -128,6 +132,7 @@ def prepare(request: FixRequest) -> Prepared:
     workspace = open_workspace(request.repo)
     records = None
     task = request.task
+    followup: str | None = None
     if request.resume:
         trajectory = workspace.run_dir(request.resume) / "trajectory.jsonl"
         if not trajectory.is_file():
@@ -138,19 +143,41 @@ def prepare(request: FixRequest) -> Prepared:
         start = next((r for r in records if r.get("event") == "run_start"), None)
         if start is None:
             raise UsageError(f"--resume {request.resume}: the trajectory has no run_start record")
-        task = task or str(start.get("task", ""))
+        recorded_task = str(start.get("task", ""))
+        if task.strip() and task.strip() != recorded_task.strip():
+            followup = task  # as `claude --resume ID "..."`: the conversation goes on with it
+        task = recorded_task
     if not task.strip():
         raise UsageError('the task is empty: say what to fix, e.g. agent fix "db connection errors"')
+    for text in (task, followup or ""):
+        if len(text) > MAX_TASK_CHARS:
+            raise UsageError(
+                f"the task is {len(text):,} characters, over the limit of {MAX_TASK_CHARS:,}; "
+                "put long material in a file in the repo and point the task at it"
+            )
     agent = find_agent(settings.agent, workspace.root, Path.home())
+    test_command = settings.test_cmd or detect_test_command(workspace.root)
+    if agent.tools is not None and not [t for t in agent.tools if t != "run_tests" or test_command]:
+        offered = ", ".join(agent.tools) or "none"
+        raise UsageError(
+            f"agent {agent.name!r} ({agent.path}) leaves the model no tools: its `tools:` maps to {offered}"
+            + (" and there is no test command" if "run_tests" in agent.tools else "")
+        )
     model = settings.resolved_model(agent.model)
     info = model_info(model)
     if settings.max_cost is not None and not info.priced:
         raise UsageError(
             f"--max-cost needs a known price, and model {model} has none in patchwright's price table"
         )
-    test_command = settings.test_cmd or detect_test_command(workspace.root)
     return Prepared(
-        workspace, task, agent, model, load_project_instructions(workspace.root), test_command, records
+        workspace,
+        task,
+        agent,
+        model,
+        load_project_instructions(workspace.root),
+        test_command,
+        records,
+        followup,
     )
 
 
@@ -211,6 +238,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         memory=settings.memory,
         cpus=settings.cpus,
         pids_limit=settings.pids_limit,
+        snapshots=settings.snapshots,
         command_timeout=settings.command_timeout,
         host_ca_bundle=host_ca_bundle(),
         proxy_env={k: v for k, v in os.environ.items() if k.lower() in PROXY_VARIABLES},
@@ -244,7 +272,16 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
                 state.messages = loop_mod.messages_from_trajectory(prepared.resume_records)
                 state.steps = sum(1 for r in prepared.resume_records if r.get("event") == "response")
                 recorded = [r for r in prepared.resume_records if r.get("event") == "message"]
-                if recorded and recorded[-1]["role"] == "assistant":  # record the turn rebuilt for resume
+                rebuilt = bool(recorded) and recorded[-1]["role"] == "assistant"  # a user turn was added
+                if prepared.followup:
+                    said = [{"type": "text", "text": prepared.followup}]
+                    if rebuilt and state.messages[-1]["content"] == loop_mod.CONTINUE:
+                        state.messages[-1]["content"] = said  # the new instruction, not "Continue."
+                    else:
+                        loop_mod.merge_with_last(state.messages, "user", said)
+                        if not rebuilt:
+                            trajectory.write("message", role="user", content=said)
+                if rebuilt:  # record the turn rebuilt for resume
                     trajectory.write("message", role="user", content=state.messages[-1]["content"])
             workspace_ready = True
             if not state.messages:

@@ -68,6 +68,8 @@ class AgentLoop:
     def run(self, state: LoopState) -> str:
         """Run until the model ends its turn or a limit is hit; returns the status."""
         tool_defs = self.tools.definitions()
+        if self.limits.timeout is not None:  # commands are cut short rather than run past it
+            self.tools.command_time.deadline = state.started + self.limits.timeout
         while True:
             stopped = self._limit_reached(state)
             if stopped:
@@ -239,6 +241,9 @@ def merge_with_last(messages: list[dict[str, Any]], role: str, content: list[dic
         messages.append({"role": role, "content": list(content)})
 
 
+CONTINUE = [{"type": "text", "text": "Continue."}]  # the user turn after a finished assistant turn
+
+
 def messages_from_trajectory(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rebuild the conversation from `message` records, for --resume.
 
@@ -259,7 +264,7 @@ def messages_from_trajectory(records: list[dict[str, Any]]) -> list[dict[str, An
         if calls:
             messages.append({"role": "user", "content": [_recorded_result(c["id"], results) for c in calls]})
         else:
-            messages.append({"role": "user", "content": [{"type": "text", "text": "Continue."}]})
+            messages.append({"role": "user", "content": list(CONTINUE)})
     return messages
 
 

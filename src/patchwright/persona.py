@@ -352,7 +352,8 @@ def _load_from(path: Path, origin: str, repo: Path | None) -> AgentDefinition:
 
 
 def find_agent(name: str, repo: Path | None, home: Path) -> AgentDefinition:
-    """Return the agent `<name>.md` from the first place on the search path that has it.
+    """Return the agent `<name>.md`, or the one whose `name:` is `name`, from the first place on
+    the search path that has either.
 
     A broken file in an earlier place is an error, not skipped: the user meant it to win.
     """
@@ -363,8 +364,28 @@ def find_agent(name: str, repo: Path | None, home: Path) -> AgentDefinition:
         candidate = folder / f"{name}.md"
         if candidate.exists() or candidate.is_symlink():
             return _load_from(candidate, origin, repo)
+        named = _named_in(folder, name, origin, repo)  # Claude Code goes by the `name` field
+        if named is not None:
+            return named
     looked = ", ".join(str(folder / f"{name}.md") for folder, _ in places)
     raise AgentFileError(f"agent {name!r} not found; looked in: {looked}")
+
+
+def _named_in(folder: Path, name: str, origin: str, repo: Path | None) -> AgentDefinition | None:
+    """The agent in `folder` whose front matter says `name: <name>`, whatever its file is called
+    (files that do not load are passed over here; asked for by file name, they are errors)."""
+    try:
+        files = list(_agent_files(folder)) if folder.is_dir() else []
+    except OSError:
+        return None
+    for path in files:
+        try:
+            agent = _load_from(path, origin, repo)
+        except AgentFileError:
+            continue
+        if agent.name == name:
+            return agent
+    return None
 
 
 def _agent_files(folder: Path) -> Iterator[Path]:

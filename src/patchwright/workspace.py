@@ -130,7 +130,7 @@ def sanitize_git_config(text: str) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _is_git_config(rel: str) -> bool:
+def is_git_config(rel: str) -> bool:
     """Config files anywhere under .git: the repo's, worktrees', submodules' (.git/modules/*/config)."""
     return os.path.basename(rel) in ("config", "config.worktree")
 
@@ -142,17 +142,34 @@ def _git_dir_members(ws: Workspace) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(ws.root / ".git"):
         rel = os.path.relpath(dirpath, base)
         members.extend(os.path.join(rel, d) for d in dirnames)
-        members.extend(os.path.join(rel, f) for f in filenames if not _is_git_config(os.path.join(rel, f)))
+        members.extend(os.path.join(rel, f) for f in filenames if not is_git_config(os.path.join(rel, f)))
+    return members
+
+
+def copy_members(ws: Workspace, files: list[str]) -> list[str]:
+    """Everything that travels into the sandbox: parent dirs of `files`, `files`, and .git.
+
+    Directories go in explicitly (and first), or the engine creates them owned by root.
+    """
+    parents: set[str] = set()
+    for name in files:
+        parent = name.rpartition("/")[0]
+        while parent and parent not in parents:  # string work: Path.parents is slow at 20k files
+            parents.add(parent)
+            parent = parent.rpartition("/")[0]
+    members = sorted(parents) + list(files)
+    if ws.git_dir_is_local:
+        members += _git_dir_members(ws)
     return members
 
 
 def tar_stream(ws: Workspace, files: list[str], uid: int, gid: int) -> Iterator[bytes]:
     """Stream a tar of `files` and .git, owned by uid:gid, made by GNU tar for speed."""
-    # Directories go in first and explicitly, or the engine creates them owned by root.
-    parents = {str(parent) for name in files for parent in Path(name).parents if str(parent) != "."}
-    members = sorted(parents) + list(files)
-    if ws.git_dir_is_local:
-        members += _git_dir_members(ws)
+    return tar_members(ws, copy_members(ws, files), uid, gid)
+
+
+def tar_members(ws: Workspace, members: list[str], uid: int, gid: int) -> Iterator[bytes]:
+    """Stream a tar of exactly `members` (paths relative to the repo root), owned by uid:gid."""
     listing = "\0".join(members).encode("utf-8", "surrogateescape") + b"\0"
     proc = subprocess.Popen(
         [
@@ -207,7 +224,7 @@ def git_config_tar(ws: Workspace, uid: int, gid: int) -> bytes | None:
             for name in filenames:
                 path = Path(dirpath) / name
                 rel = os.path.relpath(path, ws.root)
-                if not _is_git_config(rel) or path.is_symlink() or not path.is_file():
+                if not is_git_config(rel) or path.is_symlink() or not path.is_file():
                     continue
                 data = sanitize_git_config(path.read_text(errors="surrogateescape")).encode(
                     errors="surrogateescape"

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
 WORKSPACE = "/workspace"  # the one stable path of the repository inside every sandbox
 DEFAULT_COMMAND_TIMEOUT = 120.0
 DEFAULT_OUTPUT_LIMIT = 32 * 1024  # bytes kept of one command's output (head + tail), under the loop's cap
+
+
+def default_manifest_dir() -> str:
+    """The user's cache (XDG_CACHE_HOME, else ~/.cache), where snapshot manifests live."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "patchwright", "snapshots")
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,10 @@ class SandboxSpec:
         default_factory=dict
     )  # HTTP(S)_PROXY etc., only while the network is on
     labels: dict[str, str] = field(default_factory=dict)
+    snapshots: bool = True  # large repos: start from a committed image of the repo (snapshot.py)
+    snapshot_min_files: int = 2000  # below this the whole copy takes well under a second
+    # where snapshot manifests are kept (snapshot.py); None: list the snapshot in the container instead
+    manifest_dir: str | None = field(default_factory=lambda: default_manifest_dir())
 
 
 @dataclass(frozen=True)

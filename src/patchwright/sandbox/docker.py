@@ -4,35 +4,71 @@ Hardening: non-root uid, all capabilities dropped, no-new-privileges, read-only
 root filesystem, pids/memory/CPU limits, no network unless the setup phase asks
 for it (and then cut before the model's first command), no host environment.
 The repository travels in as a tar stream into a volume of the container's own.
+
+Large repos (SandboxSpec.snapshot_min_files files or more) instead live in the container's own
+layer, so the container can be committed as a snapshot and later ones start from it
+(see snapshot.py). A committed layer cannot sit under a read-only root, so there the
+root stays writable to root only: the image's world-writable /var/tmp and /run/lock
+are covered by read-only tmpfs mounts, so the sandbox user can write exactly what it
+can under a read-only root (the workspace, /tmp, home), which tests check.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import itertools
+import os
 import secrets
 import signal
 import socket
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
 from docker.models.containers import Container
+from docker.models.images import Image
 from docker.types import Mount
 
 from patchwright.errors import SandboxError
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE, CommandResult, SandboxSpec
 from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
+from patchwright.sandbox.snapshot import (
+    FIND_ARGV,
+    SCRATCH,
+    Entry,
+    SyncPlan,
+    drifted,
+    head_commit,
+    host_entries,
+    load_manifest,
+    parse_find,
+    plan_sync,
+    save_manifest,
+    snapshot_tag,
+)
 from patchwright.sandbox.stream import CappedBuffer, FrameReader, StreamClosed, StreamTimeout, command_result
-from patchwright.workspace import Workspace, git_config_tar, list_files, tar_stream
+from patchwright.workspace import (
+    Workspace,
+    copy_members,
+    git_config_tar,
+    list_files,
+    tar_members,
+)
 
+T = TypeVar("T")
 UID = GID = 1000
 HOME = "/home/agent"
 CONTROL_DIR = "/tmp/.patchwright"
 BASE_REF = "refs/patchwright/base"
+MAX_ARGV_DELETE = 64 * 1024  # bytes of paths to delete passed as arguments; more go through xargs
+WORLD_WRITABLE = ("/var/tmp", "/run/lock")  # in the image, besides /tmp: covered when the root is writable
 
 
 def trusted_git(index_file: str) -> str:
@@ -101,6 +137,14 @@ class DockerSandbox:
         self._shell: ShellSession | None = None
         self._base_tree: str | None = None
         self._shell_env: dict[str, str] = {}  # extra variables for the model's shell
+        self._host_view: Future[tuple[list[str], list[str], dict[str, Entry]]] | None = None
+        self._snapshot: Image | None = None  # the snapshot this container starts from
+        self._snapshot_labels: dict[str, str] | None = None  # set when this container will be one
+        self._committer: threading.Thread | None = None
+        self._in_layer = False  # the workspace is in the container's own layer (snapshots), not a volume
+        self._incremental_base = False  # the sync left change lists beside the snapshot's base index
+        self.sync_plan: SyncPlan | None = None  # what a start from a snapshot copied and removed
+        self.snapshot_error: str | None = None  # why the last commit failed (a slow start, nothing worse)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -108,31 +152,63 @@ class DockerSandbox:
         """Create the container, copy the repo in, run setup, cut the network, open the shell."""
         try:
             self._create()
-            self._copy_repository()
+            opening = _in_thread(self._open_model_shell)  # needs no files: opens while they copy
+            try:
+                self._copy_repository()
+            finally:
+                wait([opening])
+            opening.result()
             if self.spec.setup_command:
+                self._begin_snapshot()  # before setup: what setup makes differs run to run
                 self._run_setup(self.spec.setup_command)
             self._record_base()
-            if self.spec.network:  # the model's own installs go through the same proxy as setup's
-                self._shell_env = self._trust_host_ca()
-            self._open_shell()
+            if not self.spec.setup_command:
+                self._begin_snapshot()  # in the background, while the model thinks of a first command
         except BaseException:
             self.stop()
             raise
+
+    def _open_model_shell(self) -> None:
+        if self.spec.network:  # the model's own installs go through the same proxy as setup's
+            self._shell_env = self._trust_host_ca()
+        self._open_shell()
 
     def _labels(self) -> dict[str, str]:
         return {
             labels.MANAGED: "true",
             labels.KIND: "sandbox",
             labels.RUN_ID: self.spec.run_id,
+            labels.OWNER: labels.owner(),  # prune leaves a run alone while this process lives
             **self.spec.labels,
         }
 
     def _create(self) -> None:
+        """Pick the image (this repo's snapshot, when one is current) and start the container.
+
+        From a snapshot, the host side (listing and stat-ing the repo) runs in a thread
+        meanwhile; otherwise its file count decides whether this container becomes one.
+        """
         spec = self.spec
         self.progress("starting sandbox container")
         try:
-            self.client.images.get(spec.image)  # `run` would try a pull; a missing image is the user's to fix
-            self.container = self.client.containers.create(spec.image, **self.container_options())
+            base = self.client.images.get(spec.image)  # `run` would try a pull; a missing image is the user's
+            image = base
+            if spec.snapshots:
+                self._snapshot = self._current_snapshot(base)
+            if self._snapshot is not None:
+                image = self._snapshot
+                self._host_view = _in_thread(lambda: self._list_host(with_entries=True))
+            else:
+                self._host_view = _in_thread(lambda: self._list_host(with_entries=False))
+                file_count = len(self._host_view.result()[0])
+                if spec.snapshots and file_count >= spec.snapshot_min_files:
+                    self._snapshot_labels = {
+                        labels.BASE_IMAGE: str(base.id),
+                        labels.FILE_COUNT: str(file_count),
+                    }
+            self._in_layer = self._snapshot is not None or self._snapshot_labels is not None
+            options = self.container_options(writable_root=self._in_layer)
+            self.container = self.client.containers.create(image, **options)
             self.container.start()
         except docker.errors.ImageNotFound:
             raise SandboxError(
@@ -141,6 +217,12 @@ class DockerSandbox:
         except docker.errors.APIError as err:
             raise SandboxError(f"cannot start the sandbox container: {err.explanation or err}") from None
 
+    def _list_host(self, with_entries: bool) -> tuple[list[str], list[str], dict[str, Entry]]:
+        """The files git sees, everything that travels (dirs, files, .git), and its quick-check view."""
+        files = list_files(self.workspace)
+        members = copy_members(self.workspace, files)
+        return files, members, host_entries(self.workspace, members) if with_entries else {}
+
     def _engine_cpus(self) -> float:
         """The engine refuses a CPU limit above its own CPU count (a 1-CPU VM, Docker Desktop)."""
         try:
@@ -148,9 +230,38 @@ class DockerSandbox:
         except (docker.errors.APIError, ValueError, TypeError):
             return self.spec.cpus
 
-    def container_options(self) -> dict[str, Any]:
+    @property
+    def _keeps_base_index(self) -> bool:
+        """Whether this container becomes a snapshot after recording its base (no setup between)."""
+        return (
+            self._snapshot_labels is not None
+            and not self.spec.setup_command
+            and self.workspace.git_dir_is_local
+        )
+
+    def _current_snapshot(self, base: Image) -> Image | None:
+        """This repo's snapshot, if it was made from `base` and HEAD has not moved far since."""
+        try:
+            snapshot = self.client.images.get(snapshot_tag(self.workspace))
+        except docker.errors.ImageNotFound:
+            return None
+        found = snapshot.labels or {}
+        numbers = (found.get(labels.COPIED_AT, ""), found.get(labels.FILE_COUNT, ""))
+        if found.get(labels.BASE_IMAGE) != base.id or not all(n.isdigit() for n in numbers):
+            return None
+        if drifted(self.workspace, found.get(labels.SNAPSHOT_HEAD, ""), int(numbers[1])):
+            return None
+        return snapshot
+
+    def container_options(self, writable_root: bool = False) -> dict[str, Any]:
         """The hardened container's settings, as `containers.create` keyword arguments."""
         spec = self.spec
+        tmpfs = {
+            "/tmp": f"rw,nosuid,nodev,exec,size={spec.tmp_size},mode=1777",
+            HOME: f"rw,nosuid,nodev,exec,size={spec.home_size},uid={UID},gid={GID},mode=0755",
+        }
+        if writable_root:  # covered read-only, as a read-only root would leave them
+            tmpfs.update({path: "ro,nosuid,nodev,noexec,size=1m" for path in WORLD_WRITABLE})
         return {
             "command": ["sleep", "infinity"],
             "init": True,
@@ -163,41 +274,122 @@ class DockerSandbox:
             "network_mode": "bridge" if (spec.network or spec.setup_command) else "none",
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
-            "read_only": True,
+            "read_only": not writable_root,
             "pids_limit": spec.pids_limit,
             "mem_limit": spec.memory,
             "memswap_limit": spec.memory,
             "nano_cpus": int(min(spec.cpus, self._engine_cpus()) * 1e9),
-            "tmpfs": {
-                "/tmp": f"rw,nosuid,nodev,exec,size={spec.tmp_size},mode=1777",
-                HOME: f"rw,nosuid,nodev,exec,size={spec.home_size},uid={UID},gid={GID},mode=0755",
-            },
+            "tmpfs": tmpfs,
             # An anonymous volume: removed with the container (remove(v=True)), by prune too.
-            "mounts": [Mount(target=WORKSPACE, source=None, type="volume")],
+            "mounts": [] if writable_root else [Mount(target=WORKSPACE, source=None, type="volume")],
             "stdin_open": False,
             "tty": False,
         }
 
     def _copy_repository(self) -> None:
-        """Stream the repo as a tar into `tar -x` running as the sandbox user.
+        """Stream the repo as a tar into `tar -x` running as the sandbox user (or, from a
+        snapshot, only what changed since it); the sanitized git configs follow in the same stream.
 
         Measured faster than the engine's archive API (benchmarks/startup.py), and the
         files come out owned by the sandbox user with no root step.
         """
-        assert self.container is not None
-        files = list_files(self.workspace)
-        self.progress(f"copying {len(files)} files into the sandbox")
-        self._extract(tar_stream(self.workspace, files, UID, GID))
+        assert self.container is not None and self._host_view is not None
         config = git_config_tar(self.workspace, UID, GID)
-        if config is not None:
-            self._extract([config])
+        configs = [config] if config is not None else []
+        if self._snapshot is not None:
+            self._sync_snapshot(self._snapshot, configs)
+            return
+        files, members, _ = self._host_view.result()
+        self.progress(f"copying {len(files)} files into the sandbox")
+        copied_at = int(time.time())
+        self._extract(itertools.chain(tar_members(self.workspace, members, UID, GID), configs))
+        if self._snapshot_labels is not None:
+            self._snapshot_labels.update(
+                {labels.COPIED_AT: str(copied_at), labels.SNAPSHOT_HEAD: head_commit(self.workspace)}
+            )
 
-    def _extract(self, chunks: Iterable[bytes]) -> None:
+    def _sync_snapshot(self, snapshot: Image, configs: list[bytes]) -> None:
+        """Bring the snapshot's workspace to the host's state: delete what went, send what changed."""
+        assert self._host_view is not None
+        manifest = load_manifest(self.spec.manifest_dir, str(snapshot.id)) if self.spec.manifest_dir else None
+        if manifest is None:
+            listed = _in_thread(
+                lambda: self._collect(FIND_ARGV, max_bytes=1 << 30)
+            )  # while the host side ends
+            manifest, code = listed.result()
+            if code != 0:
+                raise SandboxError(f"cannot list the snapshot's files (find exited with {code})")
+        host = self._host_view.result()[2]
+        have = parse_find(manifest)
+        racy_from = int(snapshot.labels[labels.COPIED_AT]) - 1  # a second's slack for coarse clocks
+        plan = self.sync_plan = plan_sync(host, have, racy_from)
+        if self.workspace.git_dir_is_local and f"{SCRATCH}/base.index" in have:
+            # What changed goes in beside the files, so recording the base need not walk the tree.
+            configs = [*configs, _change_lists(plan.changed, plan.gone)]
+            self._incremental_base = True
+        self.progress(f"from the snapshot: {len(plan.send)} paths to copy, {len(plan.delete)} to remove")
+        delete = plan.delete
+        if sum(len(path) + 1 for path in delete) > MAX_ARGV_DELETE:  # too long for one command line
+            listing = b"".join(os.fsencode(path) + b"\0" for path in delete)
+            result = self.execute(["xargs", "-0", "-r", "rm", "-rf", "--"], stdin=listing, timeout=600)
+            if result.exit_code != 0:
+                raise SandboxError(f"cannot sync the snapshot: {result.output.strip()[-200:]}")
+            delete = []
+        sent = tar_members(self.workspace, plan.send, UID, GID) if plan.send else iter(())
+        self._extract(itertools.chain(sent, configs), delete=delete)
+
+    def _begin_snapshot(self) -> None:
+        """Commit this container as the repo's snapshot, in the background: a paused container
+        holds still while the engine copies its layer, and every exec waits for the commit."""
+        if self._snapshot_labels is None or self.container is None:
+            return
+        found = {
+            **self._snapshot_labels,
+            labels.MANAGED: labels.MANAGED_VALUE,
+            labels.KIND: labels.KIND_SNAPSHOT,
+            labels.RUN_ID: "",
+            labels.OWNER: "",
+            labels.REPO_PATH: str(self.workspace.root),
+        }
+        self._snapshot_labels = None
+        self.progress("saving a snapshot of the repository, for faster starts next time")
+        container = self.container
+        self._committer = threading.Thread(target=self._commit, args=(container, found), daemon=True)
+        self._committer.start()
+
+    def _commit(self, container: Container, snapshot_labels: dict[str, str]) -> None:
+        tag = snapshot_tag(self.workspace)
+        try:
+            try:
+                previous: str | None = self.client.images.get(tag).id
+            except docker.errors.ImageNotFound:
+                previous = None
+            manifest, code = self._collect_now(FIND_ARGV, max_bytes=1 << 30)
+            repository, _, name = tag.partition(":")
+            image = container.commit(repository, name, conf={"Labels": snapshot_labels}, pause=True)
+            if self.spec.manifest_dir and code == 0:
+                save_manifest(self.spec.manifest_dir, str(image.id), manifest)
+            if previous is not None and previous != image.id:  # superseded; if in use, prune takes it later
+                with contextlib.suppress(docker.errors.APIError):
+                    self.client.images.remove(previous)
+        except Exception as err:  # a failed commit costs the next run its head start, nothing else
+            self.snapshot_error = str(err)
+
+    def _await_snapshot(self) -> None:
+        """Wait for a commit in progress: the container is paused until it ends."""
+        if self._committer is not None:
+            self._committer.join()
+            self._committer = None
+
+    def _extract(self, chunks: Iterable[bytes], delete: list[str] | None = None) -> None:
+        """Remove `delete` (paths in the workspace), then extract the tar archives in `chunks`
+        (one after another: --ignore-zeros reads past each one's end)."""
         assert self.container is not None
+        script = f'cd {WORKSPACE} && rm -rf -- "$@" && exec tar -x -i -f - -C {WORKSPACE}'
         try:
             exec_id = self.client.api.exec_create(
                 self.container.id,
-                ["tar", "-x", "-f", "-", "-C", WORKSPACE],
+                ["bash", "-c", script, "extract", *(delete or [])],
                 stdin=True,
                 user=f"{UID}:{GID}",
                 environment=BASE_ENV,
@@ -263,16 +455,30 @@ class DockerSandbox:
         """Snapshot the starting state as a git tree; diff() compares against it."""
         index = f"{CONTROL_DIR}/base.index"
         git = trusted_git(index)
-        script = (
-            f"set -e; mkdir -p {CONTROL_DIR}; cd {WORKSPACE}; "
-            f"if [ ! -d .git ]; then {git} init -q; fi; "
-            f"if [ -f .git/index ]; then cp -p .git/index {index}; fi; "
+        minimal = "-c core.checkStat=minimal -c core.trustctime=false"
+        stored = f"{SCRATCH}/base.index"
+        if self._incremental_base:
+            # The snapshot's base index, changed by exactly what the sync changed: no walk of the tree.
+            fill = (
+                f"cp -p {stored} {index}; "
+                f"{git} update-index -z --force-remove --stdin < {SCRATCH}/gone; "
+                # out first, so the entries are hashed anew: a racy file may keep size and mtime
+                f"{git} update-index -z --force-remove --stdin < {SCRATCH}/changed; "
+                f"{git} update-index -z --add --stdin < {SCRATCH}/changed; "
+                f"rm -f {SCRATCH}/gone {SCRATCH}/changed; "
+            )
+        else:
             # tar kept mtimes and sizes, so the host index's hashes hold for unchanged files;
             # `cp -p` keeps the index's own mtime, which git's racy-entry check relies on.
-            f"{git} -c core.checkStat=minimal -c core.trustctime=false add -A; "
-            f'tree=$({git} write-tree); {git} update-ref {BASE_REF} "$tree"; echo "$tree"'
+            fill = f"if [ -f .git/index ]; then cp -p .git/index {index}; fi; {git} {minimal} add -A; "
+        # A container about to become a snapshot keeps its base index for the next start.
+        keep = f"mkdir -p {SCRATCH}; cp -p {index} {stored}; " if self._keeps_base_index else ""
+        script = (
+            f"set -e; mkdir -p {CONTROL_DIR}; cd {WORKSPACE}; "
+            f"if [ ! -d .git ]; then {git} init -q; fi; {fill}"
+            f'tree=$({git} write-tree); {git} update-ref {BASE_REF} "$tree"; {keep}echo "$tree"'
         )
-        result = self.execute(["bash", "-c", script], timeout=600)
+        result = self.run(script, timeout=600)  # the shell, before the model has it: no exec to pay for
         tree = result.output.strip().splitlines()[-1:] if result.exit_code == 0 else []
         if not tree or len(tree[0]) < 40:
             raise SandboxError(
@@ -305,6 +511,7 @@ class DockerSandbox:
 
     def restart_shell(self) -> None:
         """Kill every process of the sandbox user and open a fresh shell in the workspace."""
+        self._await_snapshot()
         if self._shell is not None:
             self._shell.close()
             self._shell = None
@@ -321,6 +528,9 @@ class DockerSandbox:
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main_thread else None
         try:
+            if self._committer is not None:  # removing a paused container mid-commit can fail
+                self._committer.join(timeout=300)
+                self._committer = None
             if self._shell is not None:
                 self._shell.close()
                 self._shell = None
@@ -343,6 +553,7 @@ class DockerSandbox:
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
         """Run in the persistent shell; if the shell died, say so and start a new one."""
+        self._await_snapshot()
         if self._shell is None:
             self._open_shell()
         assert self._shell is not None
@@ -366,6 +577,7 @@ class DockerSandbox:
         output_limit: int | None = None,
     ) -> CommandResult:
         """Run one process outside the persistent shell, bounded in time and output."""
+        self._await_snapshot()
         if self.container is None:
             raise SandboxError("the sandbox is not running")
         limit = timeout or self.spec.command_timeout
@@ -405,6 +617,10 @@ class DockerSandbox:
 
     def _collect(self, argv: list[str], max_bytes: int, timeout: float = 600) -> tuple[bytes, int | None]:
         """Run a process and return its raw stdout (no decoding, no cap below max_bytes)."""
+        self._await_snapshot()
+        return self._collect_now(argv, max_bytes, timeout)
+
+    def _collect_now(self, argv: list[str], max_bytes: int, timeout: float = 600) -> tuple[bytes, int | None]:
         if self.container is None:
             raise SandboxError("the sandbox is not running")
         try:
@@ -471,6 +687,32 @@ class DockerSandbox:
             raise SandboxError(f"cannot compute the patch (git exited with {code})")
         # surrogateescape keeps non-UTF-8 bytes intact for writing the patch back out
         return data.decode("utf-8", "surrogateescape")
+
+
+def _change_lists(changed: list[str], gone: list[str]) -> bytes:
+    """A tar of the sync's change lists (NUL-separated paths) for the base index to take in."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, paths in (("changed", changed), ("gone", gone)):
+            data = b"".join(os.fsencode(path) + b"\0" for path in paths)
+            info = tarfile.TarInfo(f"{SCRATCH}/{name}")
+            info.size, info.uid, info.gid, info.mode, info.mtime = (
+                len(data),
+                UID,
+                GID,
+                0o600,
+                int(time.time()),
+            )
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _in_thread(work: Callable[[], T]) -> Future[T]:
+    """Start `work` on its own thread; its result (or exception) arrives through the future."""
+    with ThreadPoolExecutor(max_workers=1) as pool:  # leaving the block waits; so submit, then return
+        future = pool.submit(work)
+        pool.shutdown(wait=False)
+        return future
 
 
 def _raw_socket(raw: Any) -> socket.socket:

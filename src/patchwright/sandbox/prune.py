@@ -1,4 +1,5 @@
-"""Remove what patchwright left in Docker: its containers, and images of outdated definitions.
+"""Remove what patchwright left in Docker: its containers, images of outdated definitions,
+and repo snapshots (with their manifests): those are caches, made again on the next run.
 
 Only objects carrying our MANAGED label are ever touched, so prune is safe on a
 shared engine; `extra_labels` narrows it further (tests pass a label unique to them).
@@ -16,6 +17,7 @@ from docker.errors import APIError, NotFound
 
 from patchwright.sandbox import labels
 from patchwright.sandbox.image import DEFAULT_IMAGE_REPO, definition_hash, docker_errors
+from patchwright.sandbox.snapshot import SNAPSHOT_REPO, remove_manifests
 
 _CONFLICT = 409  # the engine's answer for "in use" or "removal already in progress"
 
@@ -26,6 +28,7 @@ class PruneReport:
 
     containers_removed: list[str] = field(default_factory=list)
     images_removed: list[str] = field(default_factory=list)
+    containers_kept: list[str] = field(default_factory=list)  # of runs in progress on this host
 
 
 def _filters(kind: str, extra_labels: dict[str, str] | None) -> dict[str, str | list[str] | bool]:
@@ -44,15 +47,38 @@ def _tolerable(err: APIError) -> bool:
     return isinstance(err, NotFound) or err.status_code == _CONFLICT
 
 
-def prune(client: docker.DockerClient, extra_labels: dict[str, str] | None = None) -> PruneReport:
-    """Force-remove every sandbox container (with its volumes), running or not, and every
-    sandbox image that is not the current definition's (stale hash, or untagged) and not in use."""
+def _remove_images(client: docker.DockerClient, names: list[str], report: PruneReport) -> None:
+    """Remove by tag (or id), so an image with several tags is untagged rather than refused."""
+    for name in names:
+        try:
+            client.images.remove(name)
+        except APIError as err:
+            if _tolerable(err):
+                continue
+            raise
+        report.images_removed.append(name)
+
+
+def prune(
+    client: docker.DockerClient,
+    extra_labels: dict[str, str] | None = None,
+    manifest_dir: str | None = None,
+    include_live: bool = False,
+) -> PruneReport:
+    """Force-remove every sandbox container (with its volumes) whose run is over (its `agent`
+    process gone; with `include_live`, every one), every
+    sandbox image that is not the current definition's (stale hash, or untagged) and not in
+    use, and every repo snapshot not in use; then the manifests (in `manifest_dir`) of
+    snapshots that are gone."""
     current = definition_hash()
     report = PruneReport()
     with docker_errors("cannot prune patchwright's containers"):
         for container in client.containers.list(
             all=True, filters=_filters(labels.KIND_SANDBOX, extra_labels)
         ):
+            if not include_live and labels.owner_alive(container.labels.get(labels.OWNER, "")):
+                report.containers_kept.append(str(container.id))
+                continue
             try:
                 container.remove(force=True, v=True)
             except APIError as err:
@@ -61,17 +87,16 @@ def prune(client: docker.DockerClient, extra_labels: dict[str, str] | None = Non
                 raise
             report.containers_removed.append(str(container.id))
     with docker_errors("cannot prune patchwright's images"):
+        # Snapshots first: they are children of the sandbox image, which cannot go before them.
+        for image in client.images.list(filters=_filters(labels.KIND_SNAPSHOT, extra_labels)):
+            names = [tag for tag in image.tags if tag.startswith(SNAPSHOT_REPO + ":")] or [str(image.id)]
+            _remove_images(client, names, report)
         for image in client.images.list(filters=_filters(labels.KIND_IMAGE, extra_labels)):
             tags = list(image.tags)
             if image.labels.get(labels.IMAGE_HASH) == current and tags:
                 continue
-            # By tag, so an image with several tags is untagged rather than refused.
-            for name in [tag for tag in tags if _ours(tag)] if tags else [str(image.id)]:
-                try:
-                    client.images.remove(name)
-                except APIError as err:
-                    if _tolerable(err):
-                        continue
-                    raise
-                report.images_removed.append(name)
+            _remove_images(client, [tag for tag in tags if _ours(tag)] if tags else [str(image.id)], report)
+        if manifest_dir:
+            remaining = client.images.list(filters=_filters(labels.KIND_SNAPSHOT, None))
+            remove_manifests(manifest_dir, keep={str(image.id) for image in remaining})
     return report

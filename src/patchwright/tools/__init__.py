@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from patchwright.sandbox.base import Sandbox
-from patchwright.tools.base import Tool, ToolError, ToolResult
+from patchwright.tools.base import CommandTime, Tool, ToolError, ToolResult
 from patchwright.tools.bash import BashTool
 from patchwright.tools.editor import LEGACY_EDITOR_NAME, EditorTool
 from patchwright.tools.search import SearchTool
@@ -14,7 +14,7 @@ from patchwright.tools.tests import RunTestsTool
 
 ALL_TOOLS = ("bash", "str_replace_based_edit_tool", "search_code", "run_tests")
 
-__all__ = ["ALL_TOOLS", "Tool", "ToolError", "ToolResult", "Toolset", "build_toolset"]
+__all__ = ["ALL_TOOLS", "CommandTime", "Tool", "ToolError", "ToolResult", "Toolset", "build_toolset"]
 
 
 @dataclass
@@ -22,6 +22,7 @@ class Toolset:
     """The tools of one run, by the name the model calls them."""
 
     tools: dict[str, Tool]
+    command_time: CommandTime = field(default_factory=lambda: CommandTime(120.0))  # shared by the tools
 
     def definitions(self) -> list[dict[str, Any]]:
         return [tool.definition() for tool in self.tools.values()]
@@ -52,13 +53,14 @@ def build_toolset(
 ) -> Toolset:
     """The run's tools; `allowed` (our names, from an agent file's `tools:`) restricts them."""
     wanted = set(ALL_TOOLS if allowed is None else allowed)
+    command_time = CommandTime(command_timeout)
     tools: list[Tool] = []
     if "bash" in wanted:
-        tools.append(BashTool(sandbox, command_timeout))
+        tools.append(BashTool(sandbox, command_time))
     if "str_replace_based_edit_tool" in wanted or LEGACY_EDITOR_NAME in wanted:
         tools.append(EditorTool(sandbox, model))
     if "search_code" in wanted:
         tools.append(SearchTool(sandbox))
     if "run_tests" in wanted and test_command:
-        tools.append(RunTestsTool(sandbox, test_command, command_timeout))
-    return Toolset({tool.name: tool for tool in tools})
+        tools.append(RunTestsTool(sandbox, test_command, command_time))
+    return Toolset({tool.name: tool for tool in tools}, command_time)

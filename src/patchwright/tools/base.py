@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -12,6 +13,20 @@ class ToolResult:
 
     content: str
     is_error: bool = False
+
+
+@dataclass
+class CommandTime:
+    """How long one command may run: its own limit, cut short when the run's wall clock
+    (`--timeout`) ends sooner, so no command carries a run past its deadline."""
+
+    limit: float
+    deadline: float | None = None  # time.monotonic() at which the run's time is up
+
+    def allowed(self) -> float:
+        if self.deadline is None:
+            return self.limit
+        return max(1.0, min(self.limit, self.deadline - time.monotonic()))
 
 
 class ToolError(Exception):

@@ -6,15 +6,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from patchwright.sandbox.base import CommandResult, Sandbox
-from patchwright.tools.base import ToolError, ToolResult
+from patchwright.tools.base import CommandTime, ToolError, ToolResult
 
 
-def describe(result: CommandResult, timeout: float) -> ToolResult:
-    """Turn a command's result into the text the model reads: output, then how it ended."""
+def describe(result: CommandResult, timeout: float, limit: float | None = None) -> ToolResult:
+    """Turn a command's result into the text the model reads: output, then how it ended.
+    `limit`: the command's own limit, when the run's remaining time cut `timeout` below it."""
     text = result.output
     if result.timed_out:
+        why = " (the run's time limit is nearly reached)" if limit is not None and timeout < limit else ""
         note = (
-            f"[command timed out after {timeout:g} s and was killed with its child processes; "
+            f"[command timed out after {timeout:g} s{why} and was killed with its child processes; "
             "the shell is still usable. Run long jobs with a shorter scope or in the background.]"
         )
         return ToolResult(f"{text}\n{note}" if text else note, is_error=True)
@@ -30,7 +32,7 @@ class BashTool:
     """Runs commands in one shell whose cwd and exported variables persist; `restart` resets it."""
 
     sandbox: Sandbox
-    timeout: float
+    time: CommandTime
     name: str = "bash"
 
     def definition(self) -> dict[str, Any]:
@@ -45,4 +47,5 @@ class BashTool:
             raise ToolError("`command` is required (or `restart: true`)")
         if "\0" in command:
             raise ToolError("the command contains a NUL byte, which a shell command cannot hold")
-        return describe(self.sandbox.run(command, self.timeout), self.timeout)
+        timeout = self.time.allowed()
+        return describe(self.sandbox.run(command, timeout), timeout, self.time.limit)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from patchwright.sandbox.base import WORKSPACE, Sandbox
-from patchwright.tools.base import ToolResult
+from patchwright.tools.base import CommandTime, ToolResult
 from patchwright.tools.bash import describe
 
 
@@ -15,7 +15,7 @@ from patchwright.tools.bash import describe
 class RunTestsTool:
     sandbox: Sandbox
     test_command: str
-    timeout: float
+    time: CommandTime
     name: str = "run_tests"
 
     def definition(self) -> dict[str, Any]:
@@ -36,4 +36,5 @@ class RunTestsTool:
     def run(self, tool_input: dict[str, Any]) -> ToolResult:
         extra = tool_input.get("args") or ""
         command = f"cd {shlex.quote(WORKSPACE)} && {self.test_command} {extra}".rstrip()
-        return describe(self.sandbox.run(f"( {command} )", self.timeout), self.timeout)
+        timeout = self.time.allowed()
+        return describe(self.sandbox.run(f"( {command} )", timeout), timeout, self.time.limit)

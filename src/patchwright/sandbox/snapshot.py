@@ -1,0 +1,235 @@
+"""Repo snapshots: an image that already holds a repo's files, so the next sandbox need not copy them.
+
+Copying a 20,000-file repo into a container costs about as much as five bare `docker
+run`s; a container made from an image that holds the files starts as fast as any
+other. So, for large repos, the first sandbox is committed to an image (tagged by the
+repo's path), and later sandboxes start from it and sync only what changed since:
+rsync's quick check (type, size, mtime second, executable bit, link target), with
+anything in the snapshot the host no longer has deleted.
+
+A snapshot is committed before the model's first command, so nothing a model did is
+ever in one. What it holds is listed (by `find`, in the container, just before the
+commit) into a manifest on the host, named by the image id, so a later start need not
+list it again; without the manifest the start lists the snapshot in the container. Files whose mtime falls in or after the second the copy began are always
+sent again (git's "racy" rule): an edit in that second could keep size and mtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from patchwright.sandbox.base import WORKSPACE
+from patchwright.workspace import Workspace, is_git_config
+
+SNAPSHOT_REPO = "patchwright-snapshot"
+MAX_CHANGED_SHARE = 0.25  # files changed between the snapshot's commit and HEAD: above this, rebuild
+
+# `find` in the container prints one record per path: kind, size, mtime, mode, path, link target.
+FIND_ARGV = ["find", WORKSPACE, "-mindepth", "1", "-printf", "%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0"]
+_FIELDS = 6
+_KINDS = frozenset("fdl")
+SCRATCH = ".git/patchwright"  # in the workspace: the snapshot's base index, a sync's change lists
+_KEPT_DIRS = frozenset({SCRATCH, ".git/refs/patchwright"})
+_KEPT_PREFIXES = (".git/objects/", ".git/refs/patchwright/", SCRATCH + "/")
+
+
+class Entry(NamedTuple):
+    """What the quick check compares of one path (a tuple: 40,000 of these are made per start)."""
+
+    kind: str  # "f" file, "d" directory, "l" symlink; anything else is always sent
+    size: int = 0
+    mtime: int = 0  # whole seconds: the tar stream keeps no more
+    executable: bool = False
+    target: str = ""  # a symlink's target
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """What brings a snapshot's workspace to the host's state: delete first, then send."""
+
+    delete: list[str]  # paths to remove (whole trees), relative to the workspace
+    send: list[str]  # host paths to copy in, parents before children
+    send_bytes: int
+    gone: list[str]  # files and links of the working tree that were removed or replaced
+    changed: list[str]  # files and links of the working tree that were sent
+
+
+def snapshot_tag(ws: Workspace) -> str:
+    """One snapshot per repo on this machine, named by its path."""
+    digest = hashlib.sha256(os.fsencode(ws.root)).hexdigest()[:16]
+    return f"{SNAPSHOT_REPO}:{digest}"
+
+
+def host_entries(ws: Workspace, members: list[str]) -> dict[str, Entry]:
+    """The quick-check view of `members` (as `workspace.copy_members` lists them) on the host."""
+    entries: dict[str, Entry] = {}
+    root = os.fsencode(ws.root) + b"/"
+    for name in members:
+        path = root + os.fsencode(name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue  # gone since it was listed; tar skips it too
+        entries[name] = _entry(path, info)
+    return entries
+
+
+def _entry(path: bytes, info: os.stat_result) -> Entry:
+    mode = info.st_mode
+    if stat.S_ISDIR(mode):
+        return Entry("d")
+    if stat.S_ISLNK(mode):
+        return Entry("l", target=os.fsdecode(os.readlink(path)))
+    if stat.S_ISREG(mode):
+        return Entry("f", info.st_size, int(info.st_mtime), bool(mode & stat.S_IXUSR))
+    return Entry("?")
+
+
+def parse_find(raw: bytes) -> dict[str, Entry]:
+    """Entries from FIND_ARGV's output."""
+    fields = raw.decode("utf-8", "surrogateescape").split("\0")
+    entries: dict[str, Entry] = {}
+    for i in range(0, len(fields) - _FIELDS + 1, _FIELDS):
+        kind, size, mtime, mode, path, target = fields[i : i + _FIELDS]
+        entries[path] = Entry(
+            kind if kind in _KINDS else "?",
+            int(size),
+            int(mtime.partition(".")[0]),
+            bool(int(mode, 8) & stat.S_IXUSR),
+            target,
+        )
+    return entries
+
+
+def _same(want: Entry, have: Entry, racy_from: int) -> bool:
+    if want.kind != have.kind:
+        return False
+    if want.kind == "d":
+        return True
+    if want.kind == "l":
+        return want.target == have.target
+    if want.kind == "f":
+        return (
+            want.size == have.size
+            and want.mtime == have.mtime
+            and want.executable == have.executable
+            and have.mtime < racy_from
+        )
+    return False
+
+
+def _under(path: str, roots: set[str]) -> bool:
+    """Whether `path` or one of its parents is in `roots`."""
+    while path:
+        if path in roots:
+            return True
+        path = path.rpartition("/")[0]
+    return False
+
+
+def kept(path: str) -> bool:
+    """Snapshot paths the host need not have: the sanitized git configs (they travel on their
+    own) and what recording the starting state added (objects, its ref, the base index)."""
+    if not path.startswith(".git/"):
+        return False
+    return is_git_config(path) or path in _KEPT_DIRS or path.startswith(_KEPT_PREFIXES)
+
+
+def plan_sync(
+    host: dict[str, Entry], snapshot: dict[str, Entry], racy_from: int, keep: Callable[[str], bool] = kept
+) -> SyncPlan:
+    """Compare the host's entries with the snapshot's."""
+    removed = {
+        path
+        for path, have in snapshot.items()
+        if not keep(path) and (path not in host or host[path].kind != have.kind)
+    }
+    delete = sorted(path for path in removed if not _under(path.rpartition("/")[0], removed))
+    gone = [
+        path
+        for path, have in snapshot.items()
+        if have.kind != "d" and not path.startswith(".git/") and _under(path, removed)
+    ]
+    send: list[str] = []
+    changed: list[str] = []
+    send_bytes = 0
+    for path, want in host.items():
+        have = snapshot.get(path)
+        if have is None or _under(path, removed) or not _same(want, have, racy_from):
+            send.append(path)
+            send_bytes += want.size
+            if want.kind != "d" and not path.startswith(".git/"):
+                changed.append(path)
+    return SyncPlan(delete=delete, send=send, send_bytes=send_bytes, gone=gone, changed=changed)
+
+
+def head_commit(ws: Workspace) -> str:
+    """HEAD's commit id, or "" in a repo with no commits."""
+    out = subprocess.run(
+        ["git", "rev-parse", "-q", "--verify", "HEAD^{commit}"], cwd=ws.root, capture_output=True
+    )
+    return out.stdout.decode().strip() if out.returncode == 0 else ""
+
+
+def drifted(ws: Workspace, snapshot_head: str, file_count: int) -> bool:
+    """Whether HEAD moved so far from the snapshot's (a pull, another branch) that a fresh copy
+    beats syncing: more than MAX_CHANGED_SHARE of the files differ, or the old commit is gone."""
+    head = head_commit(ws)
+    if head == snapshot_head:
+        return False
+    if not head or not snapshot_head:
+        return True
+    out = subprocess.run(
+        ["git", "diff", "--name-only", "--no-renames", "-z", snapshot_head, head],
+        cwd=ws.root,
+        capture_output=True,
+    )
+    if out.returncode != 0:
+        return True
+    changed = out.stdout.count(b"\0")
+    return changed > MAX_CHANGED_SHARE * max(file_count, 1)
+
+
+def _manifest_path(directory: str, image_id: str) -> str:
+    return os.path.join(directory, image_id.removeprefix("sha256:") + ".find")
+
+
+def save_manifest(directory: str, image_id: str, raw: bytes) -> None:
+    """Keep FIND_ARGV's output for the snapshot `image_id` (written whole or not at all)."""
+    os.makedirs(directory, exist_ok=True)
+    path = _manifest_path(directory, image_id)
+    partial = f"{path}.{os.getpid()}.tmp"
+    with open(partial, "wb") as fh:
+        fh.write(raw)
+    os.replace(partial, path)
+
+
+def load_manifest(directory: str, image_id: str) -> bytes | None:
+    try:
+        with open(_manifest_path(directory, image_id), "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def remove_manifests(directory: str, keep: set[str]) -> list[str]:
+    """Delete manifests of snapshots not in `keep` (image ids); what was deleted."""
+    kept = {image_id.removeprefix("sha256:") for image_id in keep}
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    for name in names:
+        if name.endswith(".find") and name.removesuffix(".find") not in kept:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+                removed.append(name)
+    return removed

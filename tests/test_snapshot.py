@@ -1,0 +1,412 @@
+"""Repo snapshots: the quick check (pure), and starts from a snapshot on the real engine."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from patchwright.sandbox import labels
+from patchwright.sandbox.base import SandboxSpec
+from patchwright.sandbox.docker import DockerSandbox, trusted_git
+from patchwright.sandbox.prune import prune
+from patchwright.sandbox.snapshot import (
+    Entry,
+    drifted,
+    head_commit,
+    host_entries,
+    load_manifest,
+    parse_find,
+    plan_sync,
+    remove_manifests,
+    save_manifest,
+    snapshot_tag,
+)
+from patchwright.workspace import copy_members, list_files, open_workspace
+
+from helpers import SESSION_ID, TEST_LABEL, git, make_repo
+
+HOUR_AGO = int(time.time()) - 3600
+OLD = 1_000  # an mtime well before any snapshot's copy
+
+
+def f(size: int = 1, mtime: int = OLD, executable: bool = False) -> Entry:
+    return Entry("f", size, mtime, executable, "")
+
+
+D = Entry("d")
+
+
+# -- the quick check -------------------------------------------------------------------------
+
+
+def test_parse_find_reads_every_field_and_any_path() -> None:
+    raw = (
+        b"f\x00120\x001700000000.1234567890\x00755\x00bin/run me\x00\x00"
+        b"l\x007\x001700000001.0000000000\x00777\x00link\x00target\x00"
+        b"d\x004096\x001700000002.5\x00755\x00odd\nname\xff\x00\x00"
+        b"p\x000\x001700000003.0\x00644\x00fifo\x00\x00"
+    )
+    entries = parse_find(raw)
+    assert entries["bin/run me"] == Entry("f", 120, 1700000000, True, "")
+    assert entries["link"] == Entry("l", 7, 1700000001, True, "target")
+    assert entries[os.fsdecode(b"odd\nname\xff")].kind == "d"
+    assert entries["fifo"].kind == "?"
+
+
+def test_unchanged_files_stay_and_any_difference_is_sent() -> None:
+    snapshot = {"a": f(1), "b": f(2), "c": f(3), "d": f(4), "e": f(5, executable=False)}
+    host = {
+        "a": f(1),  # the same
+        "b": f(20),  # size
+        "c": f(3, mtime=OLD + 1),  # mtime
+        "d": f(4),
+        "e": f(5, executable=True),  # mode
+    }
+    plan = plan_sync(host, snapshot, racy_from=OLD + 10)
+    assert plan.send == ["b", "c", "e"] and plan.delete == [] and plan.gone == []
+    assert plan.changed == ["b", "c", "e"] and plan.send_bytes == 20 + 3 + 5
+
+
+def test_a_file_from_the_copys_own_second_is_always_sent() -> None:
+    snapshot = {"racy": f(1, mtime=OLD + 10), "old": f(1, mtime=OLD)}
+    host = {"racy": f(1, mtime=OLD + 10), "old": f(1, mtime=OLD)}
+    assert plan_sync(host, snapshot, racy_from=OLD + 10).send == ["racy"]
+    assert plan_sync(host, snapshot, racy_from=OLD + 11).send == []
+
+
+def test_links_compare_by_target() -> None:
+    snapshot = {"same": Entry("l", target="x"), "moved": Entry("l", target="x")}
+    host = {"same": Entry("l", target="x"), "moved": Entry("l", target="y")}
+    assert plan_sync(host, snapshot, racy_from=OLD + 10).send == ["moved"]
+
+
+def test_removed_paths_are_deleted_once_and_replaced_types_are_sent() -> None:
+    snapshot = {
+        "gone.txt": f(),
+        "olddir": D,
+        "olddir/x": f(),
+        "olddir/deep": D,
+        "olddir/deep/y": f(),
+        "was_dir": D,
+        "was_dir/z": f(),
+        "was_file": f(),
+        "kept": f(),
+    }
+    host = {"was_dir": f(), "was_file": D, "was_file/new": f(), "kept": f()}
+    plan = plan_sync(host, snapshot, racy_from=OLD + 10)
+    assert plan.delete == ["gone.txt", "olddir", "was_dir", "was_file"]  # not olddir/x: rm -rf covers it
+    assert plan.send == ["was_dir", "was_file", "was_file/new"]
+    assert sorted(plan.gone) == ["gone.txt", "olddir/deep/y", "olddir/x", "was_dir/z", "was_file"]
+    assert plan.changed == ["was_dir", "was_file/new"]  # directories are not index entries
+
+
+def test_what_recording_the_base_left_and_git_configs_are_kept() -> None:
+    snapshot = {
+        ".git": D,
+        ".git/config": f(),
+        ".git/modules/sub/config": f(),
+        ".git/objects/ab/cdef": f(),
+        ".git/refs/patchwright": D,
+        ".git/refs/patchwright/base": f(),
+        ".git/patchwright": D,
+        ".git/patchwright/base.index": f(),
+        ".git/hooks/planted": f(),
+        ".git/index": f(),
+    }
+    host = {".git": D, ".git/index": f(2)}
+    plan = plan_sync(host, snapshot, racy_from=OLD + 10)
+    assert plan.delete == [".git/hooks/planted"]
+    assert plan.send == [".git/index"]
+    assert plan.changed == [] and plan.gone == []  # .git is not part of the working tree's index
+
+
+def test_host_entries_sees_kinds_sizes_modes_and_targets(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"a.txt": "hello", "bin/tool": "#!/bin/sh\n"})
+    (repo / "bin" / "tool").chmod(0o755)
+    (repo / "link").symlink_to("a.txt")
+    os.utime(repo / "a.txt", (HOUR_AGO, HOUR_AGO))
+    ws = open_workspace(repo)
+    entries = host_entries(ws, copy_members(ws, list_files(ws)))
+    assert entries["a.txt"] == Entry("f", 5, HOUR_AGO, False, "")
+    assert entries["bin/tool"].executable and entries["bin"] == D
+    assert entries["link"] == Entry("l", 0, 0, False, "a.txt")
+    assert entries[".git"] == D and ".git/config" not in entries  # configs travel sanitized, apart
+
+
+def test_drift_is_measured_in_files_changed_since_the_snapshots_head(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {f"f{i}.txt": f"{i}\n" for i in range(8)})
+    ws = open_workspace(repo)
+    start = head_commit(ws)
+    assert not drifted(ws, start, 8)
+    (repo / "f0.txt").write_text("changed\n")
+    git(repo, "commit", "-qam", "one of eight")
+    assert not drifted(ws, start, 8)  # 1/8 is under a quarter
+    for i in range(1, 4):
+        (repo / f"f{i}.txt").write_text("changed\n")
+    git(repo, "commit", "-qam", "three more")
+    assert drifted(ws, start, 8)  # 4/8
+    assert drifted(ws, "0" * 40, 8)  # the old commit is unknown here
+    assert drifted(ws, "", 8)
+
+
+def test_manifests_are_saved_whole_loaded_and_removed_when_their_image_is_gone(tmp_path: Path) -> None:
+    where = str(tmp_path / "manifests")
+    save_manifest(where, "sha256:aaa", b"one")
+    save_manifest(where, "sha256:bbb", b"two")
+    assert load_manifest(where, "sha256:aaa") == b"one"
+    assert load_manifest(where, "sha256:ccc") is None
+    assert remove_manifests(where, keep={"sha256:bbb"}) == ["aaa.find"]
+    assert load_manifest(where, "sha256:aaa") is None and load_manifest(where, "sha256:bbb") == b"two"
+    assert not [n for n in os.listdir(where) if n.endswith(".tmp")]
+
+
+# -- on the real engine ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def snap_spec(spec: SandboxSpec, tmp_path: Path) -> SandboxSpec:
+    """Snapshots for any repo size, manifests kept in the test's own folder."""
+    return dataclasses.replace(spec, snapshot_min_files=1, manifest_dir=str(tmp_path / "manifests"))
+
+
+@pytest.fixture
+def snap_repo(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Path]:
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            "app.py": "def add(a, b):\n    return a - b\n",
+            "same_size.txt": "aaaa\n",
+            "racy.txt": "bbbb\n",
+            "to_delete.txt": "bye\n",
+            "pkg/__init__.py": "",
+            "pkg/mod.py": "X = 1\n",
+            "dir_to_file/inner.txt": "inner\n",
+            "script.sh": "echo hi\n",
+            ".gitignore": "*.log\n",
+        },
+    )
+    (repo / "link").symlink_to("app.py")
+    for path in repo.rglob("*"):  # all old, but racy.txt: that one is "just written" when copied
+        if ".git" not in path.parts and path.name != "racy.txt":
+            os.utime(path, (HOUR_AGO, HOUR_AGO), follow_symlinks=False)
+    yield repo
+    for image in docker_client.images.list(filters={"label": f"{TEST_LABEL}={SESSION_ID}"}):
+        if image.labels.get(labels.REPO_PATH) == str(repo):
+            docker_client.images.remove(str(image.id), force=True)
+
+
+def build_snapshot(client: docker.DockerClient, spec: SandboxSpec, repo: Path, model_edits: str = "") -> None:
+    box = DockerSandbox(client, spec, open_workspace(repo))
+    try:
+        box.start()
+        assert box._snapshot is None  # the first start copies everything
+        if model_edits:  # arrives while the commit is under way: waits for it, and is not in it
+            assert box.run(model_edits).exit_code == 0
+        box._await_snapshot()
+        assert box.snapshot_error is None
+    finally:
+        box.stop()
+
+
+def host_files(repo: Path) -> dict[str, str]:
+    """path -> sha256 (files) or "-> target" (links), for what git sees in the working tree."""
+    ws = open_workspace(repo)
+    out = {}
+    for name in list_files(ws):
+        path = repo / name
+        out[name] = (
+            f"-> {os.readlink(path)}" if path.is_symlink() else hashlib.sha256(path.read_bytes()).hexdigest()
+        )
+    return out
+
+
+def sandbox_files(box: DockerSandbox) -> dict[str, str]:
+    script = (
+        "find . -path ./.git -prune -o -type f -print0 | xargs -0 -r sha256sum | sed 's|  \\./|\\t|'; "
+        "find . -path ./.git -prune -o -type l -printf '%P\\t-> %l\\n'"
+    )
+    lines = box.run(script).output.splitlines()
+    out = {}
+    for line in lines:
+        if line.startswith("-> ") or "\t-> " in line:
+            name, target = line.split("\t", 1)
+            out[name] = target
+        else:
+            digest, name = line.split("\t", 1)
+            out[name] = digest
+    return out
+
+
+def test_second_start_comes_from_the_snapshot_and_matches_the_host(
+    docker_client: docker.DockerClient, snap_spec: SandboxSpec, snap_repo: Path
+) -> None:
+    repo = snap_repo
+    build_snapshot(
+        docker_client, snap_spec, repo, model_edits="echo model >> app.py; echo x > model_made.txt"
+    )
+    snapshot = docker_client.images.get(snapshot_tag(open_workspace(repo)))
+    assert snapshot.labels[labels.KIND] == labels.KIND_SNAPSHOT and snapshot.labels[labels.RUN_ID] == ""
+    assert load_manifest(str(snap_spec.manifest_dir), str(snapshot.id))
+
+    # Work on the host since the snapshot: every kind of change the quick check must see.
+    (repo / "app.py").write_text("def add(a, b):\n    return a + b  # fixed on the host\n")
+    racy_mtime = (repo / "racy.txt").stat().st_mtime
+    (repo / "racy.txt").write_text("BBBB\n")  # same size, and the same second as before: racy
+    os.utime(repo / "racy.txt", (racy_mtime, racy_mtime))
+    (repo / "to_delete.txt").unlink()
+    (repo / "dir_to_file" / "inner.txt").unlink()
+    (repo / "dir_to_file").rmdir()
+    (repo / "dir_to_file").write_text("now a file\n")
+    (repo / "script.sh").chmod(0o755)
+    (repo / "link").unlink()
+    (repo / "link").symlink_to("pkg/mod.py")
+    (repo / "new_dir" / "deeper").mkdir(parents=True)
+    (repo / "new_dir" / "deeper" / "new.py").write_text("NEW = True\n")
+    (repo / "debug.log").write_text("ignored: never copied\n")
+    git(repo, "add", "new_dir")
+
+    box = DockerSandbox(docker_client, snap_spec, open_workspace(repo))
+    try:
+        box.start()
+        assert box._snapshot is not None and box._snapshot.id == snapshot.id
+        assert (
+            box.sync_plan is not None and "same_size.txt" not in box.sync_plan.send
+        )  # unchanged and old: not sent again
+        assert "racy.txt" in box.sync_plan.send
+        assert sandbox_files(box) == host_files(repo)  # nothing the model did, nothing ignored
+        assert box.run("test -x script.sh && echo x").output == "x\n"
+        # The base recorded from the snapshot's index equals a full `git add -A` of this tree.
+        git_ = trusted_git("/tmp/full.index")
+        full = box.run(f"cp -p .git/index /tmp/full.index; {git_} add -A; {git_} write-tree").output.split()[
+            -1
+        ]
+        assert box._incremental_base and box._base_tree == full
+        assert box.run("git status --porcelain").output == git(repo, "status", "--porcelain")
+        box.run("echo '# sandbox edit' >> pkg/mod.py")
+        patch = box.diff()
+    finally:
+        box.stop()
+    assert "+# sandbox edit" in patch and "fixed on the host" not in patch
+    check = subprocess.run(
+        ["git", "apply", "--check", "-"], cwd=repo, input=patch, text=True, capture_output=True
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def test_without_a_manifest_the_snapshot_is_listed_in_the_container(
+    docker_client: docker.DockerClient, snap_spec: SandboxSpec, snap_repo: Path
+) -> None:
+    build_snapshot(docker_client, snap_spec, snap_repo)
+    remove_manifests(str(snap_spec.manifest_dir), keep=set())
+    (snap_repo / "app.py").write_text("changed\n")
+    box = DockerSandbox(docker_client, snap_spec, open_workspace(snap_repo))
+    try:
+        box.start()
+        assert box._snapshot is not None and box.sync_plan is not None
+        assert box.sync_plan.changed == ["app.py", "racy.txt"]  # racy.txt: written in the copy's second
+        assert sandbox_files(box) == host_files(snap_repo)
+    finally:
+        box.stop()
+
+
+def test_a_snapshot_holds_no_setup_output_and_the_base_follows_setup(
+    docker_client: docker.DockerClient, snap_spec: SandboxSpec, snap_repo: Path
+) -> None:
+    with_setup = dataclasses.replace(snap_spec, setup_command="echo made > setup_made.txt")
+    build_snapshot(docker_client, with_setup, snap_repo)
+    box = DockerSandbox(docker_client, snap_spec, open_workspace(snap_repo))
+    try:
+        box.start()
+        assert box._snapshot is not None and not box._incremental_base  # no base index was kept
+        assert box.run("ls setup_made.txt 2>&1; git status --porcelain").output.startswith(
+            "ls: cannot access"
+        )
+        assert box.diff() == ""
+    finally:
+        box.stop()
+
+
+def test_the_sandbox_user_can_write_the_same_places_with_a_snapshot(
+    docker_client: docker.DockerClient, spec: SandboxSpec, snap_spec: SandboxSpec, snap_repo: Path
+) -> None:
+    script = (
+        "find / \\( -path /proc -o -path /sys -o -path /workspace -o -path /tmp -o -path /home/agent \\) "
+        "-prune -o -writable -print 2>/dev/null | sort"
+    )
+    writable = {}
+    for name, box_spec in (("read-only root", spec), ("snapshot", snap_spec)):
+        box = DockerSandbox(docker_client, box_spec, open_workspace(snap_repo))
+        try:
+            box.start()
+            assert box._in_layer == (name == "snapshot")
+            writable[name] = box.run(script).output
+            refused = box.run("touch /usr/local/bin/x /etc/x /var/lib/x 2>&1; echo rc=$?").output
+            assert refused.count("Permission denied") + refused.count("Read-only") == 3, refused
+        finally:
+            box.stop()
+    assert writable["snapshot"] == writable["read-only root"]
+    assert "/var/tmp" not in writable["snapshot"] and "/run/lock" not in writable["snapshot"]
+
+
+def test_stopping_while_the_snapshot_is_committed_leaves_no_container(
+    docker_client: docker.DockerClient, snap_spec: SandboxSpec, snap_repo: Path
+) -> None:
+    box = DockerSandbox(docker_client, snap_spec, open_workspace(snap_repo))
+    box.start()
+    assert box._committer is not None
+    box.stop()  # the no_container_left fixture checks the engine
+    box.stop()
+
+
+def test_no_snapshot_when_turned_off_or_the_repo_is_small(
+    docker_client: docker.DockerClient, spec: SandboxSpec, snap_spec: SandboxSpec, snap_repo: Path
+) -> None:
+    tag = snapshot_tag(open_workspace(snap_repo))
+    for box_spec in (
+        dataclasses.replace(snap_spec, snapshots=False),
+        dataclasses.replace(snap_spec, snapshot_min_files=50),
+    ):
+        box = DockerSandbox(docker_client, box_spec, open_workspace(snap_repo))
+        try:
+            box.start()
+            assert box._committer is None and not box._in_layer
+        finally:
+            box.stop()
+        with pytest.raises(docker.errors.ImageNotFound):
+            docker_client.images.get(tag)
+
+
+def test_a_far_moved_head_gets_a_fresh_snapshot_and_prune_removes_them(
+    docker_client: docker.DockerClient, snap_spec: SandboxSpec, snap_repo: Path
+) -> None:
+    build_snapshot(docker_client, snap_spec, snap_repo)
+    ws = open_workspace(snap_repo)
+    first = docker_client.images.get(snapshot_tag(ws))
+    for name in ("app.py", "same_size.txt", "pkg/mod.py", "script.sh"):
+        (snap_repo / name).write_text("moved on\n")
+    git(snap_repo, "commit", "-qam", "a big change")
+    box = DockerSandbox(docker_client, snap_spec, ws)
+    try:
+        box.start()
+        assert box._snapshot is None  # drifted: a full copy, committed anew
+        box._await_snapshot()
+    finally:
+        box.stop()
+    second = docker_client.images.get(snapshot_tag(ws))
+    assert second.id != first.id and second.labels[labels.SNAPSHOT_HEAD] == head_commit(ws)
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(str(first.id))  # the superseded one went with the commit
+
+    report = prune(docker_client, extra_labels={TEST_LABEL: SESSION_ID}, manifest_dir=snap_spec.manifest_dir)
+    assert snapshot_tag(ws) in report.images_removed
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(snapshot_tag(ws))
+    assert load_manifest(str(snap_spec.manifest_dir), str(second.id)) is None
