@@ -332,6 +332,12 @@ def test_resume_continues_an_interrupted_run(buggy_repo: Path, sandbox_image: st
     assert first_messages[0]["content"][0]["text"] == "add is wrong"  # the conversation came back
     assert last_tool_results(resumed_requests[1])[0]["text"].strip() == "1"  # so did the edit
     assert "+    return a + b" in Path(summary["patch"]).read_text()
+    records = [
+        json.loads(line) for line in (only_run(buggy_repo) / "trajectory.jsonl").read_text().splitlines()
+    ]
+    responses = [r["usage"] for r in records if r.get("event") == "response"]
+    assert len(responses) == 3  # one before the failure, two after the resume
+    assert summary["tokens"]["output_tokens"] == sum(u["output_tokens"] for u in responses) > 0
 
 
 def test_resume_with_a_new_task_goes_on_with_it(buggy_repo: Path, sandbox_image: str) -> None:
@@ -351,6 +357,32 @@ def test_resume_with_a_new_task_goes_on_with_it(buggy_repo: Path, sandbox_image:
     assert sent[0]["content"][0]["text"] == "add is wrong"  # the run's task stays its task
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert [(b["type"], b["text"]) for b in sent[-1]["content"]] == [("text", "also run the tests")]
+
+
+def test_setup_output_is_in_the_trajectory_whether_it_works_or_not(
+    buggy_repo: Path, sandbox_image: str
+) -> None:
+    with FakeAnthropic([message(text("nothing to do"))]) as api:
+        env = agent_env(api, sandbox_image)
+        worked = run_agent(
+            ["fix", "x", "--repo", str(buggy_repo), "--setup", "echo preparing; ls app.py"], env
+        )
+        failed = run_agent(
+            ["fix", "x", "--repo", str(buggy_repo), "--setup", "echo half way; exit 3", "--format", "json"],
+            env,
+        )
+    assert worked.returncode == 1, worked.stderr  # no changes
+    assert failed.returncode == 4 and "setup command exited with 3" in json.loads(failed.stdout)["error"]
+    setups = []
+    for run in sorted((buggy_repo / ".patchwright" / "runs").iterdir()):
+        records = [json.loads(line) for line in (run / "trajectory.jsonl").read_text().splitlines()]
+        setups += [r for r in records if r.get("event") == "setup"]
+    by_code = {r["exit_code"]: r for r in setups}
+    assert set(by_code) == {0, 3}
+    assert (
+        by_code[0]["output"] == "preparing\napp.py\n" and by_code[0]["command"] == "echo preparing; ls app.py"
+    )
+    assert by_code[3]["output"] == "half way\n" and not by_code[3]["timed_out"]
 
 
 def test_stream_json_emits_events_then_the_result(buggy_repo: Path, sandbox_image: str) -> None:
@@ -465,6 +497,10 @@ def test_input_errors(tmp_path: Path, buggy_repo: Path, sandbox_image: str) -> N
         (buggy_repo / ".claude" / "agents" / "broken.md").write_text("---\nname: [unclosed\n---\nbody\n")
         broken = run_agent(["fix", "x", "--repo", str(buggy_repo), "--agent", "broken"], env)
         assert broken.returncode == 2 and "broken.md" in one_error_line(broken)
+        bad_patch = run_agent(
+            ["fix", "x", "--repo", str(buggy_repo), "--patch", str(tmp_path / "no" / "p.diff")], env
+        )
+        assert bad_patch.returncode == 2 and "no such directory" in one_error_line(bad_patch)
         huge = run_agent(["fix", "x" * 100_001, "--repo", str(buggy_repo)], env)
         assert huge.returncode == 2 and "over the limit of 100,000" in one_error_line(huge)
         (buggy_repo / ".claude" / "agents" / "web.md").write_text(

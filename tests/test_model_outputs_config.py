@@ -630,6 +630,9 @@ def test_every_setting_can_come_from_the_environment(home: Path) -> None:
     settings, _ = load_settings(None, home, env, {})
     assert settings.max_steps == 3 and settings.cpus == 2.5 and settings.network is True
     assert settings.memory == "768m" and settings.pids_limit == 64 and settings.image == "value"
+    assert settings.setup_timeout == 2.5 and settings.snapshots is True
+    with pytest.raises(ConfigError, match="setup_timeout"):
+        load_settings(None, home, {"PATCHWRIGHT_SETUP_TIMEOUT": "0"}, {})
 
 
 def test_resolved_model() -> None:
@@ -637,6 +640,19 @@ def test_resolved_model() -> None:
     assert Settings().resolved_model("claude-haiku-4-5") == "claude-haiku-4-5"
     for alias in ("inherit", "sonnet", "opus", "haiku", None):
         assert Settings().resolved_model(alias) == DEFAULT_MODEL
+
+
+def test_unknown_patchwright_variables_are_warned_about_with_a_guess() -> None:
+    from patchwright.config import unknown_env
+
+    warnings = unknown_env(
+        {"PATCHWRIGHT_MAX_COTS": "1", "PATCHWRIGHT_MAX_COST": "2", "PATCHWRIGHT_ZZZ": "1", "HOME": "/h"}
+    )
+    assert warnings == [
+        "PATCHWRIGHT_MAX_COTS is not a patchwright setting and is ignored; did you mean PATCHWRIGHT_MAX_COST?",
+        "PATCHWRIGHT_ZZZ is not a patchwright setting and is ignored",
+    ]
+    assert unknown_env({"PATCHWRIGHT_TEST_IMAGE": "x", "PATCHWRIGHT_SNAPSHOTS": "0"}) == []
 
 
 def test_env_is_not_read_from_the_process_environment(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

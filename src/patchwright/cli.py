@@ -133,7 +133,7 @@ def fix(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Fix TASK in a git repository, unattended, and write a patch."""
-    from patchwright.config import load_settings
+    from patchwright.config import load_settings, unknown_env
     from patchwright.display import make_display
     from patchwright.fixer import FixRequest, run_fix
     from patchwright.workspace import open_workspace
@@ -158,6 +158,8 @@ def fix(
             "network": network,
         }
         settings, _ = load_settings(ws.root, Path.home(), dict(os.environ), flags)
+        for warning in unknown_env(dict(os.environ)):
+            print(f"patchwright: warning: {warning}", file=sys.stderr)
         ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
         display = make_display(output_format.value, quiet, sys.stderr.isatty(), ci)
         summary = run_fix(

@@ -7,6 +7,7 @@ defaults < ~/.config/patchwright/config.toml < the repo's .patchwright/config.to
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -31,6 +32,7 @@ class Settings:
     timeout: float | None = 3600.0
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     setup: str | None = None
+    setup_timeout: float = 900.0
     test_cmd: str | None = None
     image: str | None = None
     network: bool = False
@@ -59,6 +61,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "timeout": (int, float),
     "command_timeout": (int, float),
     "setup": (str,),
+    "setup_timeout": (int, float),
     "test_cmd": (str,),
     "image": (str,),
     "network": (bool,),
@@ -124,6 +127,23 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+ENV_NOT_SETTINGS = frozenset({"PATCHWRIGHT_TEST_IMAGE"})  # read by patchwright's own test suite
+
+
+def unknown_env(env: dict[str, str]) -> list[str]:
+    """Warnings for PATCHWRIGHT_* variables that are no setting (a typo would be ignored silently)."""
+    known = {f"PATCHWRIGHT_{name.upper()}" for name in FIELD_TYPES}
+    warnings = []
+    for name in sorted(env):
+        if name.startswith("PATCHWRIGHT_") and name not in known and name not in ENV_NOT_SETTINGS:
+            close = difflib.get_close_matches(
+                name.removeprefix("PATCHWRIGHT_"), [n.upper() for n in FIELD_TYPES], n=1
+            )
+            hint = f"; did you mean PATCHWRIGHT_{close[0]}?" if close else ""
+            warnings.append(f"{name} is not a patchwright setting and is ignored{hint}")
+    return warnings
+
+
 def repo_config(repo: Path) -> tuple[dict[str, Any], str | None]:
     """The repo's own settings: .patchwright/config.toml wins over [tool.patchwright]."""
     own = repo / ".patchwright" / "config.toml"
@@ -167,7 +187,7 @@ def check(settings: Settings) -> None:
         raise ConfigError("max_steps must be at least 1")
     if settings.max_cost is not None and settings.max_cost <= 0:
         raise ConfigError("max_cost must be a positive number of USD")
-    for name in ("max_cost", "timeout", "command_timeout", "cpus"):
+    for name in ("max_cost", "timeout", "command_timeout", "setup_timeout", "cpus"):
         value = getattr(settings, name)
         if value is not None and not math.isfinite(value):
             raise ConfigError(f"{name} must be a finite number, not {value}")
@@ -175,6 +195,8 @@ def check(settings: Settings) -> None:
         raise ConfigError("timeout must be a positive number of seconds")
     if settings.command_timeout <= 0:
         raise ConfigError("command_timeout must be a positive number of seconds")
+    if settings.setup_timeout <= 0:
+        raise ConfigError("setup_timeout must be a positive number of seconds")
     match = re.fullmatch(r"(\d+)([kmg]?)b?", settings.memory.strip().lower())
     if (
         match is None

@@ -26,7 +26,7 @@ from patchwright.config import Settings
 from patchwright.display import Display
 from patchwright.errors import ExitCode, OutputError, PatchwrightError, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState
-from patchwright.model import ModelClient, make_client, model_info
+from patchwright.model import ModelClient, Usage, make_client, model_info
 from patchwright.outputs import (
     Redactor,
     RunSummary,
@@ -155,6 +155,8 @@ def prepare(request: FixRequest) -> Prepared:
                 f"the task is {len(text):,} characters, over the limit of {MAX_TASK_CHARS:,}; "
                 "put long material in a file in the repo and point the task at it"
             )
+    if request.patch_path is not None:
+        _check_writable(request.patch_path)
     agent = find_agent(settings.agent, workspace.root, Path.home())
     test_command = settings.test_cmd or detect_test_command(workspace.root)
     if agent.tools is not None and not [t for t in agent.tools if t != "run_tests" or test_command]:
@@ -179,6 +181,17 @@ def prepare(request: FixRequest) -> Prepared:
         records,
         followup,
     )
+
+
+def _check_writable(path: Path) -> None:
+    """--patch FILE: found out now, not after the run, when FILE cannot be written."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"--patch {path}: is a directory")
+    if not folder.is_dir():
+        raise UsageError(f"--patch {path}: no such directory {folder}")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"--patch {path}: not writable")
 
 
 def system_prompt(prepared: Prepared, settings: Settings, tool_names: list[str]) -> list[dict[str, Any]]:
@@ -240,6 +253,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         pids_limit=settings.pids_limit,
         snapshots=settings.snapshots,
         command_timeout=settings.command_timeout,
+        setup_timeout=settings.setup_timeout,
         host_ca_bundle=host_ca_bundle(),
         proxy_env={k: v for k, v in os.environ.items() if k.lower() in PROXY_VARIABLES},
     )
@@ -266,11 +280,17 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
                 settings=dataclasses.asdict(settings),
                 resumed=bool(request.resume),
             )
-            sandbox.start()
+            try:
+                sandbox.start()
+            finally:
+                _record_setup(sandbox, trajectory)
             if prepared.resume_records is not None:
                 _restore_partial_patch(sandbox, run_dir, display)
                 state.messages = loop_mod.messages_from_trajectory(prepared.resume_records)
                 state.steps = sum(1 for r in prepared.resume_records if r.get("event") == "response")
+                for record in prepared.resume_records:  # tokens and cost count the whole run
+                    if record.get("event") == "response" and isinstance(record.get("usage"), dict):
+                        state.usage.add(Usage.from_dict(record["usage"]))
                 recorded = [r for r in prepared.resume_records if r.get("event") == "message"]
                 rebuilt = bool(recorded) and recorded[-1]["role"] == "assistant"  # a user turn was added
                 if prepared.followup:
@@ -384,6 +404,20 @@ def _restore_partial_patch(sandbox: DockerSandbox, run_dir: Path, display: Displ
             f"--resume: the run's partial patch no longer applies: {result.output.strip()[:200]}"
         )
     display.status("restored the interrupted run's changes")
+
+
+def _record_setup(sandbox: DockerSandbox, trajectory: TrajectoryWriter) -> None:
+    """The setup command's output goes in the trajectory, whether setup worked or not."""
+    result = sandbox.setup_result
+    if result is not None:
+        trajectory.write(
+            "setup",
+            command=sandbox.spec.setup_command,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            seconds=round(result.duration, 3),
+            output=result.output,
+        )
 
 
 def _collect_patch(sandbox: DockerSandbox, trajectory: TrajectoryWriter, summary: RunSummary) -> str:

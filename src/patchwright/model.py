@@ -12,7 +12,7 @@ import re
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from typing import Any, Literal
 
@@ -94,6 +94,11 @@ class Usage:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Usage:
+        """A recorded `as_dict()` (the trajectory's), for counting a resumed run's earlier turns."""
+        return Usage(**{f.name: int(data.get(f.name) or 0) for f in fields(Usage)})
 
     @staticmethod
     def from_message(message: Message) -> Usage:

@@ -144,6 +144,7 @@ class DockerSandbox:
         self._in_layer = False  # the workspace is in the container's own layer (snapshots), not a volume
         self._incremental_base = False  # the sync left change lists beside the snapshot's base index
         self.sync_plan: SyncPlan | None = None  # what a start from a snapshot copied and removed
+        self.setup_result: CommandResult | None = None  # the setup command's output, for the run's record
         self.snapshot_error: str | None = None  # why the last commit failed (a slow start, nothing worse)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -433,7 +434,9 @@ class DockerSandbox:
         assert self.container is not None
         env = self._trust_host_ca()
         self.progress(f"setup (network on): {command}")
-        result = self.execute(["bash", "-c", command], timeout=self.spec.setup_timeout, env=env)
+        result = self.setup_result = self.execute(
+            ["bash", "-c", command], timeout=self.spec.setup_timeout, env=env
+        )
         if not self.spec.network:
             self._disconnect_network()
         if result.timed_out or result.exit_code != 0:
