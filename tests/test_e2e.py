@@ -38,10 +38,11 @@ def agent_env(api: FakeAnthropic, image: str, **extra: str) -> dict[str, str]:
     return env
 
 
+AGENT = [sys.executable, "-m", "patchwright"]  # the `agent` command, from this interpreter
+
+
 def run_agent(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "patchwright", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([*AGENT, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def example_repo(example: ExampleFix, tmp_path: Path) -> Path:
@@ -257,7 +258,7 @@ def test_sigint_mid_run_exits_130_with_partial_patch_and_no_container(
     with FakeAnthropic(replies) as api:
         env = agent_env(api, sandbox_image)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "patchwright", "fix", "add is wrong", "--repo", str(buggy_repo)],
+            [*AGENT, "fix", "add is wrong", "--repo", str(buggy_repo)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -287,7 +288,7 @@ def test_sigterm_is_handled_like_ctrl_c(
     replies = edit_then(message(tool_use("bash", {"command": "sleep 100"})))
     with FakeAnthropic(replies) as api:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "patchwright", "fix", "x", "--repo", str(buggy_repo), "--quiet"],
+            [*AGENT, "fix", "x", "--repo", str(buggy_repo), "--quiet"],
             env=agent_env(api, sandbox_image),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -401,17 +402,7 @@ def test_stream_json_emits_events_then_the_result(buggy_repo: Path, sandbox_imag
 def test_a_reader_that_goes_away_does_not_end_the_run(buggy_repo: Path, sandbox_image: str) -> None:
     with FakeAnthropic(edit_then(message(text("done")))) as api:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "patchwright",
-                "fix",
-                "add is wrong",
-                "--repo",
-                str(buggy_repo),
-                "--format",
-                "stream-json",
-            ],
+            [*AGENT, "fix", "add is wrong", "--repo", str(buggy_repo), "--format", "stream-json"],
             env=agent_env(api, sandbox_image),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -437,16 +428,7 @@ def test_concurrent_runs_do_not_collide(buggy_repo: Path, sandbox_image: str) ->
         env = agent_env(api, sandbox_image)
         procs = [
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "patchwright",
-                    "fix",
-                    "add is wrong",
-                    "--repo",
-                    str(buggy_repo),
-                    "--quiet",
-                ],
+                [*AGENT, "fix", "add is wrong", "--repo", str(buggy_repo), "--quiet"],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -539,7 +521,7 @@ def test_missing_image_exits_4(buggy_repo: Path, sandbox_image: str) -> None:
 def test_task_from_stdin(buggy_repo: Path, sandbox_image: str) -> None:
     with FakeAnthropic([message(text("ok"))]) as api:
         result = subprocess.run(
-            [sys.executable, "-m", "patchwright", "fix", "--task-file", "-", "--repo", str(buggy_repo)],
+            [*AGENT, "fix", "--task-file", "-", "--repo", str(buggy_repo)],
             input="a long task\nover two lines\n",
             env=agent_env(api, sandbox_image),
             capture_output=True,

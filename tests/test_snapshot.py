@@ -404,6 +404,8 @@ def test_a_far_moved_head_gets_a_fresh_snapshot_and_prune_removes_them(
     assert second.id != first.id and second.labels[labels.SNAPSHOT_HEAD] == head_commit(ws)
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(str(first.id))  # the superseded one went with the commit
+    assert load_manifest(str(snap_spec.manifest_dir), str(first.id)) is None  # and its manifest
+    assert load_manifest(str(snap_spec.manifest_dir), str(second.id))
 
     report = prune(docker_client, extra_labels={TEST_LABEL: SESSION_ID}, manifest_dir=snap_spec.manifest_dir)
     assert snapshot_tag(ws) in report.images_removed

@@ -45,6 +45,7 @@ from patchwright.sandbox.snapshot import (
     Entry,
     SyncPlan,
     drifted,
+    drop_manifest,
     head_commit,
     host_entries,
     load_manifest,
@@ -200,7 +201,8 @@ class DockerSandbox:
                 image = self._snapshot
                 self._host_view = _in_thread(lambda: self._list_host(with_entries=True))
             else:
-                self._host_view = _in_thread(lambda: self._list_host(with_entries=False))
+                self._host_view = Future()
+                self._host_view.set_result(self._list_host(with_entries=False))  # needed right away
                 file_count = len(self._host_view.result()[0])
                 if spec.snapshots and file_count >= spec.snapshot_min_files:
                     self._snapshot_labels = {
@@ -313,10 +315,8 @@ class DockerSandbox:
         """Bring the snapshot's workspace to the host's state: delete what went, send what changed."""
         assert self._host_view is not None
         manifest = load_manifest(self.spec.manifest_dir, str(snapshot.id)) if self.spec.manifest_dir else None
-        if manifest is None:
-            listed = _in_thread(
-                lambda: self._collect(FIND_ARGV, max_bytes=1 << 30)
-            )  # while the host side ends
+        if manifest is None:  # list the snapshot in the container, while the host side ends
+            listed = _in_thread(lambda: self._collect(FIND_ARGV, max_bytes=1 << 30))
             manifest, code = listed.result()
             if code != 0:
                 raise SandboxError(f"cannot list the snapshot's files (find exited with {code})")
@@ -373,6 +373,8 @@ class DockerSandbox:
             if previous is not None and previous != image.id:  # superseded; if in use, prune takes it later
                 with contextlib.suppress(docker.errors.APIError):
                     self.client.images.remove(previous)
+                    if self.spec.manifest_dir:
+                        drop_manifest(self.spec.manifest_dir, previous)
         except Exception as err:  # a failed commit costs the next run its head start, nothing else
             self.snapshot_error = str(err)
 

@@ -1,17 +1,20 @@
 """Repo snapshots: an image that already holds a repo's files, so the next sandbox need not copy them.
 
-Copying a 20,000-file repo into a container costs about as much as five bare `docker
-run`s; a container made from an image that holds the files starts as fast as any
-other. So, for large repos, the first sandbox is committed to an image (tagged by the
-repo's path), and later sandboxes start from it and sync only what changed since:
-rsync's quick check (type, size, mtime second, executable bit, link target), with
-anything in the snapshot the host no longer has deleted.
+Copying a 20,000-file repo into a container costs several bare `docker run`s; a
+container made from an image that holds the files starts as fast as any other. So,
+for large repos, the first sandbox is committed to an image (tagged by the repo's
+path), and later sandboxes start from it and sync only what changed since: rsync's
+quick check (type, size, mtime second, executable bit, link target), with anything
+in the snapshot the host no longer has deleted. Files whose mtime falls in or after
+the second the copy began are always sent again (git's "racy" rule): an edit in that
+second could keep both size and mtime.
 
 A snapshot is committed before the model's first command, so nothing a model did is
-ever in one. What it holds is listed (by `find`, in the container, just before the
-commit) into a manifest on the host, named by the image id, so a later start need not
-list it again; without the manifest the start lists the snapshot in the container. Files whose mtime falls in or after the second the copy began are always
-sent again (git's "racy" rule): an edit in that second could keep size and mtime.
+ever in one. It keeps the base index its first run recorded (under SCRATCH), so a
+later start records its own base from the sync's change lists, without walking the
+tree. What a snapshot holds is listed (by `find`, in the container, just before the
+commit) into a manifest on the host, named by the image id; without the manifest, a
+start lists the snapshot in the container instead.
 """
 
 from __future__ import annotations
@@ -217,6 +220,11 @@ def load_manifest(directory: str, image_id: str) -> bytes | None:
             return fh.read()
     except OSError:
         return None
+
+
+def drop_manifest(directory: str, image_id: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(_manifest_path(directory, image_id))
 
 
 def remove_manifests(directory: str, keep: set[str]) -> list[str]:
