@@ -4,14 +4,21 @@ The repo (see bigrepo.py) has 20,000 files, ~120 MB of working tree plus its pac
 with uncommitted edits, untracked and ignored files; it is generated once under
 benchmarks/.cache/.
 
-Part 1, interleaved rounds (shuffled order each round):
-  sandbox     open_workspace + DockerSandbox(...).start() + sandbox.run("true")   (stop not timed)
-  docker run  subprocess `docker run --rm IMAGE true`
-  Target: median(sandbox) / median(docker run) <= 3.
+First, the repo's first run: a full copy, then the snapshot commit (sandbox/snapshot.py)
+that a real run does in the background while the model thinks; timed apart.
 
-Part 2, one instrumented round: where DockerSandbox.start spends its time
-  (_create, _copy_repository, _record_base, _open_shell, first run), plus the host side
-  of the copy alone (git ls-files; GNU tar producing the stream into nothing).
+Part 1, interleaved rounds (shuffled order each round), 20 files edited and one added
+before each round, so every start from the snapshot has something to sync:
+  sandbox, from snapshot  open_workspace + DockerSandbox(...).start() + sandbox.run("true")
+                          (stop not timed), the default for a repo's later runs
+  sandbox, no snapshot    the same with snapshots off: the full copy of a first run
+  docker run              subprocess `docker run --rm IMAGE true`
+  Target: median(sandbox, from snapshot) / median(docker run) <= 3.
+
+Part 2, one instrumented round from the snapshot: where DockerSandbox.start spends its
+  time (_list_host and _open_shell run on threads beside _create and _copy_repository),
+  plus the host side of a full copy alone (git ls-files; GNU tar producing the stream
+  into nothing).
 
 Part 3, copy options side by side (interleaved rounds), each timed from nothing to
 "the repo's files are in /workspace of a running, hardened container, owned by uid 1000":
