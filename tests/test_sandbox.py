@@ -331,3 +331,21 @@ def test_proxy_variables_reach_setup_only(
         assert "proxy.invalid" not in box.run("env").output  # the network is off for the model
     finally:
         box.stop()
+
+
+def test_read_only_folders_arrive_whole(
+    docker_client: docker.DockerClient, spec: SandboxSpec, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"vendor/lib/a.py": "A = 1\n", "vendor-b.txt": "b\n", "z.txt": "z\n"})
+    for folder in (repo / "vendor" / "lib", repo / "vendor"):
+        folder.chmod(0o555)  # as vendored trees copied from read-only media are
+    try:
+        box = started(docker_client, spec, repo)
+        try:
+            assert box.run("cat vendor/lib/a.py; stat -c %a vendor vendor/lib").output == "A = 1\n555\n555\n"
+            assert box.diff() == ""
+        finally:
+            box.stop()
+    finally:
+        for folder in (repo / "vendor", repo / "vendor" / "lib"):
+            folder.chmod(0o755)

@@ -71,8 +71,8 @@ def test_unchanged_files_stay_and_any_difference_is_sent() -> None:
         "e": f(5, executable=True),  # mode
     }
     plan = plan_sync(host, snapshot, racy_from=OLD + 10)
-    assert plan.send == ["b", "c", "e"] and plan.delete == [] and plan.gone == []
-    assert plan.changed == ["b", "c", "e"] and plan.send_bytes == 20 + 3 + 5
+    assert plan.send == ["b", "c", "e"] and plan.delete == []
+    assert plan.send_bytes == 20 + 3 + 5
 
 
 def test_a_file_from_the_copys_own_second_is_always_sent() -> None:
@@ -104,28 +104,34 @@ def test_removed_paths_are_deleted_once_and_replaced_types_are_sent() -> None:
     plan = plan_sync(host, snapshot, racy_from=OLD + 10)
     assert plan.delete == ["gone.txt", "olddir", "was_dir", "was_file"]  # not olddir/x: rm -rf covers it
     assert plan.send == ["was_dir", "was_file", "was_file/new"]
-    assert sorted(plan.gone) == ["gone.txt", "olddir/deep/y", "olddir/x", "was_dir/z", "was_file"]
-    assert plan.changed == ["was_dir", "was_file/new"]  # directories are not index entries
 
 
-def test_what_recording_the_base_left_and_git_configs_are_kept() -> None:
+def test_only_git_configs_are_kept_and_git_is_mirrored() -> None:
     snapshot = {
         ".git": D,
         ".git/config": f(),
         ".git/modules/sub/config": f(),
-        ".git/objects/ab/cdef": f(),
-        ".git/refs/patchwright": D,
-        ".git/refs/patchwright/base": f(),
-        ".git/patchwright": D,
-        ".git/patchwright/base.index": f(),
+        ".git/objects": D,
+        ".git/objects/ab": D,
+        ".git/objects/ab/cdef": f(),  # the host has gc'd it: it must not linger
+        ".git/refs": D,
+        ".git/refs/heads": D,
+        ".git/refs/heads/config": f(),  # a branch called config is a ref, not a config
+        ".git/hooks": D,
         ".git/hooks/planted": f(),
         ".git/index": f(),
     }
-    host = {".git": D, ".git/index": f(2)}
+    host = {
+        ".git": D,
+        ".git/objects": D,
+        ".git/refs": D,
+        ".git/refs/heads": D,
+        ".git/hooks": D,
+        ".git/index": f(2),
+    }
     plan = plan_sync(host, snapshot, racy_from=OLD + 10)
-    assert plan.delete == [".git/hooks/planted"]
+    assert plan.delete == [".git/hooks/planted", ".git/objects/ab", ".git/refs/heads/config"]
     assert plan.send == [".git/index"]
-    assert plan.changed == [] and plan.gone == []  # .git is not part of the working tree's index
 
 
 def test_host_entries_sees_kinds_sizes_modes_and_targets(tmp_path: Path) -> None:
@@ -261,6 +267,7 @@ def test_second_start_comes_from_the_snapshot_and_matches_the_host(
     racy_mtime = (repo / "racy.txt").stat().st_mtime
     (repo / "racy.txt").write_text("BBBB\n")  # same size, and the same second as before: racy
     os.utime(repo / "racy.txt", (racy_mtime, racy_mtime))
+    git(repo, "add", "racy.txt")  # staged: the host index, which the base trusts, knows the new blob
     (repo / "to_delete.txt").unlink()
     (repo / "dir_to_file" / "inner.txt").unlink()
     (repo / "dir_to_file").rmdir()
@@ -283,12 +290,10 @@ def test_second_start_comes_from_the_snapshot_and_matches_the_host(
         assert "racy.txt" in box.sync_plan.send
         assert sandbox_files(box) == host_files(repo)  # nothing the model did, nothing ignored
         assert box.run("test -x script.sh && echo x").output == "x\n"
-        # The base recorded from the snapshot's index equals a full `git add -A` of this tree.
+        # The base, recorded at the first command, equals a fresh `git add -A` of this tree.
         git_ = trusted_git("/tmp/full.index")
-        full = box.run(f"cp -p .git/index /tmp/full.index; {git_} add -A; {git_} write-tree").output.split()[
-            -1
-        ]
-        assert box._incremental_base and box._base_tree == full
+        full = box.run(f"rm -f /tmp/full.index; {git_} add -A; {git_} write-tree").output.split()[-1]
+        assert box._base_tree == full
         assert box.run("git status --porcelain").output == git(repo, "status", "--porcelain")
         box.run("echo '# sandbox edit' >> pkg/mod.py")
         patch = box.diff()
@@ -311,7 +316,66 @@ def test_without_a_manifest_the_snapshot_is_listed_in_the_container(
     try:
         box.start()
         assert box._snapshot is not None and box.sync_plan is not None
-        assert box.sync_plan.changed == ["app.py", "racy.txt"]  # racy.txt: written in the copy's second
+        working_tree = [p for p in box.sync_plan.send if not p.startswith(".git")]
+        assert working_tree == ["app.py", "racy.txt"]  # racy.txt: written in the copy's second
+        assert sandbox_files(box) == host_files(snap_repo)
+    finally:
+        box.stop()
+
+
+def test_odd_names_are_removed_and_an_unsyncable_snapshot_gives_way_to_a_fresh_copy(
+    docker_client: docker.DockerClient, snap_spec: SandboxSpec, snap_repo: Path
+) -> None:
+    odd = os.fsdecode(b"caf\xe9 -n.txt")  # not UTF-8, and a dash after a space
+    (snap_repo / odd).write_text("odd\n")
+    locked = snap_repo / "locked"
+    locked.mkdir()
+    (locked / "inside.txt").write_text("one\n")
+    git(snap_repo, "add", "-A")
+    git(snap_repo, "commit", "-qm", "odd name, locked dir")
+    os.utime(locked / "inside.txt", (HOUR_AGO, HOUR_AGO))  # old: the first sync leaves it alone
+    locked.chmod(0o555)
+    try:
+        build_snapshot(docker_client, snap_spec, snap_repo)
+        (snap_repo / odd).unlink()
+        box = DockerSandbox(docker_client, snap_spec, open_workspace(snap_repo))
+        try:
+            box.start()
+            assert box._snapshot is not None and box.sync_plan is not None
+            assert box.sync_plan.delete == [odd]
+            assert sandbox_files(box) == host_files(snap_repo)
+        finally:
+            box.stop()
+
+        locked.chmod(0o755)
+        (locked / "inside.txt").write_text("two, longer\n")  # its folder is read-only in the snapshot
+        locked.chmod(0o555)
+        said: list[str] = []
+        box = DockerSandbox(docker_client, snap_spec, open_workspace(snap_repo), progress=said.append)
+        try:
+            box.start()
+            assert box._snapshot is None  # the sync failed; the start went on with a full copy
+            assert any("copying the whole repo" in line for line in said), said
+            assert sandbox_files(box) == host_files(snap_repo)
+            assert box.diff() == ""
+        finally:
+            box.stop()
+    finally:
+        locked.chmod(0o755)
+
+
+def test_a_snapshot_gone_before_its_container_was_made_means_a_fresh_copy(
+    docker_client: docker.DockerClient, snap_spec: SandboxSpec, snap_repo: Path
+) -> None:
+    build_snapshot(docker_client, snap_spec, snap_repo)
+    ws = open_workspace(snap_repo)
+    stale = docker_client.images.get(snapshot_tag(ws))
+    docker_client.images.remove(str(stale.id), force=True)  # as a concurrent prune would
+    box = DockerSandbox(docker_client, snap_spec, ws)
+    box._current_snapshot = lambda base: stale  # type: ignore[method-assign]  # chosen just before
+    try:
+        box.start()
+        assert box._snapshot is None and box._in_layer  # a full copy, to be committed anew
         assert sandbox_files(box) == host_files(snap_repo)
     finally:
         box.stop()
@@ -325,7 +389,7 @@ def test_a_snapshot_holds_no_setup_output_and_the_base_follows_setup(
     box = DockerSandbox(docker_client, snap_spec, open_workspace(snap_repo))
     try:
         box.start()
-        assert box._snapshot is not None and not box._incremental_base  # no base index was kept
+        assert box._snapshot is not None
         assert box.run("ls setup_made.txt 2>&1; git status --porcelain").output.startswith(
             "ls: cannot access"
         )

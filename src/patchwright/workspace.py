@@ -131,7 +131,11 @@ def sanitize_git_config(text: str) -> str:
 
 
 def is_git_config(rel: str) -> bool:
-    """Config files anywhere under .git: the repo's, worktrees', submodules' (.git/modules/*/config)."""
+    """Config files anywhere under .git: the repo's, worktrees', submodules' (.git/modules/*/config).
+    Not the repo's own refs and reflogs (a branch called `config`); elsewhere, when in doubt, a
+    file is taken for a config and sanitized, since a real one must never travel as it is."""
+    if rel.startswith((".git/refs/", ".git/logs/")):
+        return False
     return os.path.basename(rel) in ("config", "config.worktree")
 
 
@@ -149,7 +153,9 @@ def _git_dir_members(ws: Workspace) -> list[str]:
 def copy_members(ws: Workspace, files: list[str]) -> list[str]:
     """Everything that travels into the sandbox: parent dirs of `files`, `files`, and .git.
 
-    Directories go in explicitly (and first), or the engine creates them owned by root.
+    Directories go in explicitly, or they would be created owned by root. Each directory's
+    contents follow it before anything else does: GNU tar gives a directory its own mode
+    (read-only ones too) as soon as a member outside it comes, and could then not write in it.
     """
     parents: set[str] = set()
     for name in files:
@@ -157,10 +163,10 @@ def copy_members(ws: Workspace, files: list[str]) -> list[str]:
         while parent and parent not in parents:  # string work: Path.parents is slow at 20k files
             parents.add(parent)
             parent = parent.rpartition("/")[0]
-    members = sorted(parents) + list(files)
+    members = [*parents, *files]
     if ws.git_dir_is_local:
         members += _git_dir_members(ws)
-    return members
+    return sorted(set(members), key=lambda name: name.split("/"))
 
 
 def tar_stream(ws: Workspace, files: list[str], uid: int, gid: int) -> Iterator[bytes]:

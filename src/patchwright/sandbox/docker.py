@@ -16,13 +16,11 @@ can under a read-only root (the workspace, /tmp, home), which tests check.
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import os
 import secrets
 import signal
 import socket
-import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -41,7 +39,6 @@ from patchwright.sandbox.base import WORKSPACE, CommandResult, SandboxSpec
 from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
 from patchwright.sandbox.snapshot import (
     FIND_ARGV,
-    SCRATCH,
     Entry,
     SyncPlan,
     drifted,
@@ -68,7 +65,7 @@ UID = GID = 1000
 HOME = "/home/agent"
 CONTROL_DIR = "/tmp/.patchwright"
 BASE_REF = "refs/patchwright/base"
-MAX_ARGV_DELETE = 64 * 1024  # bytes of paths to delete passed as arguments; more go through xargs
+COMMIT_TIMEOUT = 3600  # seconds a snapshot commit may take (the engine copies the repo's files)
 WORLD_WRITABLE = ("/var/tmp", "/run/lock")  # in the image, besides /tmp: covered when the root is writable
 
 
@@ -78,7 +75,7 @@ def trusted_git(index_file: str) -> str:
     return (
         f"env -i HOME=/tmp PATH=/usr/bin:/bin GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null "
         f"GIT_INDEX_FILE={index_file} /usr/bin/git -c core.hooksPath=/dev/null -c core.quotepath=off "
-        "-c core.fsmonitor=false"
+        "-c core.fsmonitor=false -c core.splitIndex=false"
     )
 
 
@@ -143,7 +140,7 @@ class DockerSandbox:
         self._snapshot_labels: dict[str, str] | None = None  # set when this container will be one
         self._committer: threading.Thread | None = None
         self._in_layer = False  # the workspace is in the container's own layer (snapshots), not a volume
-        self._incremental_base = False  # the sync left change lists beside the snapshot's base index
+        self._started = False  # start() is over: the next command records the starting state first
         self.sync_plan: SyncPlan | None = None  # what a start from a snapshot copied and removed
         self.setup_result: CommandResult | None = None  # the setup command's output, for the run's record
         self.snapshot_error: str | None = None  # why the last commit failed (a slow start, nothing worse)
@@ -151,24 +148,51 @@ class DockerSandbox:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Create the container, copy the repo in, run setup, cut the network, open the shell."""
+        """Create the container, copy the repo in, run setup, cut the network, open the shell.
+
+        The starting state (the base diff() compares against) is recorded just before the
+        first command, so a snapshot commit, which must come before it, can overlap the
+        model's first request.
+        """
         try:
             self._create()
-            opening = _in_thread(self._open_model_shell)  # needs no files: opens while they copy
             try:
-                self._copy_repository()
-            finally:
-                wait([opening])
-            opening.result()
+                self._fill()
+            except SandboxError as err:
+                if self._snapshot is None:
+                    raise
+                self.progress(f"cannot start from the repo's snapshot ({err}); copying the whole repo")
+                self._discard_container()
+                self._snapshot = None
+                self._start_fresh()
+                self._fill()
             if self.spec.setup_command:
                 self._begin_snapshot()  # before setup: what setup makes differs run to run
                 self._run_setup(self.spec.setup_command)
-            self._record_base()
-            if not self.spec.setup_command:
+            else:
                 self._begin_snapshot()  # in the background, while the model thinks of a first command
+            self._started = True
         except BaseException:
             self.stop()
             raise
+
+    def _fill(self) -> None:
+        """Copy the repo in, opening the shell meanwhile (it needs no files)."""
+        opening = _in_thread(self._open_model_shell)
+        try:
+            self._copy_repository()
+        finally:
+            wait([opening])
+        opening.result()
+
+    def _discard_container(self) -> None:
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
+        if self.container is not None:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                self.container.remove(force=True, v=True)
+            self.container = None
 
     def _open_model_shell(self) -> None:
         if self.spec.network:  # the model's own installs go through the same proxy as setup's
@@ -190,33 +214,51 @@ class DockerSandbox:
         From a snapshot, the host side (listing and stat-ing the repo) runs in a thread
         meanwhile; otherwise its file count decides whether this container becomes one.
         """
-        spec = self.spec
         self.progress("starting sandbox container")
         try:
-            base = self.client.images.get(spec.image)  # `run` would try a pull; a missing image is the user's
-            image = base
-            if spec.snapshots:
-                self._snapshot = self._current_snapshot(base)
-            if self._snapshot is not None:
-                image = self._snapshot
-                self._host_view = _in_thread(lambda: self._list_host(with_entries=True))
-            else:
-                self._host_view = Future()
-                self._host_view.set_result(self._list_host(with_entries=False))  # needed right away
-                file_count = len(self._host_view.result()[0])
-                if spec.snapshots and file_count >= spec.snapshot_min_files:
-                    self._snapshot_labels = {
-                        labels.BASE_IMAGE: str(base.id),
-                        labels.FILE_COUNT: str(file_count),
-                    }
-            self._in_layer = self._snapshot is not None or self._snapshot_labels is not None
-            options = self.container_options(writable_root=self._in_layer)
-            self.container = self.client.containers.create(image, **options)
-            self.container.start()
+            self._base_image = self.client.images.get(self.spec.image)  # `run` would pull; not ours to do
         except docker.errors.ImageNotFound:
             raise SandboxError(
-                f"sandbox image {spec.image} not found; run `agent sandbox build` or pass --image"
+                f"sandbox image {self.spec.image} not found; run `agent sandbox build` or pass --image"
             ) from None
+        except docker.errors.APIError as err:
+            raise SandboxError(f"cannot start the sandbox container: {err.explanation or err}") from None
+        if self.spec.snapshots:
+            self._snapshot = self._current_snapshot(self._base_image)
+        if self._snapshot is not None:
+            self._host_view = _in_thread(lambda: self._list_host(with_entries=True))
+            try:
+                self._start_container(self._snapshot, writable_root=True)
+                return
+            except docker.errors.ImageNotFound:  # pruned or superseded by another run just now
+                self._snapshot = None
+        self._start_fresh()
+
+    def _start_fresh(self) -> None:
+        """A container of the sandbox image, for a full copy (to be committed, for a large repo)."""
+        self._host_view = Future()
+        self._host_view.set_result(self._list_host(with_entries=False))  # needed right away
+        file_count = len(self._host_view.result()[0])
+        if self.spec.snapshots and file_count >= self.spec.snapshot_min_files:
+            self._snapshot_labels = {
+                labels.BASE_IMAGE: str(self._base_image.id),
+                labels.FILE_COUNT: str(file_count),
+            }
+        try:
+            self._start_container(self._base_image, writable_root=self._snapshot_labels is not None)
+        except docker.errors.ImageNotFound:
+            raise SandboxError(
+                f"sandbox image {self.spec.image} not found; run `agent sandbox build` or pass --image"
+            ) from None
+
+    def _start_container(self, image: Image, writable_root: bool) -> None:
+        """Create and start the container; ImageNotFound is left to the caller."""
+        self._in_layer = writable_root
+        try:
+            self.container = self.client.containers.create(image, **self.container_options(writable_root))
+            self.container.start()
+        except docker.errors.ImageNotFound:
+            raise
         except docker.errors.APIError as err:
             raise SandboxError(f"cannot start the sandbox container: {err.explanation or err}") from None
 
@@ -232,15 +274,6 @@ class DockerSandbox:
             return float(self.client.info().get("NCPU") or self.spec.cpus)
         except (docker.errors.APIError, ValueError, TypeError):
             return self.spec.cpus
-
-    @property
-    def _keeps_base_index(self) -> bool:
-        """Whether this container becomes a snapshot after recording its base (no setup between)."""
-        return (
-            self._snapshot_labels is not None
-            and not self.spec.setup_command
-            and self.workspace.git_dir_is_local
-        )
 
     def _current_snapshot(self, base: Image) -> Image | None:
         """This repo's snapshot, if it was made from `base` and HEAD has not moved far since."""
@@ -316,7 +349,7 @@ class DockerSandbox:
         assert self._host_view is not None
         manifest = load_manifest(self.spec.manifest_dir, str(snapshot.id)) if self.spec.manifest_dir else None
         if manifest is None:  # list the snapshot in the container, while the host side ends
-            listed = _in_thread(lambda: self._collect(FIND_ARGV, max_bytes=1 << 30))
+            listed = _in_thread(lambda: self._collect_now(FIND_ARGV, max_bytes=1 << 30))
             manifest, code = listed.result()
             if code != 0:
                 raise SandboxError(f"cannot list the snapshot's files (find exited with {code})")
@@ -324,20 +357,18 @@ class DockerSandbox:
         have = parse_find(manifest)
         racy_from = int(snapshot.labels[labels.COPIED_AT]) - 1  # a second's slack for coarse clocks
         plan = self.sync_plan = plan_sync(host, have, racy_from)
-        if self.workspace.git_dir_is_local and f"{SCRATCH}/base.index" in have:
-            # What changed goes in beside the files, so recording the base need not walk the tree.
-            configs = [*configs, _change_lists(plan.changed, plan.gone)]
-            self._incremental_base = True
         self.progress(f"from the snapshot: {len(plan.send)} paths to copy, {len(plan.delete)} to remove")
-        delete = plan.delete
-        if sum(len(path) + 1 for path in delete) > MAX_ARGV_DELETE:  # too long for one command line
-            listing = b"".join(os.fsencode(path) + b"\0" for path in delete)
-            result = self.execute(["xargs", "-0", "-r", "rm", "-rf", "--"], stdin=listing, timeout=600)
+        if plan.delete:  # on stdin: any bytes a name holds arrive as they are
+            listing = b"".join(os.fsencode(path) + b"\0" for path in plan.delete)
+            result = self._execute_now(
+                ["xargs", "-0", "-r", "rm", "-rf", "--"], stdin=listing, timeout=600, output_limit=4096
+            )
             if result.exit_code != 0:
-                raise SandboxError(f"cannot sync the snapshot: {result.output.strip()[-200:]}")
-            delete = []
+                raise SandboxError(
+                    f"cannot remove what the repo no longer has: {result.output.strip()[-200:]}"
+                )
         sent = tar_members(self.workspace, plan.send, UID, GID) if plan.send else iter(())
-        self._extract(itertools.chain(sent, configs), delete=delete)
+        self._extract(itertools.chain(sent, configs))
 
     def _begin_snapshot(self) -> None:
         """Commit this container as the repo's snapshot, in the background: a paused container
@@ -367,6 +398,9 @@ class DockerSandbox:
                 previous = None
             manifest, code = self._collect_now(FIND_ARGV, max_bytes=1 << 30)
             repository, _, name = tag.partition(":")
+            # The SDK's 60 s would give up on a large repo while the engine, still committing,
+            # keeps the container paused; every command waits for this thread instead.
+            self.client.api.timeout = max(self.client.api.timeout or 0, COMMIT_TIMEOUT)
             image = container.commit(repository, name, conf={"Labels": snapshot_labels}, pause=True)
             if self.spec.manifest_dir and code == 0:
                 save_manifest(self.spec.manifest_dir, str(image.id), manifest)
@@ -377,6 +411,19 @@ class DockerSandbox:
                         drop_manifest(self.spec.manifest_dir, previous)
         except Exception as err:  # a failed commit costs the next run its head start, nothing else
             self.snapshot_error = str(err)
+            self._wait_unpaused(container)
+
+    def _wait_unpaused(self, container: Container) -> None:
+        """After a failed commit the engine may still hold the container paused for a while."""
+        deadline = time.monotonic() + COMMIT_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                container.reload()
+            except docker.errors.APIError:
+                return
+            if not container.attrs.get("State", {}).get("Paused"):
+                return
+            time.sleep(0.5)
 
     def _await_snapshot(self) -> None:
         """Wait for a commit in progress: the container is paused until it ends."""
@@ -384,15 +431,20 @@ class DockerSandbox:
             self._committer.join()
             self._committer = None
 
-    def _extract(self, chunks: Iterable[bytes], delete: list[str] | None = None) -> None:
-        """Remove `delete` (paths in the workspace), then extract the tar archives in `chunks`
-        (one after another: --ignore-zeros reads past each one's end)."""
+    def _ready(self) -> None:
+        """Before any command after start: the commit is over and the starting state recorded."""
+        self._await_snapshot()
+        if self._started and self._base_tree is None:
+            self._record_base()
+
+    def _extract(self, chunks: Iterable[bytes]) -> None:
+        """Extract the tar archives in `chunks`, one after another (--ignore-zeros reads past
+        each one's end), as the sandbox user."""
         assert self.container is not None
-        script = f'cd {WORKSPACE} && rm -rf -- "$@" && exec tar -x -i -f - -C {WORKSPACE}'
         try:
             exec_id = self.client.api.exec_create(
                 self.container.id,
-                ["bash", "-c", script, "extract", *(delete or [])],
+                ["tar", "-x", "-i", "-f", "-", "-C", WORKSPACE],
                 stdin=True,
                 user=f"{UID}:{GID}",
                 environment=BASE_ENV,
@@ -457,33 +509,25 @@ class DockerSandbox:
             raise SandboxError("could not cut the sandbox network after setup")
 
     def _record_base(self) -> None:
-        """Snapshot the starting state as a git tree; diff() compares against it."""
+        """Record the starting state as a git tree; diff() compares against it."""
         index = f"{CONTROL_DIR}/base.index"
         git = trusted_git(index)
-        minimal = "-c core.checkStat=minimal -c core.trustctime=false"
-        stored = f"{SCRATCH}/base.index"
-        if self._incremental_base:
-            # The snapshot's base index, changed by exactly what the sync changed: no walk of the tree.
-            fill = (
-                f"cp -p {stored} {index}; "
-                f"{git} update-index -z --force-remove --stdin < {SCRATCH}/gone; "
-                # out first, so the entries are hashed anew: a racy file may keep size and mtime
-                f"{git} update-index -z --force-remove --stdin < {SCRATCH}/changed; "
-                f"{git} update-index -z --add --stdin < {SCRATCH}/changed; "
-                f"rm -f {SCRATCH}/gone {SCRATCH}/changed; "
-            )
-        else:
-            # tar kept mtimes and sizes, so the host index's hashes hold for unchanged files;
-            # `cp -p` keeps the index's own mtime, which git's racy-entry check relies on.
-            fill = f"if [ -f .git/index ]; then cp -p .git/index {index}; fi; {git} {minimal} add -A; "
-        # A container about to become a snapshot keeps its base index for the next start.
-        keep = f"mkdir -p {SCRATCH}; cp -p {index} {stored}; " if self._keeps_base_index else ""
         script = (
             f"set -e; mkdir -p {CONTROL_DIR}; cd {WORKSPACE}; "
-            f"if [ ! -d .git ]; then {git} init -q; fi; {fill}"
-            f'tree=$({git} write-tree); {git} update-ref {BASE_REF} "$tree"; {keep}echo "$tree"'
+            f"if [ ! -d .git ]; then {git} init -q; fi; "
+            f"if [ -f .git/index ]; then cp -p .git/index {index}; fi; "
+            # tar kept mtimes and sizes, so the host index's hashes hold for unchanged files;
+            # `cp -p` keeps the index's own mtime, which git's racy-entry check relies on.
+            f"{git} -c core.checkStat=minimal -c core.trustctime=false add -A; "
+            f'tree=$({git} write-tree); {git} update-ref {BASE_REF} "$tree"; echo "$tree"'
         )
-        result = self.run(script, timeout=600)  # the shell, before the model has it: no exec to pay for
+        if self._shell is None:
+            self._open_shell()
+        assert self._shell is not None
+        try:  # the shell, before the model has it: no exec to pay for
+            result = self._shell.run(script, 600, self.spec.output_limit)
+        except ShellBroken as err:
+            raise SandboxError(f"cannot record the starting state in the sandbox: {err}") from None
         tree = result.output.strip().splitlines()[-1:] if result.exit_code == 0 else []
         if not tree or len(tree[0]) < 40:
             raise SandboxError(
@@ -516,7 +560,7 @@ class DockerSandbox:
 
     def restart_shell(self) -> None:
         """Kill every process of the sandbox user and open a fresh shell in the workspace."""
-        self._await_snapshot()
+        self._ready()
         if self._shell is not None:
             self._shell.close()
             self._shell = None
@@ -558,7 +602,7 @@ class DockerSandbox:
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
         """Run in the persistent shell; if the shell died, say so and start a new one."""
-        self._await_snapshot()
+        self._ready()
         if self._shell is None:
             self._open_shell()
         assert self._shell is not None
@@ -582,7 +626,17 @@ class DockerSandbox:
         output_limit: int | None = None,
     ) -> CommandResult:
         """Run one process outside the persistent shell, bounded in time and output."""
-        self._await_snapshot()
+        self._ready()
+        return self._execute_now(argv, timeout, env, stdin, output_limit)
+
+    def _execute_now(
+        self,
+        argv: list[str],
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        stdin: bytes | None = None,
+        output_limit: int | None = None,
+    ) -> CommandResult:
         if self.container is None:
             raise SandboxError("the sandbox is not running")
         limit = timeout or self.spec.command_timeout
@@ -622,7 +676,7 @@ class DockerSandbox:
 
     def _collect(self, argv: list[str], max_bytes: int, timeout: float = 600) -> tuple[bytes, int | None]:
         """Run a process and return its raw stdout (no decoding, no cap below max_bytes)."""
-        self._await_snapshot()
+        self._ready()
         return self._collect_now(argv, max_bytes, timeout)
 
     def _collect_now(self, argv: list[str], max_bytes: int, timeout: float = 600) -> tuple[bytes, int | None]:
@@ -676,6 +730,7 @@ class DockerSandbox:
 
     def diff(self) -> str:
         """A binary-safe patch of every change since start, as `git apply` takes it."""
+        self._ready()
         if self._base_tree is None:
             raise SandboxError("the sandbox has no starting state")
         index = f"{CONTROL_DIR}/diff.index"
@@ -692,24 +747,6 @@ class DockerSandbox:
             raise SandboxError(f"cannot compute the patch (git exited with {code})")
         # surrogateescape keeps non-UTF-8 bytes intact for writing the patch back out
         return data.decode("utf-8", "surrogateescape")
-
-
-def _change_lists(changed: list[str], gone: list[str]) -> bytes:
-    """A tar of the sync's change lists (NUL-separated paths) for the base index to take in."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, paths in (("changed", changed), ("gone", gone)):
-            data = b"".join(os.fsencode(path) + b"\0" for path in paths)
-            info = tarfile.TarInfo(f"{SCRATCH}/{name}")
-            info.size, info.uid, info.gid, info.mode, info.mtime = (
-                len(data),
-                UID,
-                GID,
-                0o600,
-                int(time.time()),
-            )
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def _in_thread(work: Callable[[], T]) -> Future[T]:

@@ -9,10 +9,9 @@ in the snapshot the host no longer has deleted. Files whose mtime falls in or af
 the second the copy began are always sent again (git's "racy" rule): an edit in that
 second could keep both size and mtime.
 
-A snapshot is committed before the model's first command, so nothing a model did is
-ever in one. It keeps the base index its first run recorded (under SCRATCH), so a
-later start records its own base from the sync's change lists, without walking the
-tree. What a snapshot holds is listed (by `find`, in the container, just before the
+A snapshot is committed before the model's first command and before the starting
+state is recorded, so it holds the repo as copied and nothing else: nothing a model
+did, no object git wrote for the base. What a snapshot holds is listed (by `find`, in the container, just before the
 commit) into a manifest on the host, named by the image id; without the manifest, a
 start lists the snapshot in the container instead.
 """
@@ -38,9 +37,6 @@ MAX_CHANGED_SHARE = 0.25  # files changed between the snapshot's commit and HEAD
 FIND_ARGV = ["find", WORKSPACE, "-mindepth", "1", "-printf", "%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0"]
 _FIELDS = 6
 _KINDS = frozenset("fdl")
-SCRATCH = ".git/patchwright"  # in the workspace: the snapshot's base index, a sync's change lists
-_KEPT_DIRS = frozenset({SCRATCH, ".git/refs/patchwright"})
-_KEPT_PREFIXES = (".git/objects/", ".git/refs/patchwright/", SCRATCH + "/")
 
 
 class Entry(NamedTuple):
@@ -60,8 +56,6 @@ class SyncPlan:
     delete: list[str]  # paths to remove (whole trees), relative to the workspace
     send: list[str]  # host paths to copy in, parents before children
     send_bytes: int
-    gone: list[str]  # files and links of the working tree that were removed or replaced
-    changed: list[str]  # files and links of the working tree that were sent
 
 
 def snapshot_tag(ws: Workspace) -> str:
@@ -91,7 +85,7 @@ def _entry(path: bytes, info: os.stat_result) -> Entry:
     if stat.S_ISLNK(mode):
         return Entry("l", target=os.fsdecode(os.readlink(path)))
     if stat.S_ISREG(mode):
-        return Entry("f", info.st_size, int(info.st_mtime), bool(mode & stat.S_IXUSR))
+        return Entry("f", info.st_size, info.st_mtime_ns // 1_000_000_000, bool(mode & stat.S_IXUSR))
     return Entry("?")
 
 
@@ -138,11 +132,9 @@ def _under(path: str, roots: set[str]) -> bool:
 
 
 def kept(path: str) -> bool:
-    """Snapshot paths the host need not have: the sanitized git configs (they travel on their
-    own) and what recording the starting state added (objects, its ref, the base index)."""
-    if not path.startswith(".git/"):
-        return False
-    return is_git_config(path) or path in _KEPT_DIRS or path.startswith(_KEPT_PREFIXES)
+    """Snapshot paths the host's listing leaves out but a start sends anyway: the sanitized
+    git configs, which travel on their own."""
+    return path.startswith(".git/") and is_git_config(path)
 
 
 def plan_sync(
@@ -155,22 +147,14 @@ def plan_sync(
         if not keep(path) and (path not in host or host[path].kind != have.kind)
     }
     delete = sorted(path for path in removed if not _under(path.rpartition("/")[0], removed))
-    gone = [
-        path
-        for path, have in snapshot.items()
-        if have.kind != "d" and not path.startswith(".git/") and _under(path, removed)
-    ]
     send: list[str] = []
-    changed: list[str] = []
     send_bytes = 0
     for path, want in host.items():
         have = snapshot.get(path)
         if have is None or _under(path, removed) or not _same(want, have, racy_from):
             send.append(path)
             send_bytes += want.size
-            if want.kind != "d" and not path.startswith(".git/"):
-                changed.append(path)
-    return SyncPlan(delete=delete, send=send, send_bytes=send_bytes, gone=gone, changed=changed)
+    return SyncPlan(delete=delete, send=send, send_bytes=send_bytes)
 
 
 def head_commit(ws: Workspace) -> str:
