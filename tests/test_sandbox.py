@@ -349,3 +349,43 @@ def test_read_only_folders_arrive_whole(
     finally:
         for folder in (repo / "vendor", repo / "vendor" / "lib"):
             folder.chmod(0o755)
+
+
+def test_the_base_is_the_working_tree_as_git_sees_it(
+    docker_client: docker.DockerClient, spec: SandboxSpec, tmp_path: Path
+) -> None:
+    """The base comes from the host's own list of what differs from its index; it must equal a
+    fresh `git add -A` of the copied tree, whatever state the repo is in."""
+    from patchwright.sandbox.docker import trusted_git
+
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            "keep.txt": "same\n",
+            "edit.txt": "old\n",
+            "gone.txt": "bye\n",
+            "mode.sh": "echo\n",
+            "c.txt": "base\n",
+        },
+    )
+    git(repo, "checkout", "-qb", "other")
+    (repo / "c.txt").write_text("theirs\n")
+    git(repo, "commit", "-qam", "theirs")
+    git(repo, "checkout", "-q", "main")
+    (repo / "c.txt").write_text("ours\n")
+    git(repo, "commit", "-qam", "ours")
+    subprocess.run(["git", "merge", "-q", "other"], cwd=repo, capture_output=True)  # a conflict in c.txt
+    (repo / "edit.txt").write_text("new, longer\n")
+    (repo / "gone.txt").unlink()
+    (repo / "mode.sh").chmod(0o755)
+    (repo / "staged.txt").write_text("staged\n")
+    git(repo, "add", "staged.txt")
+    (repo / "untracked.txt").write_text("untracked\n")
+    box = started(docker_client, spec, repo)
+    try:
+        fresh = trusted_git("/tmp/fresh.index")
+        full = box.run(f"rm -f /tmp/fresh.index; {fresh} add -A; {fresh} write-tree").output.split()[-1]
+        assert box._base_tree == full
+        assert box.diff() == ""
+    finally:
+        box.stop()

@@ -70,18 +70,62 @@ def open_workspace(path: Path) -> Workspace:
 
 def list_files(ws: Workspace) -> list[str]:
     """The files git sees in the working tree: tracked (as they are now) and untracked, not ignored."""
+    return scan_files(ws).files
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """What one `git ls-files` walk of the working tree tells."""
+
+    files: list[str]  # tracked (as they are now) and untracked, not ignored; present on disk
+    dirty: list[str]  # of those and the deleted: what differs from the index (changed, deleted,
+    # untracked, unmerged), files and links only; the rest matches the index
+
+
+_DIRTY_TAGS = frozenset("CR?MK")  # `ls-files -t`: changed, removed, other, unmerged, to be killed
+
+
+def scan_files(ws: Workspace) -> FileScan:
+    """One walk of the working tree (git's own, with its ignore rules and stat checks)."""
     try:
         out = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            [
+                "git",
+                "ls-files",
+                "-z",
+                "-t",
+                "--cached",
+                "--others",
+                "--modified",
+                "--deleted",
+                "--exclude-standard",
+            ],
             cwd=ws.root,
             capture_output=True,
             check=True,
         ).stdout
     except subprocess.CalledProcessError as err:
         raise WorkspaceError(f"git ls-files failed in {ws.root}: {err.stderr.decode().strip()}") from None
-    names = sorted({n for n in out.decode("utf-8", "surrogateescape").split("\0") if n})
-    # Tracked files deleted in the working tree are not there to copy.
-    return [n for n in names if os.path.lexists(ws.root / n)]
+    names: set[str] = set()
+    dirty: set[str] = set()
+    for entry in out.decode("utf-8", "surrogateescape").split("\0"):
+        if len(entry) > 2:
+            tag, name = entry[0], entry[2:]
+            names.add(name)
+            if tag in _DIRTY_TAGS:
+                dirty.add(name)
+    root = os.fsencode(ws.root) + b"/"
+    # Tracked files deleted in the working tree are not there to copy; folders (submodules,
+    # nested repos) travel empty and are no index entries to update.
+    present = {name for name in names if os.path.lexists(root + os.fsencode(name))}
+    return FileScan(
+        files=sorted(present),
+        dirty=sorted(
+            name
+            for name in dirty
+            if not os.path.isdir(root + os.fsencode(name)) or os.path.islink(root + os.fsencode(name))
+        ),
+    )
 
 
 def _quote_config_value(value: str) -> str:

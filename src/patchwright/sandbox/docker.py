@@ -15,6 +15,7 @@ can under a read-only root (the workspace, /tmp, home), which tests check.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import os
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import docker
@@ -56,11 +58,24 @@ from patchwright.workspace import (
     Workspace,
     copy_members,
     git_config_tar,
-    list_files,
+    scan_files,
     tar_members,
 )
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HostView:
+    """The host side of a start: what git sees, what travels, its quick-check view, what differs
+    from the index."""
+
+    files: list[str]
+    members: list[str]  # parent dirs, files, .git
+    entries: dict[str, Entry]  # only when starting from a snapshot
+    dirty: list[str]
+
+
 UID = GID = 1000
 HOME = "/home/agent"
 CONTROL_DIR = "/tmp/.patchwright"
@@ -135,7 +150,7 @@ class DockerSandbox:
         self._shell: ShellSession | None = None
         self._base_tree: str | None = None
         self._shell_env: dict[str, str] = {}  # extra variables for the model's shell
-        self._host_view: Future[tuple[list[str], list[str], dict[str, Entry]]] | None = None
+        self._host: HostView | None = None
         self._snapshot: Image | None = None  # the snapshot this container starts from
         self._snapshot_labels: dict[str, str] | None = None  # set when this container will be one
         self._committer: threading.Thread | None = None
@@ -211,8 +226,9 @@ class DockerSandbox:
     def _create(self) -> None:
         """Pick the image (this repo's snapshot, when one is current) and start the container.
 
-        From a snapshot, the host side (listing and stat-ing the repo) runs in a thread
-        meanwhile; otherwise its file count decides whether this container becomes one.
+        Without a snapshot, the repo's file count decides whether this container becomes one.
+        (Listing the repo on a thread beside the container's start was measured no faster:
+        the two contend for the same two cores and the GIL.)
         """
         self.progress("starting sandbox container")
         try:
@@ -226,7 +242,7 @@ class DockerSandbox:
         if self.spec.snapshots:
             self._snapshot = self._current_snapshot(self._base_image)
         if self._snapshot is not None:
-            self._host_view = _in_thread(lambda: self._list_host(with_entries=True))
+            self._host = self._list_host(with_entries=True)
             try:
                 self._start_container(self._snapshot, writable_root=True)
                 return
@@ -236,9 +252,9 @@ class DockerSandbox:
 
     def _start_fresh(self) -> None:
         """A container of the sandbox image, for a full copy (to be committed, for a large repo)."""
-        self._host_view = Future()
-        self._host_view.set_result(self._list_host(with_entries=False))  # needed right away
-        file_count = len(self._host_view.result()[0])
+        if self._host is None:
+            self._host = self._list_host(with_entries=False)
+        file_count = len(self._host.files)
         if self.spec.snapshots and file_count >= self.spec.snapshot_min_files:
             self._snapshot_labels = {
                 labels.BASE_IMAGE: str(self._base_image.id),
@@ -262,11 +278,11 @@ class DockerSandbox:
         except docker.errors.APIError as err:
             raise SandboxError(f"cannot start the sandbox container: {err.explanation or err}") from None
 
-    def _list_host(self, with_entries: bool) -> tuple[list[str], list[str], dict[str, Entry]]:
-        """The files git sees, everything that travels (dirs, files, .git), and its quick-check view."""
-        files = list_files(self.workspace)
-        members = copy_members(self.workspace, files)
-        return files, members, host_entries(self.workspace, members) if with_entries else {}
+    def _list_host(self, with_entries: bool) -> HostView:
+        scan = scan_files(self.workspace)
+        members = copy_members(self.workspace, scan.files)
+        entries = host_entries(self.workspace, members) if with_entries else {}
+        return HostView(scan.files, members, entries, scan.dirty)
 
     def _engine_cpus(self) -> float:
         """The engine refuses a CPU limit above its own CPU count (a 1-CPU VM, Docker Desktop)."""
@@ -329,16 +345,16 @@ class DockerSandbox:
         Measured faster than the engine's archive API (benchmarks/startup.py), and the
         files come out owned by the sandbox user with no root step.
         """
-        assert self.container is not None and self._host_view is not None
+        assert self.container is not None and self._host is not None
         config = git_config_tar(self.workspace, UID, GID)
         configs = [config] if config is not None else []
         if self._snapshot is not None:
             self._sync_snapshot(self._snapshot, configs)
             return
-        files, members, _ = self._host_view.result()
-        self.progress(f"copying {len(files)} files into the sandbox")
+        view = self._host
+        self.progress(f"copying {len(view.files)} files into the sandbox")
         copied_at = int(time.time())
-        self._extract(itertools.chain(tar_members(self.workspace, members, UID, GID), configs))
+        self._extract(itertools.chain(tar_members(self.workspace, view.members, UID, GID), configs))
         if self._snapshot_labels is not None:
             self._snapshot_labels.update(
                 {labels.COPIED_AT: str(copied_at), labels.SNAPSHOT_HEAD: head_commit(self.workspace)}
@@ -346,14 +362,13 @@ class DockerSandbox:
 
     def _sync_snapshot(self, snapshot: Image, configs: list[bytes]) -> None:
         """Bring the snapshot's workspace to the host's state: delete what went, send what changed."""
-        assert self._host_view is not None
+        assert self._host is not None
         manifest = load_manifest(self.spec.manifest_dir, str(snapshot.id)) if self.spec.manifest_dir else None
-        if manifest is None:  # list the snapshot in the container, while the host side ends
-            listed = _in_thread(lambda: self._collect_now(FIND_ARGV, max_bytes=1 << 30))
-            manifest, code = listed.result()
+        if manifest is None:  # list the snapshot in the container instead
+            manifest, code = self._collect_now(FIND_ARGV, max_bytes=1 << 30)
             if code != 0:
                 raise SandboxError(f"cannot list the snapshot's files (find exited with {code})")
-        host = self._host_view.result()[2]
+        host = self._host.entries
         have = parse_find(manifest)
         racy_from = int(snapshot.labels[labels.COPIED_AT]) - 1  # a second's slack for coarse clocks
         plan = self.sync_plan = plan_sync(host, have, racy_from)
@@ -512,13 +527,23 @@ class DockerSandbox:
         """Record the starting state as a git tree; diff() compares against it."""
         index = f"{CONTROL_DIR}/base.index"
         git = trusted_git(index)
+        # tar kept mtimes and sizes, so the host index's hashes hold for unchanged files;
+        # `cp -p` keeps the index's own mtime, which git's racy-entry check relies on.
+        walk = f"{git} -c core.checkStat=minimal -c core.trustctime=false add -A"
+        fill = walk
+        view = self._host
+        if view is not None and self.workspace.git_dir_is_local and not self.spec.setup_command:
+            # The host's own git already told what differs from its index: only those paths are
+            # hashed (their stat never matches a host entry's), not the whole tree walked.
+            dirty = base64.b64encode(b"".join(os.fsencode(name) + b"\0" for name in view.dirty)).decode()
+            fill = (
+                f"if ! printf %s {dirty} | base64 -d | {git} update-index -z --add --remove --replace --stdin; "
+                f"then {walk}; fi"
+            )
         script = (
-            f"set -e; mkdir -p {CONTROL_DIR}; cd {WORKSPACE}; "
+            f"set -e; mkdir -p {CONTROL_DIR}; cd {WORKSPACE}; rm -f {index}; "
             f"if [ ! -d .git ]; then {git} init -q; fi; "
-            f"if [ -f .git/index ]; then cp -p .git/index {index}; fi; "
-            # tar kept mtimes and sizes, so the host index's hashes hold for unchanged files;
-            # `cp -p` keeps the index's own mtime, which git's racy-entry check relies on.
-            f"{git} -c core.checkStat=minimal -c core.trustctime=false add -A; "
+            f"if [ -f .git/index ]; then cp -p .git/index {index}; fi; {fill}; "
             f'tree=$({git} write-tree); {git} update-ref {BASE_REF} "$tree"; echo "$tree"'
         )
         if self._shell is None:
