@@ -107,6 +107,7 @@ def scan_files(ws: Workspace) -> FileScan:
     except subprocess.CalledProcessError as err:
         raise WorkspaceError(f"git ls-files failed in {ws.root}: {err.stderr.decode().strip()}") from None
     names: set[str] = set()
+    removed: set[str] = set()
     dirty: set[str] = set()
     for entry in out.decode("utf-8", "surrogateescape").split("\0"):
         if len(entry) > 2:
@@ -114,18 +115,17 @@ def scan_files(ws: Workspace) -> FileScan:
             names.add(name)
             if tag in _DIRTY_TAGS:
                 dirty.add(name)
+                if tag == "R":
+                    removed.add(name)
     root = os.fsencode(ws.root) + b"/"
+
+    def is_folder(name: str) -> bool:
+        path = root + os.fsencode(name)
+        return os.path.isdir(path) and not os.path.islink(path)
+
     # Tracked files deleted in the working tree are not there to copy; folders (submodules,
     # nested repos) travel empty and are no index entries to update.
-    present = {name for name in names if os.path.lexists(root + os.fsencode(name))}
-    return FileScan(
-        files=sorted(present),
-        dirty=sorted(
-            name
-            for name in dirty
-            if not os.path.isdir(root + os.fsencode(name)) or os.path.islink(root + os.fsencode(name))
-        ),
-    )
+    return FileScan(files=sorted(names - removed), dirty=sorted(n for n in dirty if not is_folder(n)))
 
 
 def _quote_config_value(value: str) -> str:
@@ -210,7 +210,7 @@ def copy_members(ws: Workspace, files: list[str]) -> list[str]:
     members = [*parents, *files]
     if ws.git_dir_is_local:
         members += _git_dir_members(ws)
-    return sorted(set(members), key=lambda name: name.split("/"))
+    return sorted(set(members), key=lambda name: name.replace("/", "\0"))  # "\0" sorts before all
 
 
 def tar_stream(ws: Workspace, files: list[str], uid: int, gid: int) -> Iterator[bytes]:
