@@ -16,7 +16,7 @@ before each round, so every start from the snapshot has something to sync:
   Target: median(sandbox, from snapshot) / median(docker run) <= 3.
 
 Part 2, one instrumented round from the snapshot: where DockerSandbox.start spends its
-  time (_list_host within _create; _open_shell on a thread beside _copy_repository),
+  time (_list_host within _create; _record_base at the first command),
   plus the host side of a full copy alone (git ls-files; GNU tar producing the stream
   into nothing).
 
@@ -174,14 +174,13 @@ def instrumented_round(
     steps: list[tuple[str, float]] = []
     box = DockerSandbox(client, new_spec(image, "breakdown"), ws)
     later.append(("sandbox", box.stop))
-    # _list_host runs within _create; _open_shell on a thread beside _copy_repository;
-    # _record_base at the first command.
+    # _list_host runs within _create; _record_base at the first command.
     for name in ("_list_host", "_create", "_open_shell", "_copy_repository", "_record_base"):
         original = getattr(box, name)
 
         setattr(box, name, _timing(original, name, steps))  # on this instance only
     total = timed(lambda: (box.start(), box.run("true")))
-    notes = {"_list_host": "  _list_host (within _create)", "_open_shell": "_open_shell (thread)"}
+    notes = {"_list_host": "  _list_host (within _create)"}
     steps = [(notes.get(name, name), t) for name, t in steps]
     steps.append(("total to first result", total))
     # The host side of the copy, alone: listing and producing the tar stream into nothing.

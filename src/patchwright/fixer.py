@@ -287,10 +287,11 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
             if prepared.resume_records is not None:
                 _restore_partial_patch(sandbox, run_dir, display)
                 state.messages = loop_mod.messages_from_trajectory(prepared.resume_records)
-                state.steps = sum(1 for r in prepared.resume_records if r.get("event") == "response")
-                for record in prepared.resume_records:  # tokens and cost count the whole run
-                    if record.get("event") == "response" and isinstance(record.get("usage"), dict):
-                        state.usage.add(Usage.from_dict(record["usage"]))
+                for record in prepared.resume_records:  # steps, tokens and cost count the whole run
+                    if record.get("event") == "response":
+                        state.steps += 1
+                        if isinstance(record.get("usage"), dict):
+                            state.usage.add(Usage.from_dict(record["usage"]))
                 recorded = [r for r in prepared.resume_records if r.get("event") == "message"]
                 rebuilt = bool(recorded) and recorded[-1]["role"] == "assistant"  # a user turn was added
                 if prepared.followup:

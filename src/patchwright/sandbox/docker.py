@@ -25,9 +25,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import docker
 import docker.errors
@@ -61,8 +60,6 @@ from patchwright.workspace import (
     scan_files,
     tar_members,
 )
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -151,6 +148,7 @@ class DockerSandbox:
         self._base_tree: str | None = None
         self._shell_env: dict[str, str] = {}  # extra variables for the model's shell
         self._host: HostView | None = None
+        self._base_image: Image | None = None
         self._snapshot: Image | None = None  # the snapshot this container starts from
         self._snapshot_labels: dict[str, str] | None = None  # set when this container will be one
         self._committer: threading.Thread | None = None
@@ -192,15 +190,12 @@ class DockerSandbox:
             raise
 
     def _fill(self) -> None:
-        """Copy the repo in, opening the shell meanwhile (it needs no files)."""
-        opening = _in_thread(self._open_model_shell)
-        try:
-            self._copy_repository()
-        finally:
-            wait([opening])
-        opening.result()
+        """Copy the repo in and open the model's shell."""
+        self._copy_repository()
+        self._open_model_shell()
 
     def _discard_container(self) -> None:
+        """Close the shell, remove the container and its volume; never raises."""
         if self._shell is not None:
             self._shell.close()
             self._shell = None
@@ -227,16 +222,12 @@ class DockerSandbox:
         """Pick the image (this repo's snapshot, when one is current) and start the container.
 
         Without a snapshot, the repo's file count decides whether this container becomes one.
-        (Listing the repo on a thread beside the container's start was measured no faster:
-        the two contend for the same two cores and the GIL.)
         """
         self.progress("starting sandbox container")
         try:
             self._base_image = self.client.images.get(self.spec.image)  # `run` would pull; not ours to do
         except docker.errors.ImageNotFound:
-            raise SandboxError(
-                f"sandbox image {self.spec.image} not found; run `agent sandbox build` or pass --image"
-            ) from None
+            raise self._missing_image() from None
         except docker.errors.APIError as err:
             raise SandboxError(f"cannot start the sandbox container: {err.explanation or err}") from None
         if self.spec.snapshots:
@@ -252,6 +243,7 @@ class DockerSandbox:
 
     def _start_fresh(self) -> None:
         """A container of the sandbox image, for a full copy (to be committed, for a large repo)."""
+        assert self._base_image is not None  # _create looked it up
         if self._host is None:
             self._host = self._list_host(with_entries=False)
         file_count = len(self._host.files)
@@ -263,9 +255,12 @@ class DockerSandbox:
         try:
             self._start_container(self._base_image, writable_root=self._snapshot_labels is not None)
         except docker.errors.ImageNotFound:
-            raise SandboxError(
-                f"sandbox image {self.spec.image} not found; run `agent sandbox build` or pass --image"
-            ) from None
+            raise self._missing_image() from None
+
+    def _missing_image(self) -> SandboxError:
+        return SandboxError(
+            f"sandbox image {self.spec.image} not found; run `agent sandbox build` or pass --image"
+        )
 
     def _start_container(self, image: Image, writable_root: bool) -> None:
         """Create and start the container; ImageNotFound is left to the caller."""
@@ -414,9 +409,13 @@ class DockerSandbox:
             manifest, code = self._collect_now(FIND_ARGV, max_bytes=1 << 30)
             repository, _, name = tag.partition(":")
             # The SDK's 60 s would give up on a large repo while the engine, still committing,
-            # keeps the container paused; every command waits for this thread instead.
-            self.client.api.timeout = max(self.client.api.timeout or 0, COMMIT_TIMEOUT)
-            image = container.commit(repository, name, conf={"Labels": snapshot_labels}, pause=True)
+            # keeps the container paused; every command waits for this thread meanwhile.
+            usual = self.client.api.timeout
+            self.client.api.timeout = max(usual or 0, COMMIT_TIMEOUT)
+            try:
+                image = container.commit(repository, name, conf={"Labels": snapshot_labels}, pause=True)
+            finally:
+                self.client.api.timeout = usual
             if self.spec.manifest_dir and code == 0:
                 save_manifest(self.spec.manifest_dir, str(image.id), manifest)
             if previous is not None and previous != image.id:  # superseded; if in use, prune takes it later
@@ -605,13 +604,7 @@ class DockerSandbox:
             if self._committer is not None:  # removing a paused container mid-commit can fail
                 self._committer.join(timeout=300)
                 self._committer = None
-            if self._shell is not None:
-                self._shell.close()
-                self._shell = None
-            if self.container is not None:
-                with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                    self.container.remove(force=True, v=True)
-                self.container = None
+            self._discard_container()
         finally:
             if previous is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)
@@ -772,14 +765,6 @@ class DockerSandbox:
             raise SandboxError(f"cannot compute the patch (git exited with {code})")
         # surrogateescape keeps non-UTF-8 bytes intact for writing the patch back out
         return data.decode("utf-8", "surrogateescape")
-
-
-def _in_thread(work: Callable[[], T]) -> Future[T]:
-    """Start `work` on its own thread; its result (or exception) arrives through the future."""
-    with ThreadPoolExecutor(max_workers=1) as pool:  # leaving the block waits; so submit, then return
-        future = pool.submit(work)
-        pool.shutdown(wait=False)
-        return future
 
 
 def _raw_socket(raw: Any) -> socket.socket:
