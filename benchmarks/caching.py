@@ -1,7 +1,7 @@
 """Prompt caching: billed input of a 30-turn run with cache breakpoints vs without.
 
 The real AgentLoop, the real anthropic SDK (streaming), the real system prompt (the
-backend-developer persona plus fixer.RUN_NOTES) and the real tool definitions, against
+backend-developer persona plus the run notes of prompt.py) and the real tool definitions, against
 tests/fakeapi.FakeAnthropic, whose usage accounting models the API's prompt cache
 (breakpoints, 20-block lookback, 1,024-token minimum, 1.25x writes, 0.1x reads).
 The tools are in-process fakes returning realistic outputs of 200-3,000 characters
@@ -29,17 +29,17 @@ from typing import Any
 import _bench
 import anthropic
 
-from patchwright.fixer import RUN_NOTES
-from patchwright.loop import AgentLoop, Limits, LoopState, first_message, system_blocks
+from patchwright.loop import AgentLoop, Limits, LoopState, first_message
 from patchwright.model import ModelClient, Usage, model_info
 from patchwright.outputs import Redactor, TrajectoryWriter
 from patchwright.persona import find_agent
+from patchwright.prompt import RunFacts, system_blocks
 from patchwright.sandbox.base import WORKSPACE
 from patchwright.tools import CommandTime, ToolResult, Toolset
 from patchwright.tools.bash import BashTool
 from patchwright.tools.editor import EditorTool
+from patchwright.tools.run_tests import RunTestsTool
 from patchwright.tools.search import SearchTool
-from patchwright.tools.tests import RunTestsTool
 
 from fakeapi import FakeAnthropic, RecordedRequest, message, text, tool_use
 
@@ -280,12 +280,8 @@ def build_toolset(turns: list[Turn]) -> Toolset:
 
 def system_prompt() -> list[dict[str, Any]]:
     persona = find_agent("backend-developer", None, Path.home()).prompt
-    notes = RUN_NOTES.format(
-        workspace=WORKSPACE,
-        network="with no network: nothing can be downloaded",
-        extra=f", `search_code` (ripgrep), `run_tests` (runs `{TEST_COMMAND}`)",
-    )
-    return system_blocks(persona.rstrip() + notes, None)
+    tools = ("bash", "str_replace_based_edit_tool", "search_code", "run_tests")
+    return system_blocks(persona, RunFacts(WORKSPACE, False, tools, TEST_COMMAND), None)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from patchwright.sandbox import labels
 from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.image import ensure_image
+from patchwright.sandbox.local import LocalSandbox
 from patchwright.workspace import open_workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +60,12 @@ def repo_state(root: Path) -> str:
 
 
 def our_containers(client: docker.DockerClient) -> list[str]:
-    found = client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=true"})
-    return [c.name for c in found if c.labels.get(TEST_LABEL) == SESSION_ID]
+    # Filtered by the engine: another test run's containers, which may vanish mid-listing, never show.
+    mine = {"label": [f"{labels.MANAGED}=true", f"{TEST_LABEL}={SESSION_ID}"]}
+    return [
+        str(c.attrs["Names"][0]).lstrip("/")
+        for c in client.containers.list(all=True, filters=mine, sparse=True)
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -116,6 +121,19 @@ def sandbox(
         yield box
     finally:
         box.stop()
+
+
+@pytest.fixture
+def box(small_repo: Path, tmp_path: Path) -> Iterator[LocalSandbox]:
+    """The small repo in a local-folder sandbox: the same contract as Docker's, in milliseconds."""
+    (small_repo / "secret.env").write_text("API_TOKEN=do-not-copy\n")
+    (small_repo / "untracked.txt").write_text("not ignored, not committed\n")
+    local = LocalSandbox(open_workspace(small_repo), tmp_path / "local-sandbox", command_timeout=30)
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -56,8 +56,9 @@ def example_repo(example: ExampleFix, tmp_path: Path) -> Path:
 
 
 def containers_of(client: docker.DockerClient, run_id: str) -> list[str]:
-    found = client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=true"})
-    return [c.name for c in found if c.labels.get(labels.RUN_ID, "").startswith(run_id)]
+    found = client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=true"}, sparse=True)
+    names = [(str(c.attrs["Names"][0]).lstrip("/"), c.attrs.get("Labels") or {}) for c in found]
+    return [name for name, tags in names if tags.get(labels.RUN_ID, "").startswith(run_id)]
 
 
 def only_run(repo: Path) -> Path:

@@ -24,7 +24,7 @@ from docker.errors import ImageNotFound, NotFound
 
 from patchwright.errors import SandboxError
 from patchwright.resources import data_dir
-from patchwright.sandbox import image as sandbox_image_module
+from patchwright.sandbox import engine as engine_module
 from patchwright.sandbox import labels
 from patchwright.sandbox.image import (
     DEFAULT_IMAGE_REPO,
@@ -215,7 +215,7 @@ def test_missing_user_tag_is_a_sandbox_error(docker_client: docker.DockerClient)
 def test_unreachable_engine_is_a_one_line_sandbox_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent")
     with pytest.raises(SandboxError) as info:
-        sandbox_image_module.docker_client()
+        engine_module.docker_client()
     message = str(info.value)
     assert "\n" not in message and len(message) < 200, message
     assert message.startswith("cannot reach the Docker engine (unix:///nonexistent"), message

@@ -19,25 +19,20 @@ import pytest
 
 from patchwright.errors import ExitCode, ModelError
 from patchwright.loop import (
-    CACHE,
     CLEARED,
-    COMPLETED,
-    MAX_COST,
-    MAX_STEPS,
     MAX_TOOL_RESULT_CHARS,
-    REFUSED,
-    TIMEOUT,
     AgentLoop,
     Limits,
     LoopState,
     first_message,
     messages_from_trajectory,
-    system_blocks,
     truncate,
     with_cache_breakpoints,
 )
 from patchwright.model import STREAM_RETRIES, ModelClient, ModelInfo, Usage, model_info
 from patchwright.outputs import Redactor, TrajectoryWriter, read_trajectory
+from patchwright.prompt import CACHE, RunFacts, run_notes, system_blocks
+from patchwright.status import RunStatus
 from patchwright.tools import ToolError, ToolResult, Toolset
 
 from fakeapi import (
@@ -56,6 +51,7 @@ from fakeapi import (
     tool_use,
 )
 
+FACTS = RunFacts("/workspace", False, ("bash",))
 MODEL = "claude-fake-1"  # not in prices.toml: cost unknown, default context window
 PRICED_MODEL = "claude-sonnet-5-5"  # $2 / $10 per million tokens
 API_KEY = "sk-ant-test-0000000000"
@@ -186,7 +182,7 @@ class Harness:
             model=ModelClient(self.client, model, max_tokens=1024),
             info=info or model_info(model),
             tools=self.toolset,
-            system=system_blocks(persona, None),
+            system=[{"type": "text", "text": persona, "cache_control": CACHE}],
             limits=limits or Limits(),
             trajectory=self.trajectory,
             on_event=lambda kind, data: self.events.append((kind, data)),
@@ -252,7 +248,7 @@ def test_end_turn_completes_with_the_final_text(harness: Any) -> None:
     h = harness([message(text("Looking at app.py."), tool_use("echo", {"text": "hi"})), "All fixed."])
     status = h.run()
 
-    assert status == COMPLETED
+    assert status == RunStatus.COMPLETED
     assert h.state.final_text == "All fixed."
     assert h.state.steps == 2
     assert len(h.api.requests) == 2
@@ -272,13 +268,13 @@ def test_end_turn_completes_with_the_final_text(harness: Any) -> None:
 
 def test_stop_sequence_also_completes(harness: Any) -> None:
     h = harness([message(text("done END"), stop_reason="stop_sequence", stop_sequence="END")])
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
     assert h.state.final_text == "done END"
 
 
 def test_refusal_ends_the_run_as_refused(harness: Any) -> None:
     h = harness([message(text("I can't help with that."), stop_reason="refusal"), "never sent"])
-    assert h.run() == REFUSED
+    assert h.run() == RunStatus.REFUSED
     assert len(h.api.requests) == 1
     assert h.state.final_text == "I can't help with that."
     assert h.state.messages[-1]["role"] == "assistant"
@@ -286,7 +282,7 @@ def test_refusal_ends_the_run_as_refused(harness: Any) -> None:
 
 def test_max_steps_stops_a_model_that_never_ends(harness: Any) -> None:
     h = harness(endless_tool_calls, limits=Limits(max_steps=3))
-    assert h.run() == MAX_STEPS
+    assert h.run() == RunStatus.MAX_STEPS
     assert h.state.steps == 3
     assert len(h.api.requests) == 3
     assert h.counter.calls == 3  # the last step's tools still ran before the limit was checked
@@ -297,7 +293,7 @@ def test_max_cost_stops_once_the_priced_usage_crosses_the_limit(harness: Any) ->
     # ~50,000 fake tokens of system prompt: $0.125 to write to the cache at $2/M x 1.25,
     # then ~$0.01 to read back each turn. $0.13 is crossed on the second step.
     h = harness(endless_tool_calls, model=PRICED_MODEL, persona="x" * 200_000, limits=Limits(max_cost=0.13))
-    assert h.run() == MAX_COST
+    assert h.run() == RunStatus.MAX_COST
 
     assert len(h.api.requests) == 2
     info = model_info(PRICED_MODEL)
@@ -323,7 +319,7 @@ def test_max_cost_does_not_apply_to_an_unpriced_model(harness: Any) -> None:
         persona="x" * 200_000,
         limits=Limits(max_cost=0.0001),
     )
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
     assert h.loop.cost(h.state) is None
     assert len(h.api.requests) == 3
 
@@ -331,14 +327,14 @@ def test_max_cost_does_not_apply_to_an_unpriced_model(harness: Any) -> None:
 def test_timeout_already_elapsed_sends_nothing(harness: Any) -> None:
     h = harness(["never sent"], limits=Limits(timeout=5))
     h.state.started = time.monotonic() - 10
-    assert h.run() == TIMEOUT
+    assert h.run() == RunStatus.TIMEOUT
     assert h.api.requests == []
     assert h.state.steps == 0
 
 
 def test_timeout_after_a_slow_reply(harness: Any) -> None:
     h = harness([delay(0.5, message(tool_use("counter", {}))), "never sent"], limits=Limits(timeout=0.3))
-    assert h.run() == TIMEOUT
+    assert h.run() == RunStatus.TIMEOUT
     assert len(h.api.requests) == 1
     assert h.counter.calls == 0  # past the wall clock, the tools of the late reply are not run
 
@@ -346,7 +342,7 @@ def test_timeout_after_a_slow_reply(harness: Any) -> None:
 def test_the_tools_get_the_runs_deadline(harness: Any) -> None:
     h = harness([message(tool_use("counter", {})), "done"], limits=Limits(timeout=600))
     assert h.toolset.command_time.deadline is None
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
     assert h.toolset.command_time.deadline == h.state.started + 600
     assert h.toolset.command_time.allowed() == min(h.toolset.command_time.limit, 600)  # far from the deadline
 
@@ -369,7 +365,7 @@ def test_a_command_is_cut_to_the_runs_remaining_time() -> None:
 
 def test_pause_turn_sends_the_turn_back_unchanged(harness: Any) -> None:
     h = harness([message(text("Searching, one moment."), stop_reason="pause_turn"), "Found it."])
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     assert len(h.api.requests) == 2
     sent = messages_of(h.api.requests[1])
@@ -387,13 +383,13 @@ def test_pause_turn_then_tool_use_keeps_the_conversation_valid(harness: Any) -> 
             "done",
         ]
     )
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
     assert [r.status for r in h.api.requests] == [200, 200, 200]
 
 
 def test_max_tokens_without_a_tool_call_asks_to_continue(harness: Any) -> None:
     h = harness([message(text("The bug is in the"), stop_reason="max_tokens"), "add function."])
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     second = h.api.requests[1]
     assert [m["role"] for m in messages_of(second)] == ["user", "assistant", "user"]
@@ -405,7 +401,7 @@ def test_max_tokens_inside_a_tool_call_returns_an_error_for_the_cut_call(harness
     first = tool_use("echo", {"text": "complete"})
     cut = tool_use("counter", {})
     h = harness([message(text("Two calls."), first, cut, stop_reason="max_tokens"), "ok"])
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     results = last_tool_results(h.api.requests[1])
     assert [r["tool_use_id"] for r in results] == [first.id, cut.id]
@@ -426,7 +422,7 @@ def test_parallel_tool_calls_get_their_results_in_one_message_in_order(harness: 
         tool_use("counter", {}),
     ]
     h = harness([message(text("Four at once."), *calls), "done"])
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     second = messages_of(h.api.requests[1])
     assert [m["role"] for m in second] == ["user", "assistant", "user"]
@@ -452,7 +448,7 @@ def test_unknown_tool_and_tool_error_are_error_results_and_the_loop_goes_on(harn
     failing = tool_use("fail", {})
     ok = tool_use("counter", {})
     h = harness([message(unknown, failing, ok), message(tool_use("counter", {})), "done"])
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     results = last_tool_results(h.api.requests[1])
     assert results[0]["is_error"] is True
@@ -470,7 +466,7 @@ def test_bad_input_types_are_error_results(harness: Any) -> None:
     wrong_field = tool_use("echo", {"text": 42})
     not_an_object = ToolUse("echo", [1, 2])  # type: ignore[arg-type]
     h = harness([message(wrong_field, not_an_object), "done"])
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     results = last_tool_results(h.api.requests[1])
     assert results[0] == {
@@ -496,7 +492,7 @@ def test_toolset_call_never_raises_for_bad_calls() -> None:
 def test_long_tool_output_is_truncated_with_a_note(harness: Any) -> None:
     long = tool_use("echo", {"text": "0123456789", "times": 10_000})  # 100,000 characters
     h = harness([message(long), "done"])
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     result = last_tool_results(h.api.requests[1])[0]
     body = result["text"]
@@ -529,8 +525,11 @@ def test_cache_breakpoints_on_every_request(harness: Any) -> None:
         "done",
     ]
     h = harness(script)
-    h.loop.system = system_blocks(PERSONA, "Project rules: run the tests.")
-    assert h.run() == COMPLETED
+    h.loop.system = [
+        {"type": "text", "text": PERSONA},
+        {"type": "text", "text": "Project rules: run the tests.", "cache_control": CACHE},
+    ]
+    assert h.run() == RunStatus.COMPLETED
     assert len(h.api.requests) == 4
 
     for request in h.api.requests:
@@ -554,7 +553,7 @@ def test_cache_breakpoints_on_every_request(harness: Any) -> None:
 def test_cache_is_read_from_the_second_turn(harness: Any) -> None:
     script = [message(tool_use("echo", {"text": "a"})), message(tool_use("counter", {})), "done"]
     h = harness(script, persona=BIG_PERSONA)
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     usages = [r.usage for r in h.api.requests]
     assert all(u is not None for u in usages)
@@ -602,13 +601,24 @@ def test_with_cache_breakpoints_marks_copies_of_the_last_two_user_turns() -> Non
 
 
 def test_system_blocks_mark_only_the_last_block() -> None:
-    assert system_blocks("persona", None) == [{"type": "text", "text": "persona", "cache_control": CACHE}]
-    both = system_blocks("persona", "instructions")
+    persona = "persona" + run_notes(FACTS)
+    assert system_blocks("persona", FACTS, None) == [
+        {"type": "text", "text": persona, "cache_control": CACHE}
+    ]
+    both = system_blocks("persona", FACTS, "instructions")
     assert both == [
-        {"type": "text", "text": "persona"},
+        {"type": "text", "text": persona},
         {"type": "text", "text": "instructions", "cache_control": CACHE},
     ]
-    assert system_blocks("persona", "") == system_blocks("persona", None)
+    assert system_blocks("persona", FACTS, "") == system_blocks("persona", FACTS, None)
+
+
+def test_run_notes_say_where_the_repo_is_and_which_tools_there_are() -> None:
+    offline = run_notes(RunFacts("/workspace", False, ("bash", "run_tests"), "pytest -q"))
+    assert "/workspace" in offline and "no network" in offline
+    assert "`run_tests` (runs `pytest -q`)" in offline and "search_code" not in offline
+    online = run_notes(RunFacts("/src", True, ("bash", "search_code")))
+    assert "/src" in online and "with network access" in online and "`search_code`" in online
 
 
 # --------------------------------------------------------------------------- context clearing
@@ -619,7 +629,7 @@ def test_old_tool_results_are_cleared_near_the_context_window(harness: Any) -> N
     script = [message(call) for call in calls] + ["done"]
     # A 100-token window: every turn reads more than 70% of it.
     h = harness(script, info=ModelInfo(None, None, 100), persona=BIG_PERSONA)
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     last = messages_of(h.api.requests[-1])
     assert strip_cache(last[0]) == first_message(TASK)  # the task stays whole
@@ -646,7 +656,7 @@ def test_old_tool_results_are_cleared_near_the_context_window(harness: Any) -> N
 def test_nothing_is_cleared_with_room_in_the_window(harness: Any) -> None:
     calls = [tool_use("echo", {"text": f"result {n}"}) for n in range(1, 6)]
     h = harness([message(call) for call in calls] + ["done"])  # default 200,000-token window
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     last = h.api.requests[-1]
     assert CLEARED not in json.dumps(last.body)
@@ -659,7 +669,7 @@ def test_nothing_is_cleared_with_room_in_the_window(harness: Any) -> None:
 def test_trajectory_records_every_event_in_order(harness: Any) -> None:
     call = tool_use("echo", {"text": "key sk-ant-api03-abcdefghijklmnopqrstuvwxyz"})
     h = harness([message(text("Checking."), call), "Done."])
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     records = h.records()
     assert [r["event"] for r in records] == [
@@ -692,7 +702,7 @@ def test_trajectory_records_every_event_in_order(harness: Any) -> None:
 
 def test_messages_from_a_finished_trajectory_are_accepted(harness: Any) -> None:
     h = harness([message(text("Checking."), tool_use("echo", {"text": "x"})), "Done.", "Resumed."])
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
 
     rebuilt = messages_from_trajectory(h.records())
     assert rebuilt[:-1] == h.state.messages
@@ -718,7 +728,7 @@ def test_messages_from_a_trajectory_interrupted_mid_turn_are_accepted(harness: A
 
     # A resumed loop carries on from the rebuilt conversation, and the server accepts it.
     h.state = LoopState(messages=rebuilt, steps=1)
-    assert h.loop.run(h.state) == COMPLETED
+    assert h.loop.run(h.state) == RunStatus.COMPLETED
     assert [r.status for r in h.api.requests] == [200, 200]
     assert h.state.final_text == "Picking up again."
     assert "interrupted" in last_tool_results(h.api.requests[1])[1]["text"]
@@ -753,7 +763,7 @@ def test_messages_from_trajectory_edge_cases() -> None:
 
 def test_429_with_retry_after_zero_is_retried(harness: Any) -> None:
     h = harness([error(429, "rate_limit_error", "slow down", {"retry-after": "0"}), "ok"], max_retries=2)
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
     assert [r.status for r in h.api.requests] == [429, 200]
     assert h.state.final_text == "ok"
     assert h.state.steps == 1
@@ -802,7 +812,7 @@ def test_api_timeout_is_a_model_error(harness: Any) -> None:
 def test_a_cut_stream_is_retried(harness: Any) -> None:
     # The SDK does not retry a stream that breaks off mid-message; ModelClient does.
     h = harness([cut_stream(after_events=4), "ok"], max_retries=0)
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
     assert len(h.api.requests) == 2
     assert h.api.requests[0].body == h.api.requests[1].body  # the same turn, sent again
     assert h.state.final_text == "ok"
@@ -834,7 +844,7 @@ def test_model_client_streams_text_to_the_callback(harness: Any) -> None:
 def test_an_error_event_mid_stream_is_retried(harness: Any) -> None:
     """The API can answer 200 and then send an `error` event (overloaded); the SDK does not retry that."""
     h = harness([stream_error(after_events=3), "Recovered."])
-    assert h.run() == COMPLETED
+    assert h.run() == RunStatus.COMPLETED
     assert h.state.final_text == "Recovered."
     assert len(h.api.requests) == 2
 

@@ -356,7 +356,7 @@ def test_the_base_is_the_working_tree_as_git_sees_it(
 ) -> None:
     """The base comes from the host's own list of what differs from its index; it must equal a
     fresh `git add -A` of the copied tree, whatever state the repo is in."""
-    from patchwright.sandbox.docker import trusted_git
+    from patchwright.sandbox.baseline import trusted_git
 
     repo = make_repo(
         tmp_path / "repo",
@@ -385,7 +385,7 @@ def test_the_base_is_the_working_tree_as_git_sees_it(
     try:
         fresh = trusted_git("/tmp/fresh.index")
         full = box.run(f"rm -f /tmp/fresh.index; {fresh} add -A; {fresh} write-tree").output.split()[-1]
-        assert box._base_tree == full
+        assert box._baseline.tree == full
         assert box.diff() == ""
     finally:
         box.stop()

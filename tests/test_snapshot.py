@@ -15,7 +15,8 @@ import pytest
 
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import SandboxSpec
-from patchwright.sandbox.docker import DockerSandbox, trusted_git
+from patchwright.sandbox.baseline import trusted_git
+from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.prune import prune
 from patchwright.sandbox.snapshot import (
     Entry,
@@ -293,7 +294,7 @@ def test_second_start_comes_from_the_snapshot_and_matches_the_host(
         # The base, recorded at the first command, equals a fresh `git add -A` of this tree.
         git_ = trusted_git("/tmp/full.index")
         full = box.run(f"rm -f /tmp/full.index; {git_} add -A; {git_} write-tree").output.split()[-1]
-        assert box._base_tree == full
+        assert box._baseline.tree == full
         assert box.run("git status --porcelain").output == git(repo, "status", "--porcelain")
         box.run("echo '# sandbox edit' >> pkg/mod.py")
         patch = box.diff()
@@ -365,14 +366,17 @@ def test_odd_names_are_removed_and_an_unsyncable_snapshot_gives_way_to_a_fresh_c
 
 
 def test_a_snapshot_gone_before_its_container_was_made_means_a_fresh_copy(
-    docker_client: docker.DockerClient, snap_spec: SandboxSpec, snap_repo: Path
+    docker_client: docker.DockerClient,
+    snap_spec: SandboxSpec,
+    snap_repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     build_snapshot(docker_client, snap_spec, snap_repo)
     ws = open_workspace(snap_repo)
     stale = docker_client.images.get(snapshot_tag(ws))
     docker_client.images.remove(str(stale.id), force=True)  # as a concurrent prune would
     box = DockerSandbox(docker_client, snap_spec, ws)
-    box._current_snapshot = lambda base: stale  # type: ignore[method-assign]  # chosen just before
+    monkeypatch.setattr("patchwright.sandbox.docker.current_snapshot", lambda *_: stale)  # chosen just before
     try:
         box.start()
         assert box._snapshot is None and box._in_layer  # a full copy, to be committed anew
@@ -425,7 +429,7 @@ def test_stopping_while_the_snapshot_is_committed_leaves_no_container(
 ) -> None:
     box = DockerSandbox(docker_client, snap_spec, open_workspace(snap_repo))
     box.start()
-    assert box._committer is not None
+    assert box._commit is not None
     box.stop()  # the no_container_left fixture checks the engine
     box.stop()
 
@@ -441,7 +445,7 @@ def test_no_snapshot_when_turned_off_or_the_repo_is_small(
         box = DockerSandbox(docker_client, box_spec, open_workspace(snap_repo))
         try:
             box.start()
-            assert box._committer is None and not box._in_layer
+            assert box._commit is None and not box._in_layer
         finally:
             box.stop()
         with pytest.raises(docker.errors.ImageNotFound):

@@ -17,6 +17,7 @@ import typer
 
 from patchwright import __version__
 from patchwright.errors import ExitCode, PatchwrightError, UsageError
+from patchwright.model import PROVIDERS
 
 EXIT_CODES_HELP = """Exit codes: 0 finished with a non-empty patch; 1 finished without changes;
 2 bad usage or input (not a git repo, missing directory, empty task, no API key, bad agent file);
@@ -44,10 +45,7 @@ class OutputFormat(StrEnum):
     stream_json = "stream-json"
 
 
-class Provider(StrEnum):
-    anthropic = "anthropic"
-    bedrock = "bedrock"
-    vertex = "vertex"
+Provider = StrEnum("Provider", {name: name for name in PROVIDERS})  # type: ignore[misc]  # one list: model.PROVIDERS
 
 
 class BuildMethod(StrEnum):
@@ -194,7 +192,8 @@ def sandbox_build(
     ] = BuildMethod.auto,
 ) -> None:
     """Build the default sandbox image (tagged by a hash of its definition; seconds when up to date)."""
-    from patchwright.sandbox.image import build_image, docker_client
+    from patchwright.sandbox.engine import docker_client
+    from patchwright.sandbox.image import build_image
 
     try:
         result = build_image(docker_client(), method=method.value, force=force, progress=_progress)
@@ -212,7 +211,7 @@ def sandbox_prune(
 ) -> None:
     """Remove containers of finished runs, superseded images and repo snapshots, found by label."""
     from patchwright.sandbox.base import default_manifest_dir
-    from patchwright.sandbox.image import docker_client
+    from patchwright.sandbox.engine import docker_client
     from patchwright.sandbox.prune import prune
 
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from patchwright.errors import ConfigError
-from patchwright.model import DEFAULT_MAX_RETRIES, DEFAULT_MODEL
+from patchwright.model import DEFAULT_MAX_RETRIES, DEFAULT_MAX_TOKENS, DEFAULT_MODEL, PROVIDERS
 from patchwright.persona import DEFAULT_AGENT
 from patchwright.sandbox.base import DEFAULT_COMMAND_TIMEOUT
 
@@ -41,7 +41,7 @@ class Settings:
     pids_limit: int = 512
     snapshots: bool = True  # large repos start from a committed image of the repo (sandbox/snapshot.py)
     max_retries: int = DEFAULT_MAX_RETRIES
-    max_tokens: int = 16_000
+    max_tokens: int = DEFAULT_MAX_TOKENS
 
     def resolved_model(self, agent_model: str | None) -> str:
         # Claude Code agent files may say `model: inherit` or an alias like `sonnet`.
@@ -181,8 +181,8 @@ def load_settings(
 
 def check(settings: Settings) -> None:
     """Values that parse but make no sense are input errors, caught before anything starts."""
-    if settings.provider not in ("anthropic", "bedrock", "vertex"):
-        raise ConfigError(f"provider must be anthropic, bedrock or vertex, not {settings.provider!r}")
+    if settings.provider not in PROVIDERS:
+        raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}, not {settings.provider!r}")
     if settings.max_steps < 1:
         raise ConfigError("max_steps must be at least 1")
     if settings.max_cost is not None and settings.max_cost <= 0:

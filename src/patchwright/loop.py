@@ -14,16 +14,14 @@ from typing import Any
 
 from patchwright.model import ModelClient, ModelInfo, Usage
 from patchwright.outputs import TrajectoryWriter
+from patchwright.prompt import CACHE
+from patchwright.status import RunStatus
 from patchwright.tools import ToolResult, Toolset
 
 MAX_TOOL_RESULT_CHARS = 40_000
 CONTEXT_CLEAR_FRACTION = 0.7  # clear old tool results once a turn reads this much of the window
 KEEP_RECENT_TURNS = 3  # tool results of the last turns are never cleared
 CLEARED = "[old tool output cleared to save context; run the tool again if you need it]"
-CACHE = {"type": "ephemeral"}
-
-# Statuses a loop can end with; the CLI maps them to exit codes.
-COMPLETED, REFUSED, MAX_STEPS, MAX_COST, TIMEOUT = "completed", "refused", "max_steps", "max_cost", "timeout"
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class AgentLoop:
     def cost(self, state: LoopState) -> float | None:
         return state.usage.cost(self.info)
 
-    def run(self, state: LoopState) -> str:
+    def run(self, state: LoopState) -> RunStatus:
         """Run until the model ends its turn or a limit is hit; returns the status."""
         tool_defs = self.tools.definitions()
         if self.limits.timeout is not None:  # commands are cut short rather than run past it
@@ -100,12 +98,12 @@ class AgentLoop:
             self._append(state, "assistant", content)
 
             if message.stop_reason == "refusal":
-                return REFUSED
+                return RunStatus.REFUSED
             if message.stop_reason == "pause_turn":
                 continue  # the API asks us to send the turn back as it is
             tool_uses = [block for block in content if block["type"] == "tool_use"]
-            if tool_uses and self._limit_reached(state) == TIMEOUT:
-                return TIMEOUT  # the wall clock ran out while the model was answering
+            if tool_uses and self._limit_reached(state) == RunStatus.TIMEOUT:
+                return RunStatus.TIMEOUT  # the wall clock ran out while the model was answering
             if tool_uses:
                 self._append(state, "user", self._run_tools(tool_uses, message.stop_reason == "max_tokens"))
             elif message.stop_reason == "max_tokens":
@@ -115,17 +113,17 @@ class AgentLoop:
                     [{"type": "text", "text": "Your reply was cut at the output limit. Continue."}],
                 )
             else:
-                return COMPLETED  # end_turn or stop_sequence
+                return RunStatus.COMPLETED  # end_turn or stop_sequence
             self._clear_old_results(state, usage)
 
-    def _limit_reached(self, state: LoopState) -> str | None:
+    def _limit_reached(self, state: LoopState) -> RunStatus | None:
         if state.steps >= self.limits.max_steps:
-            return MAX_STEPS
+            return RunStatus.MAX_STEPS
         cost = self.cost(state)
         if self.limits.max_cost is not None and cost is not None and cost >= self.limits.max_cost:
-            return MAX_COST
+            return RunStatus.MAX_COST
         if self.limits.timeout is not None and time.monotonic() - state.started >= self.limits.timeout:
-            return TIMEOUT
+            return RunStatus.TIMEOUT
         return None
 
     def _append(self, state: LoopState, role: str, content: list[dict[str, Any]]) -> None:
@@ -218,15 +216,6 @@ def with_cache_breakpoints(messages: list[dict[str, Any]]) -> list[dict[str, Any
 
 def without_cache_control(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in block.items() if k != "cache_control"} for block in blocks]
-
-
-def system_blocks(persona: str, instructions: str | None) -> list[dict[str, Any]]:
-    """The persona, then project instructions; the breakpoint on the last caches tools + system."""
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": persona}]
-    if instructions:
-        blocks.append({"type": "text", "text": instructions})
-    blocks[-1] = {**blocks[-1], "cache_control": CACHE}
-    return blocks
 
 
 def first_message(task: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ STREAM_RETRIES = 2  # a stream cut mid-message is not retried by the SDK
 CACHE_WRITE_FACTOR = 1.25
 CACHE_READ_FACTOR = 0.1
 Provider = Literal["anthropic", "bedrock", "vertex"]
+PROVIDERS: tuple[Provider, ...] = ("anthropic", "bedrock", "vertex")
 _DATE_SUFFIX = re.compile(r"-\d{8}$")
 
 
@@ -150,7 +151,7 @@ def make_client(
         ) from None
     except Exception as err:  # the provider SDKs raise their own types for missing credentials
         raise UsageError(f"cannot set up --provider {provider}: {err}") from None
-    raise UsageError(f"unknown provider {provider!r}; use anthropic, bedrock or vertex")
+    raise UsageError(f"unknown provider {provider!r}; use {', '.join(PROVIDERS)}")
 
 
 def _describe_api_error(err: anthropic.APIError) -> ModelError:

@@ -6,13 +6,12 @@ stray files outside the patch) can make the tests pass by accident.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from patchwright.sandbox.base import WORKSPACE
-from patchwright.sandbox.docker import DockerSandbox
+from patchwright.sandbox.base import CommandResult, Sandbox
 
-PATCH_PATH = "/tmp/.patchwright/verify.diff"
 OUTPUT_TAIL = 2000
 
 
@@ -47,13 +46,18 @@ class Verification:
         return data
 
 
-def verify_patch(sandbox: DockerSandbox, patch: str, test_command: str, timeout: float) -> Verification:
+def apply_in(sandbox: Sandbox, patch: str) -> CommandResult:
+    """Apply `patch` to the sandbox's workspace with git (binary hunks included)."""
+    data = patch.encode("utf-8", "surrogateescape")
+    return sandbox.execute(["git", "apply", "--binary", "-"], timeout=120, stdin=data)
+
+
+def verify_patch(sandbox: Sandbox, patch: str, test_command: str, timeout: float) -> Verification:
     """Tests before and after applying `patch` in `sandbox` (started and stopped here)."""
     sandbox.start()
     try:
         before = _run_tests(sandbox, test_command, timeout)
-        sandbox.write_file(PATCH_PATH, patch.encode("utf-8", "surrogateescape"))
-        applied = sandbox.run(f"cd {WORKSPACE} && git apply --binary {PATCH_PATH}", timeout=120)
+        applied = apply_in(sandbox, patch)
         if applied.exit_code != 0:
             return Verification(test_command, False, before, None)
         return Verification(test_command, True, before, _run_tests(sandbox, test_command, timeout))
@@ -61,6 +65,6 @@ def verify_patch(sandbox: DockerSandbox, patch: str, test_command: str, timeout:
         sandbox.stop()
 
 
-def _run_tests(sandbox: DockerSandbox, command: str, timeout: float) -> SuiteOutcome:
-    result = sandbox.run(f"cd {WORKSPACE} && ( {command} )", timeout=timeout)
+def _run_tests(sandbox: Sandbox, command: str, timeout: float) -> SuiteOutcome:
+    result = sandbox.run(f"cd {shlex.quote(sandbox.workdir)} && ( {command} )", timeout=timeout)
     return SuiteOutcome(result.exit_code, result.timed_out, result.output[-OUTPUT_TAIL:])

@@ -1,10 +1,17 @@
-"""The narrow interface every sandbox runtime implements (local Docker today; remote later)."""
+"""The narrow interface every sandbox runtime implements (local Docker today; remote later).
+
+Callers (the run, the tools, verification) know a sandbox only through `Sandbox`;
+`factory.py` is the one place that picks and builds a runtime. docs/architecture.md
+describes the contract, and tests/test_sandbox_contract.py holds every backend to it.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from patchwright.errors import SandboxError
 
 WORKSPACE = "/workspace"  # the one stable path of the repository inside every sandbox
 DEFAULT_COMMAND_TIMEOUT = 120.0
@@ -56,10 +63,33 @@ class CommandResult:
     duration: float = 0.0
 
 
-class Sandbox(Protocol):
-    """Start, run, read, write, diff, stop: all the loop and tools ever need."""
+@dataclass(frozen=True)
+class StartResult:
+    """What a started sandbox tells its caller: the setup command's outcome, when there was one."""
 
-    def start(self) -> None: ...
+    setup: CommandResult | None = None
+
+
+class SetupFailed(SandboxError):
+    """The setup command failed or timed out; `result` holds its output for the run's record."""
+
+    def __init__(self, message: str, result: CommandResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class Sandbox(Protocol):
+    """Start, run, read, write, diff, stop: all the loop and tools ever need.
+
+    Paths are the sandbox's own; `workdir` is where the repository is (WORKSPACE in a container).
+    """
+
+    workdir: str
+
+    def start(self) -> StartResult:
+        """Bring the repository in and run setup; SetupFailed or SandboxError when that fails,
+        and then nothing is left running."""
+        ...
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:
         """Run in the persistent shell: cwd and exported variables persist between calls."""
@@ -69,13 +99,24 @@ class Sandbox(Protocol):
         """Replace the persistent shell with a fresh one (cwd back to the workspace)."""
         ...
 
-    def execute(self, argv: list[str], timeout: float | None = None) -> CommandResult:
-        """Run one process outside the persistent shell; its state does not persist."""
+    def execute(
+        self,
+        argv: list[str],
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        stdin: bytes | None = None,
+        output_limit: int | None = None,
+    ) -> CommandResult:
+        """Run one process outside the persistent shell, in `workdir`; its state does not persist."""
         ...
 
-    def read_file(self, path: str) -> bytes: ...
+    def read_file(self, path: str, max_bytes: int = ...) -> bytes:
+        """A file's bytes; FileNotFoundError when it cannot be read, OSError past `max_bytes`."""
+        ...
 
-    def write_file(self, path: str, data: bytes) -> None: ...
+    def write_file(self, path: str, data: bytes) -> None:
+        """Create or replace a file (and its parent folders) as the sandbox user; OSError if refused."""
+        ...
 
     def diff(self) -> str:
         """A unified, binary-safe patch of all changes since start; `git apply` takes it."""

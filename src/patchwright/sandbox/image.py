@@ -4,14 +4,10 @@ There are two roads to the same image. The Dockerfile needs `debian:bookworm-sli
 from a registry; `build-rootfs.sh` plus `docker import` needs root and debootstrap
 but no registry at all. The tag carries a hash of the definition files, so editing
 them yields a new tag (and `prune` can tell stale images from the current one).
-
-`python -m patchwright.sandbox.image` builds the default image (progress on stderr,
-the tag on stdout).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -22,7 +18,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,12 +28,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import docker
-import requests
-from docker.errors import APIError, DockerException, ImageNotFound
+from docker.errors import ImageNotFound
 
-from patchwright.errors import ImageBuildError, PatchwrightError, SandboxError
+from patchwright.errors import ImageBuildError, SandboxError
 from patchwright.resources import data_dir
 from patchwright.sandbox import labels
+from patchwright.sandbox.engine import docker_errors, error_reason, one_line
 
 Progress = Callable[[str], None]
 BuildMethod = Literal["auto", "dockerfile", "debootstrap"]
@@ -49,7 +44,6 @@ BASE_IMAGE = "debian:bookworm-slim"
 # An unreachable registry must cost seconds, not the daemon's 30 s dial timeout per mirror.
 PULL_ANSWER_TIMEOUT = 15.0  # until the daemon reports the first pull event
 PULL_STALL_TIMEOUT = 120.0  # longest silence allowed once the pull is under way
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # Dockerfile instructions that describe the image's configuration, not its files;
 # the imported (registry-free) image gets them from the Dockerfile as `docker import --change`.
 _CONFIG_INSTRUCTIONS = frozenset({"ENV", "USER", "WORKDIR", "CMD", "ENTRYPOINT", "LABEL", "STOPSIGNAL"})
@@ -96,28 +90,6 @@ def default_image_tag(definition_dir: Path | None = None) -> str:
     return f"{DEFAULT_IMAGE_REPO}:{definition_hash(definition_dir)}"
 
 
-def _os_error_text(err: BaseException) -> str | None:
-    """The innermost OS error message ("Connection refused") in an exception's chain, args or reason."""
-    found: str | None = None
-    pending: list[BaseException] = [err]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            found = current.strerror
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-        pending.extend(item for item in linked if isinstance(item, BaseException))
-    return found
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(_ANSI_ESCAPE.sub("", text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _failure_line(lines: Iterable[str]) -> str | None:
     """The line that best says why a build failed: apt's/debootstrap's "E:" line, else our own."""
     kept = [line.strip() for line in lines if line.strip()]
@@ -126,41 +98,6 @@ def _failure_line(lines: Iterable[str]) -> str | None:
         if hits:
             return hits[-1]
     return None
-
-
-def _reason(err: BaseException) -> str:
-    """A short one-line reason for a Docker or transport failure, without URLs and retry noise."""
-    if isinstance(err, APIError) and err.explanation:
-        text = str(err.explanation)
-    else:
-        text = _os_error_text(err) or str(err)
-    return _one_line(text)
-
-
-def _docker_host() -> str:
-    return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
-
-
-def docker_client() -> docker.DockerClient:
-    """A client for the engine named by the environment, or a SandboxError saying it is not there."""
-    try:
-        client = docker.from_env()
-        client.ping()
-    except (DockerException, requests.RequestException) as err:
-        raise SandboxError(
-            f"cannot reach the Docker engine ({_docker_host()}: {_reason(err)}); "
-            "is dockerd running? see README"
-        ) from err
-    return client
-
-
-@contextlib.contextmanager
-def docker_errors(what: str, error: type[SandboxError] = SandboxError) -> Iterator[None]:
-    """Turn Docker SDK and transport failures into our one-line errors."""
-    try:
-        yield
-    except (DockerException, requests.RequestException) as err:
-        raise error(f"{what}: {_reason(err)}") from err
 
 
 def _image_exists(client: docker.DockerClient, tag: str) -> bool:
@@ -223,10 +160,10 @@ def _try_pull(client: docker.DockerClient, image: str, progress: Progress) -> st
         if kind == "done":
             return None
         if kind == "error":
-            return _reason(payload)
+            return error_reason(payload)
         if isinstance(payload, dict):
             if payload.get("error"):
-                return _one_line(str(payload["error"]))
+                return one_line(str(payload["error"]))
             status = str(payload.get("status", ""))
             if status and "progressDetail" not in payload:
                 progress(f"pull: {status}")
@@ -263,7 +200,7 @@ def _build_with_dockerfile(
                 for line in recent:
                     progress(line)
                 message = _failure_line(recent) or str(chunk["error"])
-                raise ImageBuildError(f"docker build of the sandbox image failed: {_one_line(message)}")
+                raise ImageBuildError(f"docker build of the sandbox image failed: {one_line(message)}")
             for raw in str(chunk.get("stream", "")).splitlines():
                 line = _ANSI_ESCAPE.sub("", raw).rstrip()
                 if not line:
@@ -335,7 +272,7 @@ def _stream_process(argv: list[str], progress: Progress, what: str) -> None:
                 process.wait()
     if code != 0:
         message = _failure_line(recent) or (recent[-1] if recent else "no output")
-        raise ImageBuildError(f"{what} failed (exit {code}): {_one_line(message)}")
+        raise ImageBuildError(f"{what} failed (exit {code}): {one_line(message)}")
 
 
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
@@ -414,7 +351,7 @@ def _build_with_debootstrap(
             with contextlib.suppress(ValueError):
                 event = json.loads(line)
                 if isinstance(event, dict) and event.get("error"):
-                    message = _one_line(str(event["error"]))
+                    message = one_line(str(event["error"]))
                     raise ImageBuildError(f"docker import of the sandbox image failed: {message}")
     finally:
         _remove_tree(workdir, progress)
@@ -508,31 +445,3 @@ def ensure_image(client: docker.DockerClient, tag: str | None, progress: Progres
     if not _image_exists(client, tag):
         raise SandboxError(f"image {tag} not found; run `agent sandbox build` or pass --image")
     return tag
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Build the default image: progress on stderr, the tag on stdout."""
-    parser = argparse.ArgumentParser(prog="python -m patchwright.sandbox.image", description=main.__doc__)
-    parser.add_argument("--method", choices=["auto", "dockerfile", "debootstrap"], default="auto")
-    parser.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
-    parser.add_argument("--mirror", help="Debian mirror for the debootstrap build")
-    args = parser.parse_args(argv)
-
-    def say(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
-    try:
-        client = docker_client()
-        try:
-            result = build_image(client, args.method, force=args.force, progress=say, mirror=args.mirror)
-        finally:
-            client.close()
-    except PatchwrightError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return int(err.exit_code)
-    print(result.tag)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

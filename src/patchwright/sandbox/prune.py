@@ -16,7 +16,8 @@ import docker
 from docker.errors import APIError, NotFound
 
 from patchwright.sandbox import labels
-from patchwright.sandbox.image import DEFAULT_IMAGE_REPO, definition_hash, docker_errors
+from patchwright.sandbox.engine import docker_errors
+from patchwright.sandbox.image import DEFAULT_IMAGE_REPO, definition_hash
 from patchwright.sandbox.snapshot import SNAPSHOT_REPO, remove_manifests
 
 _CONFLICT = 409  # the engine's answer for "in use" or "removal already in progress"

@@ -15,6 +15,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from patchwright.sandbox.base import CommandResult
 from patchwright.sandbox.stream import CappedBuffer, FrameReader, StreamClosed, StreamTimeout, command_result
@@ -52,23 +53,30 @@ done
 """.replace("__KILL_GRACE__", str(KILL_GRACE))
 
 
+class Reader(Protocol):
+    def read_payload(self, deadline: float | None) -> bytes: ...
+
+
 class ShellBroken(Exception):
     """The driver died or stopped answering; the caller starts a new one."""
 
 
 @dataclass
 class ShellSession:
-    """One driver process reached through a hijacked exec socket."""
+    """One driver process, reached through a socket (a hijacked exec's, or a local pipe's)."""
 
     sock: socket.socket
-    reader: FrameReader
+    reader: Reader
     driver_pid: int
     carry: bytes = b""  # output that arrived after the last marker (background processes)
 
     @staticmethod
-    def handshake(sock: socket.socket, token: str, timeout: float = 30.0) -> ShellSession:
-        """Wait for the driver's ready line; anything else means the shell could not start."""
-        reader = FrameReader(sock)
+    def handshake(
+        sock: socket.socket, token: str, timeout: float = 30.0, reader: Reader | None = None
+    ) -> ShellSession:
+        """Wait for the driver's ready line; anything else means the shell could not start.
+        `reader`: how output frames arrive (Docker's multiplexed frames unless told)."""
+        reader = reader or FrameReader(sock)
         deadline = time.monotonic() + timeout
         seen = b""
         expected = f"__PW_READY_{token} ".encode()

@@ -23,15 +23,24 @@ import hashlib
 import os
 import stat
 import subprocess
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.models.images import Image
+
+from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE
 from patchwright.workspace import Workspace, is_git_config
 
 SNAPSHOT_REPO = "patchwright-snapshot"
 MAX_CHANGED_SHARE = 0.25  # files changed between the snapshot's commit and HEAD: above this, rebuild
+COMMIT_TIMEOUT = 3600  # seconds a snapshot commit may take (the engine copies the repo's files)
 
 # `find` in the container prints one record per path: kind, size, mtime, mode, path, link target.
 FIND_ARGV = ["find", WORKSPACE, "-mindepth", "1", "-printf", "%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0"]
@@ -225,3 +234,95 @@ def remove_manifests(directory: str, keep: set[str]) -> list[str]:
                 os.unlink(os.path.join(directory, name))
                 removed.append(name)
     return removed
+
+
+# -- the engine's side: finding a current snapshot, committing a new one ---------------------
+
+
+def current_snapshot(client: docker.DockerClient, ws: Workspace, base: Image) -> Image | None:
+    """This repo's snapshot, if it was made from `base` and HEAD has not moved far since."""
+    try:
+        snapshot = client.images.get(snapshot_tag(ws))
+    except docker.errors.ImageNotFound:
+        return None
+    found = snapshot.labels or {}
+    numbers = (found.get(labels.COPIED_AT, ""), found.get(labels.FILE_COUNT, ""))
+    if found.get(labels.BASE_IMAGE) != base.id or not all(n.isdigit() for n in numbers):
+        return None
+    if drifted(ws, found.get(labels.SNAPSHOT_HEAD, ""), int(numbers[1])):
+        return None
+    return snapshot
+
+
+@dataclass
+class SnapshotCommit:
+    """Commits a container as its repo's snapshot on a thread of its own.
+
+    A paused container holds still while the engine copies its layer, so every command
+    must `wait()` first; a failed commit costs the next run its head start, nothing else.
+    """
+
+    client: docker.DockerClient
+    container: Container
+    ws: Workspace
+    image_labels: dict[str, str]
+    list_files: Callable[[], tuple[bytes, int | None]]  # FIND_ARGV in the container
+    manifest_dir: str | None
+    error: str | None = None
+    _thread: threading.Thread | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._commit, daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def _commit(self) -> None:
+        tag = snapshot_tag(self.ws)
+        try:
+            try:
+                previous: str | None = self.client.images.get(tag).id
+            except docker.errors.ImageNotFound:
+                previous = None
+            manifest, code = self.list_files()
+            repository, _, name = tag.partition(":")
+            # The SDK's 60 s would give up on a large repo while the engine, still committing,
+            # keeps the container paused; every command waits for this thread meanwhile.
+            usual = self.client.api.timeout
+            self.client.api.timeout = max(usual or 0, COMMIT_TIMEOUT)
+            try:
+                image = self.container.commit(
+                    repository, name, conf={"Labels": self.image_labels}, pause=True
+                )
+            finally:
+                self.client.api.timeout = usual
+            if self.manifest_dir and code == 0:
+                save_manifest(self.manifest_dir, str(image.id), manifest)
+            if previous is not None and previous != image.id:  # superseded; if in use, prune takes it later
+                with contextlib.suppress(docker.errors.APIError):
+                    self.client.images.remove(previous)
+                    if self.manifest_dir:
+                        drop_manifest(self.manifest_dir, previous)
+        except Exception as err:
+            self.error = str(err)
+            self._wait_unpaused()
+
+    def _wait_unpaused(self) -> None:
+        """After a failed commit the engine may still hold the container paused for a while."""
+        deadline = time.monotonic() + COMMIT_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                self.container.reload()
+            except docker.errors.APIError:
+                return
+            if not self.container.attrs.get("State", {}).get("Paused"):
+                return
+            time.sleep(0.5)

@@ -99,6 +99,32 @@ class FrameReader:
         return self._recv_exact(size, deadline) if size else b""
 
 
+class RawReader:
+    """Reads a plain byte stream (a local process's pipe) with FrameReader's interface."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def read_payload(self, deadline: float | None) -> bytes:
+        while True:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StreamTimeout()
+                self._sock.settimeout(min(remaining, 1.0))
+            else:
+                self._sock.settimeout(None)
+            try:
+                chunk = self._sock.recv(1 << 16)
+            except TimeoutError:
+                continue
+            except OSError as err:
+                raise StreamClosed(str(err)) from err
+            if not chunk:
+                raise StreamClosed("end of stream")
+            return chunk
+
+
 def command_result(buffer: CappedBuffer, code: int | None, duration: float, limit: float) -> CommandResult:
     """A finished command's result; `timeout`'s exit codes count as a timeout only once the limit passed."""
     timed_out = code in (124, 128 + 9, None) and duration >= limit - 0.5

@@ -9,8 +9,8 @@ from patchwright.sandbox.base import Sandbox
 from patchwright.tools.base import CommandTime, Tool, ToolError, ToolResult
 from patchwright.tools.bash import BashTool
 from patchwright.tools.editor import LEGACY_EDITOR_NAME, EditorTool
+from patchwright.tools.run_tests import RunTestsTool
 from patchwright.tools.search import SearchTool
-from patchwright.tools.tests import RunTestsTool
 
 ALL_TOOLS = ("bash", "str_replace_based_edit_tool", "search_code", "run_tests")
 

@@ -41,7 +41,9 @@ class BashTool:
     def run(self, tool_input: dict[str, Any]) -> ToolResult:
         if tool_input.get("restart"):
             self.sandbox.restart_shell()
-            return ToolResult("The shell has been restarted; the working directory is back to /workspace.")
+            return ToolResult(
+                f"The shell has been restarted; the working directory is back to {self.sandbox.workdir}."
+            )
         command = tool_input.get("command")
         if not isinstance(command, str) or not command.strip():
             raise ToolError("`command` is required (or `restart: true`)")

@@ -10,16 +10,19 @@ from __future__ import annotations
 import posixpath
 from typing import Protocol
 
-from patchwright.sandbox.base import WORKSPACE, CommandResult
+from patchwright.sandbox.base import CommandResult
 from patchwright.tools.base import ToolError
 
 
 class Executes(Protocol):
+    workdir: str
+
     def execute(self, argv: list[str], timeout: float | None = None) -> CommandResult: ...
 
 
-def resolve_path(sandbox: Executes, path: str, root: str = WORKSPACE) -> str:
-    """Return the real path inside `root` for `path`, or raise ToolError saying why not."""
+def resolve_path(sandbox: Executes, path: str) -> str:
+    """Return the real path inside the sandbox's workdir for `path`, or raise ToolError saying why not."""
+    root = sandbox.workdir
     if not isinstance(path, str) or not path.strip():
         raise ToolError("`path` is required and must be a non-empty string")
     if "\0" in path:

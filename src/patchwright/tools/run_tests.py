@@ -6,7 +6,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-from patchwright.sandbox.base import WORKSPACE, Sandbox
+from patchwright.sandbox.base import Sandbox
 from patchwright.tools.base import CommandTime, ToolResult
 from patchwright.tools.bash import describe
 
@@ -35,6 +35,6 @@ class RunTestsTool:
 
     def run(self, tool_input: dict[str, Any]) -> ToolResult:
         extra = tool_input.get("args") or ""
-        command = f"cd {shlex.quote(WORKSPACE)} && {self.test_command} {extra}".rstrip()
+        command = f"cd {shlex.quote(self.sandbox.workdir)} && {self.test_command} {extra}".rstrip()
         timeout = self.time.allowed()
         return describe(self.sandbox.run(f"( {command} )", timeout), timeout, self.time.limit)

@@ -1,0 +1,46 @@
+"""The system prompt, assembled in one place: persona, how this run works, project instructions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+CACHE = {"type": "ephemeral"}
+RUN_NOTES = """
+
+# How this run works
+- You are running unattended: nobody will answer questions. Decide and proceed.
+- The repository is at {workdir}. Commands run in a sandbox {network}.
+- Tools: `bash` (a persistent shell), `str_replace_based_edit_tool` (view and edit files){extra}.
+- patchwright takes the diff of the working tree when you finish; do not commit.
+"""
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the model is told about its run."""
+
+    workdir: str
+    network: bool
+    tool_names: tuple[str, ...]
+    test_command: str | None = None
+
+
+def run_notes(facts: RunFacts) -> str:
+    extra = ""
+    if "search_code" in facts.tool_names:
+        extra += ", `search_code` (ripgrep)"
+    if "run_tests" in facts.tool_names and facts.test_command:
+        extra += f", `run_tests` (runs `{facts.test_command}`)"
+    network = "with network access" if facts.network else "with no network: nothing can be downloaded"
+    return RUN_NOTES.format(workdir=facts.workdir, network=network, extra=extra)
+
+
+def system_blocks(persona: str, facts: RunFacts, instructions: str | None) -> list[dict[str, Any]]:
+    """The persona with the run's notes, then project instructions; the breakpoint on the last
+    block caches tools and system together."""
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": persona.rstrip() + run_notes(facts)}]
+    if instructions:
+        blocks.append({"type": "text", "text": instructions})
+    blocks[-1] = {**blocks[-1], "cache_control": CACHE}
+    return blocks

@@ -1,0 +1,108 @@
+"""The run's record, written as the run goes: trajectory.jsonl a line at a time, summary.json
+at every milestone, so an ending of any kind leaves both on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from patchwright.config import Settings
+from patchwright.errors import ExitCode, OutputError
+from patchwright.loop import LoopState
+from patchwright.model import ModelInfo
+from patchwright.outputs import Redactor, RunSummary, TrajectoryWriter, write_summary
+from patchwright.sandbox.base import CommandResult
+from patchwright.status import RunStatus
+from patchwright.workspace import hide_run_dir
+
+if TYPE_CHECKING:
+    from patchwright.fixer import Prepared
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+@dataclass
+class RunRecord:
+    run_dir: Path
+    summary: RunSummary
+    trajectory: TrajectoryWriter
+    redactor: Redactor
+    started: float  # time.monotonic() at launch
+
+    @staticmethod
+    def open(prepared: Prepared, settings: Settings, resume_id: str | None, started: float) -> RunRecord:
+        """Create the run directory and write run_start; OutputError if the directory cannot be made."""
+        ws = prepared.workspace
+        redactor = Redactor.from_environment()
+        run_id = resume_id or new_run_id()
+        run_dir = ws.run_dir(run_id)
+        hide_run_dir(ws)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputError(f"cannot create the run directory {run_dir}: {err.strerror}") from None
+        summary = RunSummary(
+            run_id=run_id,
+            status=RunStatus.ERROR,
+            exit_code=int(ExitCode.INFRA),
+            repo=str(ws.root),
+            run_dir=str(run_dir),
+            model=prepared.model,
+            agent=prepared.agent.name,
+            task=redactor.text(prepared.task),
+        )
+        record = RunRecord(
+            run_dir, summary, TrajectoryWriter(run_dir / "trajectory.jsonl", redactor), redactor, started
+        )
+        record.write(
+            "run_start",
+            run_id=run_id,
+            task=prepared.task,
+            model=prepared.model,
+            agent=prepared.agent.name,
+            agent_path=str(prepared.agent.path),
+            repo=str(ws.root),
+            settings=dataclasses.asdict(settings),
+            resumed=bool(resume_id),
+        )
+        return record
+
+    def write(self, event: str, **data: Any) -> None:
+        self.trajectory.write(event, **data)
+
+    def setup(self, command: str | None, result: CommandResult) -> None:
+        self.write(
+            "setup",
+            command=command,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            seconds=round(result.duration, 3),
+            output=result.output,
+        )
+
+    def fail(self, status: RunStatus, exit_code: int, error: str) -> None:
+        self.summary.status, self.summary.exit_code, self.summary.error = status, int(exit_code), error
+
+    def finish(self, state: LoopState, info: ModelInfo) -> None:
+        """What the loop did: steps, tokens, cost, the model's last words."""
+        self.summary.steps = state.steps
+        self.summary.tokens = state.usage.as_dict()
+        self.summary.cost_usd = state.usage.cost(info)
+        self.summary.final_message = self.redactor.text(state.final_text) or None
+
+    def save(self) -> None:
+        self.summary.duration_s = round(time.monotonic() - self.started, 2)
+        write_summary(self.run_dir / "summary.json", self.summary, self.redactor)
+
+    def close(self) -> None:
+        s = self.summary
+        self.write("run_end", status=s.status, exit_code=s.exit_code, error=s.error)
+        self.trajectory.close()
+        self.save()

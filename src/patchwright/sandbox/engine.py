@@ -1,0 +1,283 @@
+"""The Docker engine as the sandbox sees it: a client, and processes run in one container.
+
+Every process patchwright starts in a container goes through `ContainerExec.stream`:
+create the exec, hijack its socket, send stdin, read the multiplexed frames into a
+sink until the process closes its end, then ask for the exit code. The persistent
+shell keeps its socket open instead (`ContainerExec.open`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+from docker.errors import APIError, DockerException
+from docker.models.containers import Container
+from docker.types import Mount
+
+from patchwright.errors import SandboxError
+from patchwright.sandbox import labels
+from patchwright.sandbox.base import WORKSPACE, CommandResult, SandboxSpec
+from patchwright.sandbox.env import BASE_ENV, GID, HOME, UID
+from patchwright.sandbox.stream import CappedBuffer, FrameReader, StreamClosed, StreamTimeout, command_result
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+WORLD_WRITABLE = ("/var/tmp", "/run/lock")  # in the image, besides /tmp: covered when the root is writable
+Sink = Callable[[bytes], bool]  # takes one payload; False stops reading
+
+
+def _os_error_text(err: BaseException) -> str | None:
+    """The innermost OS error message ("Connection refused") in an exception's chain, args or reason."""
+    found: str | None = None
+    pending: list[BaseException] = [err]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            found = current.strerror
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return found
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(_ANSI_ESCAPE.sub("", text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def error_reason(err: BaseException) -> str:
+    """A short one-line reason for a Docker or transport failure, without URLs and retry noise."""
+    if isinstance(err, APIError) and err.explanation:
+        text = str(err.explanation)
+    else:
+        text = _os_error_text(err) or str(err)
+    return one_line(text)
+
+
+def docker_client() -> docker.DockerClient:
+    """A client for the engine named by the environment, or a SandboxError saying it is not there."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except (DockerException, requests.RequestException) as err:
+        host = os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+        raise SandboxError(
+            f"cannot reach the Docker engine ({host}: {error_reason(err)}); is dockerd running? see README"
+        ) from err
+    return client
+
+
+@contextlib.contextmanager
+def docker_errors(what: str, error: type[SandboxError] = SandboxError) -> Iterator[None]:
+    """Turn Docker SDK and transport failures into our one-line errors."""
+    try:
+        yield
+    except (DockerException, requests.RequestException) as err:
+        raise error(f"{what}: {error_reason(err)}") from err
+
+
+def raw_socket(raw: Any) -> socket.socket:
+    """The docker SDK hands back a SocketIO wrapper; reads and writes go to the real socket."""
+    sock = getattr(raw, "_sock", raw)
+    if not isinstance(sock, socket.socket):
+        raise SandboxError("unsupported Docker transport for the sandbox shell (need a unix or tcp socket)")
+    return sock
+
+
+@dataclass(frozen=True)
+class ContainerExec:
+    """Processes in one container, as the sandbox user, with the sandbox's base environment."""
+
+    client: docker.DockerClient
+    container_id: str
+    workdir: str
+    default_timeout: float = 120.0
+    output_limit: int = 32 * 1024
+
+    def open(
+        self, argv: list[str], env: dict[str, str] | None = None, what: str = "run a command"
+    ) -> tuple[str, socket.socket]:
+        """Start a process with stdin attached; its exec id and the socket to talk to it."""
+        try:
+            exec_id = self.client.api.exec_create(
+                self.container_id,
+                argv,
+                stdin=True,
+                stdout=True,
+                stderr=True,
+                environment={**BASE_ENV, **(env or {})},
+                workdir=self.workdir,
+                user=f"{UID}:{GID}",
+            )["Id"]
+            return exec_id, raw_socket(self.client.api.exec_start(exec_id, socket=True))
+        except docker.errors.NotFound:
+            raise SandboxError("the sandbox container is gone") from None
+        except docker.errors.APIError as err:
+            raise SandboxError(f"cannot {what} in the sandbox: {err.explanation or err}") from None
+
+    def stream(
+        self,
+        argv: list[str],
+        sink: Sink,
+        *,
+        stdin: Iterable[bytes] | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 600,
+        what: str = "run a command",
+    ) -> int | None:
+        """Run a process to its end, feeding `stdin` and each output payload to `sink`; its exit code.
+
+        Stops reading at the deadline, or when `sink` returns False; an early close of
+        stdin by the process (it died) ends the writing, not the run.
+        """
+        exec_id, sock = self.open(argv, env, what)
+        try:
+            if stdin is not None:
+                try:
+                    for chunk in stdin:
+                        sock.sendall(chunk)
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError as err:  # the process exited and closed its stdin
+                    sink(str(err).encode())
+            else:
+                sock.shutdown(socket.SHUT_WR)
+            reader = FrameReader(sock)
+            deadline = time.monotonic() + timeout
+            while sink(reader.read_payload(deadline)):
+                pass
+        except (StreamClosed, StreamTimeout):
+            pass
+        finally:
+            sock.close()
+        try:
+            code = self.client.api.exec_inspect(exec_id).get("ExitCode")
+        except docker.errors.APIError as err:
+            raise SandboxError(f"cannot {what} in the sandbox: {err.explanation or err}") from None
+        return code if isinstance(code, int) else None
+
+    def execute(
+        self,
+        argv: list[str],
+        timeout: float | None = None,
+        env: dict[str, str] | None = None,
+        stdin: bytes | None = None,
+        output_limit: int | None = None,
+    ) -> CommandResult:
+        """Run one process under `timeout`, its output capped (head and tail kept)."""
+        limit = timeout or self.default_timeout
+        buffer = CappedBuffer(output_limit or self.output_limit)
+
+        def keep(chunk: bytes) -> bool:
+            buffer.feed(chunk)
+            return True
+
+        started = time.monotonic()
+        wrapped = ["timeout", "-k", "2", str(max(1, int(limit))), *argv]
+        stdin_chunks = [stdin] if stdin is not None else None
+        code = self.stream(wrapped, keep, stdin=stdin_chunks, env=env, timeout=limit + 15)
+        return command_result(buffer, code, time.monotonic() - started, limit)
+
+    def collect(self, argv: list[str], max_bytes: int, timeout: float = 600) -> tuple[bytes, int | None]:
+        """A process's raw stdout and exit code; OSError past `max_bytes`."""
+        chunks: list[bytes] = []
+        size = 0
+
+        def keep(chunk: bytes) -> bool:
+            nonlocal size
+            chunks.append(chunk)
+            size += len(chunk)
+            return size <= max_bytes
+
+        code = self.stream(argv, keep, timeout=timeout, what=f"run {argv[0]}")
+        if size > max_bytes:
+            raise OSError(f"output larger than {max_bytes} bytes")
+        return b"".join(chunks), code
+
+    def read_file(self, path: str, max_bytes: int = 64 * 1024 * 1024) -> bytes:
+        data, code = self.collect(["cat", "--", path], max_bytes, timeout=120)
+        if code != 0:
+            raise FileNotFoundError(path)
+        return data
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Through a process in the container, so its rules (read-only root, the user) apply."""
+        script = 'mkdir -p "$(dirname "$1")" && cat > "$1"'
+        result = self.execute(["sh", "-c", script, "sh", path], stdin=data, timeout=60)
+        if result.exit_code != 0:
+            raise OSError(result.output.strip() or f"cannot write {path}")
+
+
+def engine_cpus(client: docker.DockerClient, wanted: float) -> float:
+    """The engine refuses a CPU limit above its own CPU count (a 1-CPU VM, Docker Desktop)."""
+    try:
+        return float(client.info().get("NCPU") or wanted)
+    except (docker.errors.APIError, ValueError, TypeError):
+        return wanted
+
+
+def container_options(spec: SandboxSpec, writable_root: bool, cpus: float) -> dict[str, Any]:
+    """The hardened sandbox container's settings, as `containers.create` keyword arguments.
+
+    `writable_root`: a snapshot's container, whose own layer holds the repo (no volume); the
+    image's world-writable folders are then covered read-only, as a read-only root leaves them.
+    """
+    tmpfs = {
+        "/tmp": f"rw,nosuid,nodev,exec,size={spec.tmp_size},mode=1777",
+        HOME: f"rw,nosuid,nodev,exec,size={spec.home_size},uid={UID},gid={GID},mode=0755",
+    }
+    if writable_root:
+        tmpfs.update({path: "ro,nosuid,nodev,noexec,size=1m" for path in WORLD_WRITABLE})
+    return {
+        "command": ["sleep", "infinity"],
+        "init": True,
+        "user": f"{UID}:{GID}",
+        "working_dir": WORKSPACE,
+        "environment": BASE_ENV,
+        "labels": {
+            labels.MANAGED: labels.MANAGED_VALUE,
+            labels.KIND: labels.KIND_SANDBOX,
+            labels.RUN_ID: spec.run_id,
+            labels.OWNER: labels.owner(),  # prune leaves a run alone while this process lives
+            **spec.labels,
+        },
+        "name": f"patchwright-{spec.run_id}-{secrets.token_hex(3)}",
+        "hostname": "sandbox",
+        "network_mode": "bridge" if (spec.network or spec.setup_command) else "none",
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": not writable_root,
+        "pids_limit": spec.pids_limit,
+        "mem_limit": spec.memory,
+        "memswap_limit": spec.memory,
+        "nano_cpus": int(min(spec.cpus, cpus) * 1e9),
+        "tmpfs": tmpfs,
+        # An anonymous volume: removed with the container (remove(v=True)), by prune too.
+        "mounts": [] if writable_root else [Mount(target=WORKSPACE, source=None, type="volume")],
+        "stdin_open": False,
+        "tty": False,
+    }
+
+
+def disconnect_networks(client: docker.DockerClient, container: Container) -> None:
+    """Cut every network a container has; SandboxError if one is still attached after."""
+    container.reload()
+    networks = container.attrs["NetworkSettings"]["Networks"] or {}
+    for name in list(networks):
+        client.networks.get(name).disconnect(container, force=True)
+    container.reload()
+    if container.attrs["NetworkSettings"]["Networks"]:
+        raise SandboxError("could not cut the sandbox network after setup")

@@ -1,0 +1,86 @@
+"""Settings in, sandboxes out: the one place that picks a runtime and names Docker.
+
+`open_factory` checks the engine and the image before anything else starts, so a
+missing engine or image is found before a run directory exists. A new runtime (a
+remote one, say) is a new `SandboxFactory` here; no caller changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import docker
+
+from patchwright.config import Settings
+from patchwright.sandbox.base import Sandbox, SandboxSpec
+from patchwright.workspace import Workspace
+
+Progress = Callable[[str], None]
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
+
+
+class SandboxFactory(Protocol):
+    def create(self, run_id: str, ws: Workspace, progress: Progress) -> Sandbox:
+        """A new, not yet started sandbox for the run `run_id` on the repo `ws`."""
+        ...
+
+
+@dataclass(frozen=True)
+class DockerFactory:
+    """Sandboxes on the local Docker engine, all of one spec but for the run id."""
+
+    client: docker.DockerClient
+    spec: SandboxSpec
+
+    def create(self, run_id: str, ws: Workspace, progress: Progress) -> Sandbox:
+        from patchwright.sandbox.docker import DockerSandbox
+
+        return DockerSandbox(
+            self.client, dataclasses.replace(self.spec, run_id=run_id), ws, progress=progress
+        )
+
+
+def host_ca_bundle() -> str | None:
+    """The CA bundle the host trusts (a TLS-intercepting proxy's CA included), for the setup phase."""
+    for candidate in (
+        os.environ.get("SSL_CERT_FILE"),
+        os.environ.get("REQUESTS_CA_BUNDLE"),
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs/ca-bundle.crt",
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def sandbox_spec(settings: Settings, image: str) -> SandboxSpec:
+    """The sandbox part of the settings (the run id is set per sandbox)."""
+    return SandboxSpec(
+        image=image,
+        run_id="",
+        network=settings.network,
+        setup_command=settings.setup,
+        memory=settings.memory,
+        cpus=settings.cpus,
+        pids_limit=settings.pids_limit,
+        snapshots=settings.snapshots,
+        command_timeout=settings.command_timeout,
+        setup_timeout=settings.setup_timeout,
+        host_ca_bundle=host_ca_bundle(),
+        proxy_env={k: v for k, v in os.environ.items() if k.lower() in PROXY_VARIABLES},
+    )
+
+
+def open_factory(settings: Settings, progress: Progress) -> SandboxFactory:
+    """Reach the engine and make sure the image is there (built once if it is ours)."""
+    from patchwright.sandbox.engine import docker_client
+    from patchwright.sandbox.image import ensure_image
+
+    client = docker_client()
+    image = ensure_image(client, settings.image, progress)
+    return DockerFactory(client, sandbox_spec(settings, image))

@@ -1,0 +1,105 @@
+"""Getting the repository into a container: a full copy, or a sync of a snapshot.
+
+The files git sees travel as one GNU tar stream into `tar -x` running as the sandbox
+user (measured faster than the engine's archive API in benchmarks/startup.py; the
+files come out owned by that user with no root step). The sanitized git configs
+follow in the same stream.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from patchwright.errors import SandboxError
+from patchwright.sandbox.base import WORKSPACE
+from patchwright.sandbox.engine import ContainerExec
+from patchwright.sandbox.env import GID, UID
+from patchwright.sandbox.snapshot import FIND_ARGV, Entry, SyncPlan, host_entries, parse_find, plan_sync
+from patchwright.sandbox.stream import CappedBuffer
+from patchwright.workspace import Workspace, copy_members, git_config_tar, scan_files, tar_members
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HostView:
+    """The host side of a start: what git sees, what travels, its quick-check view, what differs
+    from the index."""
+
+    files: list[str]
+    members: list[str]  # parent dirs, files, .git
+    entries: dict[str, Entry]  # only when starting from a snapshot
+    dirty: list[str]
+
+
+def list_host(ws: Workspace, with_entries: bool) -> HostView:
+    scan = scan_files(ws)
+    members = copy_members(ws, scan.files)
+    entries = host_entries(ws, members) if with_entries else {}
+    return HostView(scan.files, members, entries, scan.dirty)
+
+
+def extract(runner: ContainerExec, chunks: Iterable[bytes]) -> None:
+    """Extract the tar archives in `chunks`, one after another (--ignore-zeros reads past
+    each one's end), as the sandbox user."""
+    errors = CappedBuffer(4096)
+
+    def keep(chunk: bytes) -> bool:
+        errors.feed(chunk)
+        return True
+
+    argv = ["tar", "-x", "-i", "-f", "-", "-C", WORKSPACE]
+    code = runner.stream(argv, keep, stdin=chunks, what="copy the repository")
+    if code != 0:
+        detail = errors.render()[0].strip().splitlines()[-1:] or [f"tar exited with {code}"]
+        raise SandboxError(f"cannot copy the repository into the sandbox: {detail[0][:200]}")
+
+
+def _configs(ws: Workspace) -> list[bytes]:
+    config = git_config_tar(ws, UID, GID)
+    return [config] if config is not None else []
+
+
+def copy_all(runner: ContainerExec, ws: Workspace, view: HostView, progress: Progress) -> None:
+    """The whole repo, as git sees it, into an empty workspace."""
+    progress(f"copying {len(view.files)} files into the sandbox")
+    extract(runner, itertools.chain(tar_members(ws, view.members, UID, GID), _configs(ws)))
+
+
+def sync(
+    runner: ContainerExec,
+    ws: Workspace,
+    view: HostView,
+    manifest: bytes | None,
+    racy_from: int,
+    progress: Progress,
+) -> SyncPlan:
+    """Bring a snapshot's workspace to the host's state: delete what went, send what changed.
+
+    `manifest`: the snapshot's listing kept on the host; without it, listed in the container.
+    """
+    if manifest is None:
+        manifest, code = runner.collect(FIND_ARGV, max_bytes=1 << 30)
+        if code != 0:
+            raise SandboxError(f"cannot list the snapshot's files (find exited with {code})")
+    plan = plan_sync(view.entries, parse_find(manifest), racy_from)
+    progress(f"from the snapshot: {len(plan.send)} paths to copy, {len(plan.delete)} to remove")
+    if plan.delete:  # on stdin: any bytes a name holds arrive as they are
+        listing = b"".join(os.fsencode(path) + b"\0" for path in plan.delete)
+        output = CappedBuffer(4096)
+
+        def keep(chunk: bytes) -> bool:
+            output.feed(chunk)
+            return True
+
+        code = runner.stream(["xargs", "-0", "-r", "rm", "-rf", "--"], keep, stdin=[listing], what="sync")
+        if code != 0:
+            raise SandboxError(
+                f"cannot remove what the repo no longer has: {output.render()[0].strip()[-200:]}"
+            )
+    sent = tar_members(ws, plan.send, UID, GID) if plan.send else iter(())
+    extract(runner, itertools.chain(sent, _configs(ws)))
+    return plan

@@ -1,0 +1,28 @@
+"""How a run ended, in one vocabulary, and the exit code each ending gives."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from patchwright.errors import ExitCode
+
+
+class RunStatus(StrEnum):
+    COMPLETED = "completed"  # the model ended its turn
+    REFUSED = "refused"  # the model declined (stop_reason "refusal")
+    MAX_STEPS = "max_steps"
+    MAX_COST = "max_cost"
+    TIMEOUT = "timeout"
+    ERROR = "error"  # infrastructure or input failure; the error's own exit code applies
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
+
+    @property
+    def is_limit(self) -> bool:
+        return self in (RunStatus.MAX_STEPS, RunStatus.MAX_COST, RunStatus.TIMEOUT)
+
+
+def exit_code_for(status: RunStatus, patch: str) -> ExitCode:
+    """The exit code of a run that ended on its own (not by an error or a signal)."""
+    if status.is_limit:
+        return ExitCode.LIMIT
+    return ExitCode.PATCHED if patch.strip() else ExitCode.NO_CHANGES
