@@ -172,7 +172,9 @@ def map_tools(path: Path, value: object) -> tuple[tuple[str, ...] | None, tuple[
         names = []
         for item in value:
             if not isinstance(item, str):
-                raise agent_file_error(path, f"field 'tools' must list tool names as strings, got a {_type_name(item)}")
+                raise agent_file_error(
+                    path, f"field 'tools' must list tool names as strings, got a {_type_name(item)}"
+                )
             names.append(item.strip())
     else:
         raise agent_file_error(

@@ -64,6 +64,27 @@ class CappedBuffer:
         return head.decode("utf-8", "replace") + note + tail.decode("utf-8", "replace"), True
 
 
+def recv_some(sock: socket.socket, deadline: float | None) -> bytes:
+    """The next bytes the socket has; StreamTimeout past `deadline`, StreamClosed at its end."""
+    while True:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StreamTimeout()
+            sock.settimeout(min(remaining, 1.0))
+        else:
+            sock.settimeout(None)
+        try:
+            chunk = sock.recv(1 << 16)
+        except TimeoutError:
+            continue
+        except OSError as err:
+            raise StreamClosed(str(err)) from err
+        if not chunk:
+            raise StreamClosed("end of stream")
+        return chunk
+
+
 class FrameReader:
     """Reads payloads from a hijacked Docker exec socket (stdout and stderr merged)."""
 
@@ -73,22 +94,7 @@ class FrameReader:
 
     def _recv_exact(self, size: int, deadline: float | None) -> bytes:
         while len(self._pending) < size:
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise StreamTimeout()
-                self._sock.settimeout(min(remaining, 1.0))
-            else:
-                self._sock.settimeout(None)
-            try:
-                chunk = self._sock.recv(1 << 16)
-            except TimeoutError:
-                continue
-            except OSError as err:
-                raise StreamClosed(str(err)) from err
-            if not chunk:
-                raise StreamClosed("end of stream")
-            self._pending += chunk
+            self._pending += recv_some(self._sock, deadline)
         data = bytes(self._pending[:size])
         del self._pending[:size]
         return data
@@ -106,23 +112,7 @@ class RawReader:
         self._sock = sock
 
     def read_payload(self, deadline: float | None) -> bytes:
-        while True:
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise StreamTimeout()
-                self._sock.settimeout(min(remaining, 1.0))
-            else:
-                self._sock.settimeout(None)
-            try:
-                chunk = self._sock.recv(1 << 16)
-            except TimeoutError:
-                continue
-            except OSError as err:
-                raise StreamClosed(str(err)) from err
-            if not chunk:
-                raise StreamClosed("end of stream")
-            return chunk
+        return recv_some(self._sock, deadline)
 
 
 def command_result(buffer: CappedBuffer, code: int | None, duration: float, limit: float) -> CommandResult:
