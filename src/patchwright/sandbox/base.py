@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from patchwright.errors import SandboxError
 
@@ -116,6 +116,12 @@ class Sandbox(Protocol):
 
     def write_file(self, path: str, data: bytes) -> None:
         """Create or replace a file (and its parent folders) as the sandbox user; OSError if refused."""
+        ...
+
+    def file_op(self, request: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        """One file operation of the file helper (sandbox/filehelper.py: view, read, write, remove,
+        str_replace, insert, search), carried out in the sandbox, confined to `workdir`, in one
+        round trip. A refusal is {"ok": False, "error": "..."}; SandboxError if the helper fails."""
         ...
 
     def diff(self) -> str:

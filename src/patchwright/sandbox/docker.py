@@ -33,6 +33,7 @@ from patchwright.sandbox.base import WORKSPACE, CommandResult, SandboxSpec, Setu
 from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.engine import ContainerExec, container_options, disconnect_networks, engine_cpus
 from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, network_env
+from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
 from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
 from patchwright.sandbox.snapshot import (
     FIND_ARGV,
@@ -42,6 +43,7 @@ from patchwright.sandbox.snapshot import (
     head_commit,
     load_manifest,
 )
+from patchwright.sandbox.stream import FrameReader
 from patchwright.sandbox.transfer import HostView, Progress
 from patchwright.workspace import Workspace
 
@@ -79,6 +81,7 @@ class DockerSandbox:
         self.container: Container | None = None
         self._exec: ContainerExec | None = None
         self._shell: ShellSession | None = None
+        self._files = FileHelper(self._open_files)
         self._shell_env: dict[str, str] = {}  # extra variables for the model's shell
         self._baseline = Baseline(WORKSPACE, CONTROL_DIR)
         self._host: HostView | None = None
@@ -142,6 +145,7 @@ class DockerSandbox:
 
     def _discard_container(self) -> None:
         """Close the shell, remove the container and its volume; never raises."""
+        self._files.close()
         if self._shell is not None:
             self._shell.close()
             self._shell = None
@@ -308,6 +312,7 @@ class DockerSandbox:
             self._shell = None
         with contextlib.suppress(SandboxError):
             self.execute(["bash", "-c", KILL_ALL], timeout=10)
+        self._files.close()  # killed with the rest; opened again when next needed
         self._open_shell()
 
     def stop(self) -> None:
@@ -381,6 +386,15 @@ class DockerSandbox:
         """Write a file through a process in the sandbox, so its rules (read-only root) apply."""
         self._ready()
         self._runner().write_file(path, data)
+
+    def file_op(self, request: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        """One file operation (filehelper.py), confined to the workspace, in one round trip."""
+        self._ready()
+        return self._files.request(request, timeout)
+
+    def _open_files(self) -> FileChannel:
+        _, sock = self._runner().open(helper_argv(WORKSPACE), what="start the file helper", stderr=False)
+        return FileChannel(sock, FrameReader(sock))
 
     def diff(self) -> str:
         """A binary-safe patch of every change since start, as `git apply` takes it."""

@@ -109,7 +109,11 @@ class ContainerExec:
     output_limit: int = 32 * 1024
 
     def open(
-        self, argv: list[str], env: dict[str, str] | None = None, what: str = "run a command"
+        self,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        what: str = "run a command",
+        stderr: bool = True,
     ) -> tuple[str, socket.socket]:
         """Start a process with stdin attached; its exec id and the socket to talk to it."""
         try:
@@ -118,7 +122,7 @@ class ContainerExec:
                 argv,
                 stdin=True,
                 stdout=True,
-                stderr=True,
+                stderr=stderr,
                 environment={**BASE_ENV, **(env or {})},
                 workdir=self.workdir,
                 user=f"{UID}:{GID}",

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from patchwright.errors import SandboxError
 from patchwright.sandbox.base import (
@@ -28,6 +29,7 @@ from patchwright.sandbox.base import (
     StartResult,
 )
 from patchwright.sandbox.baseline import Baseline
+from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
 from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
 from patchwright.sandbox.stream import CappedBuffer, RawReader, command_result
 from patchwright.workspace import Workspace, git_config_tar, scan_files, tar_stream
@@ -54,6 +56,8 @@ class LocalSandbox:
         self._baseline = Baseline(self.workdir, self.control_dir)
         self._shell: ShellSession | None = None
         self._driver: subprocess.Popen[bytes] | None = None
+        self._helper: subprocess.Popen[bytes] | None = None
+        self._files = FileHelper(self._open_files)
         self._env = {
             "HOME": str(self.root / "home"),
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),  # the host's own tools
@@ -183,10 +187,33 @@ class LocalSandbox:
         with open(path, "wb") as fh:
             fh.write(data)
 
+    def file_op(self, request: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        return self._files.request(request, timeout)
+
+    def _open_files(self) -> FileChannel:
+        ours, theirs = socket.socketpair()
+        self._helper = subprocess.Popen(
+            helper_argv(self.workdir),
+            stdin=theirs.fileno(),
+            stdout=theirs.fileno(),
+            stderr=subprocess.DEVNULL,
+            cwd=self.workdir,
+            env=self._env,
+            start_new_session=True,
+        )
+        theirs.close()
+        return FileChannel(ours, RawReader(ours))
+
     def diff(self) -> str:
         return self._baseline.diff(self)
 
     def stop(self) -> None:
+        self._files.close()
+        if self._helper is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._helper.kill()
+            self._helper.wait()
+            self._helper = None
         self._close_shell()
         shutil.rmtree(self.root, ignore_errors=True)
 

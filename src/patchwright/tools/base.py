@@ -29,6 +29,11 @@ class CommandTime:
         return max(1.0, min(self.limit, self.deadline - time.monotonic()))
 
 
+def shown(text: str) -> str:
+    """Text for the model: bytes that are not UTF-8 shown as U+FFFD (the API rejects lone surrogates)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 class ToolError(Exception):
     """A tool call that cannot be carried out; becomes an is_error result with this message."""
 

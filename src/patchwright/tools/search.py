@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from patchwright.sandbox.base import Sandbox
-from patchwright.tools.base import ToolError, ToolResult
-from patchwright.tools.paths import resolve_path
+from patchwright.tools.base import ToolError, ToolResult, shown
 
 MAX_MATCHES = 200
 
@@ -44,29 +43,26 @@ class SearchTool:
         pattern = tool_input.get("pattern")
         if not isinstance(pattern, str) or not pattern:
             raise ToolError("`pattern` is required")
-        path = resolve_path(self.sandbox, str(tool_input.get("path") or "."))
-        argv = [
-            "rg",
-            "--line-number",
-            "--no-heading",
-            "--color=never",
-            "--max-columns=300",
-            f"--max-count={MAX_MATCHES}",
-        ]
-        if tool_input.get("ignore_case"):
-            argv.append("--ignore-case")
+        request: dict[str, Any] = {
+            "op": "search",
+            "path": str(tool_input.get("path") or "."),
+            "pattern": pattern,
+            "max_count": MAX_MATCHES,
+            "ignore_case": bool(tool_input.get("ignore_case")),
+        }
         if isinstance(tool_input.get("glob"), str):
-            argv += ["--glob", tool_input["glob"]]
-        argv += ["--regexp", pattern, "--", path]
-        result = self.sandbox.execute(argv, timeout=60)
-        if result.exit_code == 1:
+            request["glob"] = tool_input["glob"]
+        reply = self.sandbox.file_op(request)
+        if not reply.get("ok"):
+            raise ToolError(str(reply.get("error")))
+        if reply["exit_code"] == 1:
             return ToolResult("No matches.")
-        if result.exit_code != 0:
-            raise ToolError(f"search failed: {result.output.strip()[:500]}")
-        lines = result.output.splitlines()
+        if reply["exit_code"] != 0:
+            raise ToolError(f"search failed: {reply['output'].strip()[:500]}")
+        lines = reply["output"].splitlines()
         if len(lines) > MAX_MATCHES:
             return ToolResult(
                 "\n".join(lines[:MAX_MATCHES])
                 + f"\n[... {len(lines) - MAX_MATCHES} more matches; narrow the search]"
             )
-        return ToolResult(result.output)
+        return ToolResult(shown(reply["output"]))

@@ -1,0 +1,101 @@
+"""The host's end of the file helper (filehelper.py): one request, one reply, over an open channel.
+
+A backend opens the helper once (`HELPER_ARGV` run in its workdir, stdin and stdout on a
+socket) and hands the socket here; every later editor or search call costs one round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from patchwright.errors import SandboxError
+from patchwright.sandbox.stream import StreamClosed, StreamTimeout
+
+HELPER_SOURCE = (Path(__file__).with_name("filehelper.py")).read_text(encoding="utf-8")
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+
+
+def helper_argv(workdir: str) -> list[str]:
+    """-I: neither the repository (the cwd) nor PYTHON* variables reach the helper's imports."""
+    return ["python3", "-I", "-S", "-B", "-c", HELPER_SOURCE, workdir]
+
+
+class Reader(Protocol):
+    def read_payload(self, deadline: float | None) -> bytes: ...
+
+
+class ChannelBroken(SandboxError):
+    """The helper died or answered nonsense; the next request opens a new one."""
+
+
+@dataclass
+class FileChannel:
+    sock: socket.socket
+    reader: Reader
+    _pending: bytearray = field(default_factory=bytearray)
+
+    def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+        body = json.dumps(message).encode("ascii")
+        try:
+            self.sock.sendall(b"%d\n" % len(body) + body)
+        except OSError as err:
+            raise ChannelBroken(f"cannot reach the sandbox's file helper: {err}") from None
+        deadline = time.monotonic() + timeout
+        try:
+            while b"\n" not in self._pending:
+                self._pending += self.reader.read_payload(deadline)
+            header, _, rest = bytes(self._pending).partition(b"\n")
+            if not header.isdigit() or int(header) > MAX_REPLY_BYTES:
+                raise ChannelBroken(
+                    f"the sandbox's file helper answered nonsense: {bytes(self._pending[:200])!r}"
+                )
+            size = int(header)
+            self._pending = bytearray(rest)
+            while len(self._pending) < size:
+                self._pending += self.reader.read_payload(deadline)
+        except StreamTimeout:
+            raise ChannelBroken(f"the sandbox's file helper did not answer within {timeout:g} s") from None
+        except StreamClosed:
+            output = bytes(self._pending[-300:]).decode("utf-8", "replace")
+            raise ChannelBroken(
+                f"the sandbox's file helper exited: {output.strip() or 'no output'}"
+            ) from None
+        reply = bytes(self._pending[:size])
+        del self._pending[:size]
+        parsed = json.loads(reply)
+        if not isinstance(parsed, dict):
+            raise ChannelBroken("the sandbox's file helper answered nonsense")
+        return parsed
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+@dataclass
+class FileHelper:
+    """A backend's file helper, opened on first use and again after it died."""
+
+    open_channel: Callable[[], FileChannel]
+    _channel: FileChannel | None = None
+
+    def request(self, message: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        if self._channel is None:
+            self._channel = self.open_channel()
+        try:
+            return self._channel.request(message, timeout)
+        except ChannelBroken:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
