@@ -128,7 +128,7 @@ def build_snapshot(client: docker.DockerClient, image: str, root: Path) -> list[
     box = DockerSandbox(client, new_spec(image, "first"), ws)
     try:
         start = timed(box.start)
-        assert box._commit is not None, "the first run did not start a snapshot"
+        assert box._build is not None, "the first run did not start a snapshot"
         commit = timed(box._await_snapshot)  # what the model's first request hides
         assert box.snapshot_error is None, box.snapshot_error
     finally:

@@ -26,6 +26,7 @@ import math
 import re
 import socket
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -227,6 +228,8 @@ class RecordedRequest:
     status: int
     path: str = "/v1/messages"
     usage: dict[str, int] | None = None  # what the reply billed, for a message reply
+    received: float = 0.0  # time.monotonic() when the request arrived
+    answered: float = 0.0  # time.monotonic() when the last byte of the reply was sent: a stopwatch's view
 
 
 Script = Sequence[Reply | Block | str] | Callable[[RecordedRequest, int], Reply | Block | str]
@@ -878,13 +881,17 @@ class FakeAnthropic:
         except ValueError:
             body = None
         path = handler.path.split("?", 1)[0]
-        slot = self._record(RecordedRequest(body if isinstance(body, dict) else {}, headers, 0, path))
+        received = time.monotonic()
+        slot = self._record(
+            RecordedRequest(body if isinstance(body, dict) else {}, headers, 0, path, None, received)
+        )
         try:
             status = self._respond(out, handler.command, path, headers, body, slot)
+            handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):  # the client gave up, e.g. after a timeout
             handler.close_connection = True
             status = 499
-        self._update(slot, status=status)
+        self._update(slot, status=status, answered=time.monotonic())
 
     def _respond(
         self, out: _Exchange, method: str, path: str, headers: dict[str, str], body: Any, slot: int

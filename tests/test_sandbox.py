@@ -254,19 +254,33 @@ def test_failing_setup_is_a_clear_error_and_leaves_nothing(
     assert not our_containers(docker_client)
 
 
-def test_stop_removes_container_and_volume(
+def test_stop_removes_the_container_and_nothing_stays_on_disk(
     docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
 ) -> None:
     box = started(docker_client, spec, small_repo)
     assert box.container is not None
     name = box.container.name
-    volume = next(m["Name"] for m in box.container.attrs["Mounts"] if m["Destination"] == "/workspace")
+    inspected = docker_client.api.inspect_container(box.container.id)
+    assert inspected["Mounts"] == []  # no volume, no bind mount: the workspace is a tmpfs
+    assert "/workspace" in inspected["HostConfig"]["Tmpfs"]
     box.stop()
     box.stop()  # twice is fine
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(name)
-    with pytest.raises(docker.errors.NotFound):
-        docker_client.volumes.get(volume)
+
+
+def test_a_full_workspace_stops_the_write_not_the_run(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    box = started(docker_client, dataclasses.replace(spec, workspace_size="8m"), small_repo)
+    try:
+        box.run("echo 'def add(a, b):\n    return a + b' > app.py")
+        fill = box.run("head -c 20000000 /dev/zero > big.bin")
+        assert fill.exit_code != 0 and "No space left on device" in fill.output
+        box.run("rm -f big.bin")
+        assert "+    return a + b" in box.diff()  # the work so far is still there to collect
+    finally:
+        box.stop()
 
 
 def test_missing_image_is_a_sandbox_error(

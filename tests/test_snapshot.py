@@ -204,6 +204,9 @@ def snap_repo(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Pa
     for path in repo.rglob("*"):  # all old, but racy.txt: that one is "just written" when copied
         if ".git" not in path.parts and path.name != "racy.txt":
             os.utime(path, (HOUR_AGO, HOUR_AGO), follow_symlinks=False)
+    # racy.txt is "just written" when the snapshot's copy reads it: its mtime second is not yet
+    # over then (a clock a little ahead here), so a same-size edit in that second must be resent.
+    os.utime(repo / "racy.txt", (time.time() + 3600, time.time() + 3600))
     yield repo
     for image in docker_client.images.list(filters={"label": f"{TEST_LABEL}={SESSION_ID}"}):
         if image.labels.get(labels.REPO_PATH) == str(repo):
@@ -215,7 +218,7 @@ def build_snapshot(client: docker.DockerClient, spec: SandboxSpec, repo: Path, m
     try:
         box.start()
         assert box._snapshot is None  # the first start copies everything
-        if model_edits:  # arrives while the commit is under way: waits for it, and is not in it
+        if model_edits:  # made while the snapshot is built beside the sandbox: not in it
             assert box.run(model_edits).exit_code == 0
         box._await_snapshot()
         assert box.snapshot_error is None
@@ -379,7 +382,7 @@ def test_a_snapshot_gone_before_its_container_was_made_means_a_fresh_copy(
     monkeypatch.setattr("patchwright.sandbox.docker.current_snapshot", lambda *_: stale)  # chosen just before
     try:
         box.start()
-        assert box._snapshot is None and box._in_layer  # a full copy, to be committed anew
+        assert box._snapshot is None and box._build is not None  # a full copy; a snapshot built anew
         assert sandbox_files(box) == host_files(snap_repo)
     finally:
         box.stop()
@@ -409,8 +412,12 @@ def test_the_sandbox_user_can_write_the_same_places_with_a_snapshot(
         "find / \\( -path /proc -o -path /sys -o -path /workspace -o -path /tmp -o -path /home/agent \\) "
         "-prune -o -writable -print 2>/dev/null | sort"
     )
+    build_snapshot(docker_client, snap_spec, snap_repo)
     writable = {}
-    for name, box_spec in (("read-only root", spec), ("snapshot", snap_spec)):
+    for name, box_spec in (
+        ("read-only root", dataclasses.replace(spec, snapshots=False)),
+        ("snapshot", snap_spec),
+    ):
         box = DockerSandbox(docker_client, box_spec, open_workspace(snap_repo))
         try:
             box.start()
@@ -424,12 +431,12 @@ def test_the_sandbox_user_can_write_the_same_places_with_a_snapshot(
     assert "/var/tmp" not in writable["snapshot"] and "/run/lock" not in writable["snapshot"]
 
 
-def test_stopping_while_the_snapshot_is_committed_leaves_no_container(
+def test_stopping_while_the_snapshot_is_built_leaves_no_container(
     docker_client: docker.DockerClient, snap_spec: SandboxSpec, snap_repo: Path
 ) -> None:
     box = DockerSandbox(docker_client, snap_spec, open_workspace(snap_repo))
     box.start()
-    assert box._commit is not None
+    assert box._build is not None
     box.stop()  # the no_container_left fixture checks the engine
     box.stop()
 
@@ -445,7 +452,7 @@ def test_no_snapshot_when_turned_off_or_the_repo_is_small(
         box = DockerSandbox(docker_client, box_spec, open_workspace(snap_repo))
         try:
             box.start()
-            assert box._commit is None and not box._in_layer
+            assert box._build is None and not box._in_layer
         finally:
             box.stop()
         with pytest.raises(docker.errors.ImageNotFound):

@@ -39,7 +39,9 @@ class Settings:
     memory: str = "4g"
     cpus: float = 2.0
     pids_limit: int = 512
-    snapshots: bool = True  # large repos start from a committed image of the repo (sandbox/snapshot.py)
+    # large repos start from a snapshot image of the repo (sandbox/snapshot.py); None: on, but off
+    # under CI=true, where a one-shot runner would pay for a snapshot it never reuses
+    snapshots: bool | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
     max_tokens: int = DEFAULT_MAX_TOKENS
 

@@ -25,12 +25,13 @@ from patchwright.config import Settings
 from patchwright.display import Display
 from patchwright.errors import ExitCode, PatchwrightError, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState, first_message
-from patchwright.model import ModelClient, make_client, model_info
+from patchwright.model import ModelClient, check_credentials, make_client, model_info
 from patchwright.outputs import RunSummary, files_in_patch, write_text_file
 from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
 from patchwright.prompt import RunFacts, system_blocks
 from patchwright.record import RunRecord
-from patchwright.sandbox.base import Sandbox, SetupFailed
+from patchwright.sandbox.background import BackgroundStart
+from patchwright.sandbox.base import Sandbox, StartResult
 from patchwright.sandbox.factory import SandboxFactory, open_factory
 from patchwright.status import RunStatus, exit_code_for
 from patchwright.tools import build_toolset
@@ -150,13 +151,13 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     """The whole `agent fix`; raises PatchwrightError only before the run record exists."""
     started = time.monotonic()
     prepared = prepare(request)
-    client = make_client(request.settings.provider, max_retries=request.settings.max_retries)  # type: ignore[arg-type]
+    check_credentials(request.settings.provider)  # type: ignore[arg-type]
     factory = open_factory(request.settings, display.status)
     record = RunRecord.open(prepared, request.settings, request.resume, started)
     patch: str | None = None
     try:
         with signals_interrupt() as shield:
-            patch = _run_in_sandbox(request, prepared, client, factory, record, display, shield)
+            patch = _run_in_sandbox(request, prepared, factory, record, display, shield)
             _write_outputs(request, record, patch, display)
         # The work is saved; verification and --apply may still be interrupted without losing it.
         with signals_interrupt():
@@ -171,7 +172,6 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
 def _run_in_sandbox(
     request: FixRequest,
     prepared: Prepared,
-    client: object,
     factory: SandboxFactory,
     record: RunRecord,
     display: Display,
@@ -179,25 +179,43 @@ def _run_in_sandbox(
 ) -> str | None:
     """Start the sandbox, run the agent, take the patch; the sandbox is gone when this returns.
 
+    The sandbox starts on a thread of its own: the SDK's import and the model's first request
+    need no sandbox, so they overlap the copy; the first tool call waits for it. With a setup
+    command the first request waits too: a setup that fails must not cost a model turn.
     None: the sandbox never held the run's starting state (for --resume: the partial patch
     re-applied), so there is nothing new to save, and a saved patch must not be overwritten.
     """
     settings = request.settings
-    sandbox = factory.create(record.summary.run_id, prepared.workspace, display.status)
+
+    def started(result: StartResult | None, error: BaseException | None) -> None:
+        """The setup command's output goes in the trajectory, whether setup worked or not."""
+        setup = result.setup if result is not None else getattr(error, "result", None)
+        if setup is not None:
+            record.setup(settings.setup, setup)
+
+    sandbox = BackgroundStart(
+        factory.create(record.summary.run_id, prepared.workspace, display.status), started
+    )
+    sandbox.begin()
     state = LoopState(messages=[])
-    ready = False
+    restored = prepared.resumed is None  # a resumed run is ready once its partial patch is back
     patch: str | None = None
     try:
-        _start(sandbox, record, settings.setup)
+        client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
+        if settings.setup:  # a setup that fails must not cost a model turn first
+            sandbox.start()
         if prepared.resumed is not None:
+            sandbox.start()
             if resume.restore_patch(sandbox, record.run_dir):
                 display.status("restored the interrupted run's changes")
             resume.rebuild(state, prepared.resumed, record.trajectory)
-        ready = True
+            restored = True
         if not state.messages:
             state.messages = [first_message(prepared.task)]
             record.write("message", role="user", content=state.messages[0]["content"])
-        record.summary.status = _run_agent(prepared, settings, client, sandbox, state, record, display)
+        status = _run_agent(prepared, settings, client, sandbox, state, record, display)
+        sandbox.start()  # a sandbox that never started fails the run, even if no tool was called
+        record.summary.status = status
     except Interrupted as err:
         record.fail(RunStatus.INTERRUPTED, ExitCode.INTERRUPTED, f"interrupted by {err}")
     except PatchwrightError as err:
@@ -208,23 +226,12 @@ def _run_in_sandbox(
     finally:
         shield()
         try:
-            if ready:
+            if restored and sandbox.started:
                 patch = _collect_patch(sandbox, record)
         finally:
             sandbox.stop()
         record.finish(state, model_info(prepared.model))
     return patch
-
-
-def _start(sandbox: Sandbox, record: RunRecord, setup: str | None) -> None:
-    """Start the sandbox; the setup command's output goes in the trajectory, whether it worked or not."""
-    try:
-        result = sandbox.start().setup
-    except SetupFailed as err:
-        record.setup(setup, err.result)
-        raise
-    if result is not None:
-        record.setup(setup, result)
 
 
 def _run_agent(

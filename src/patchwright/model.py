@@ -13,13 +13,17 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
+from functools import cache
 from importlib import resources
-from typing import Any, Literal
-
-import anthropic
-from anthropic.types import Message
+from typing import TYPE_CHECKING, Any, Literal
 
 from patchwright.errors import ModelError, UsageError
+
+if TYPE_CHECKING:  # imported where used: the SDK takes a second to import, which a run overlaps
+    import anthropic
+    from anthropic.types import Message
+
+    AnyClient = anthropic.Anthropic | anthropic.AnthropicBedrock | anthropic.AnthropicVertex
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_RETRIES = 6
@@ -112,9 +116,10 @@ class Usage:
         )
 
 
-def _transport_errors() -> tuple[type[Exception], ...]:
+@cache
+def transport_errors() -> tuple[type[Exception], ...]:
     """The HTTP library's transport errors; the SDK lets them escape when a stream is cut."""
-    found: list[type[Exception]] = []
+    found: list[type[Exception]] = [OSError, ConnectionError]
     for module_name in ("httpx2", "httpx"):
         try:
             module = __import__(module_name)
@@ -126,19 +131,25 @@ def _transport_errors() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
-TRANSPORT_ERRORS: tuple[type[Exception], ...] = (OSError, ConnectionError, *_transport_errors())
-AnyClient = anthropic.Anthropic | anthropic.AnthropicBedrock | anthropic.AnthropicVertex
+def check_credentials(provider: Provider) -> None:
+    """UsageError now, before anything starts, if the provider's credentials are missing."""
+    if provider == "anthropic":
+        if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
+            raise UsageError(
+                "no API key: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN), or use --provider bedrock|vertex"
+            )
+        return
+    make_client(provider)  # the cloud SDKs find their credentials as they are made
 
 
 def make_client(
     provider: Provider, max_retries: int = DEFAULT_MAX_RETRIES, timeout: float = 600.0
 ) -> AnyClient:
     """The SDK client for a provider; credentials are read the SDK's way, and checked up front."""
+    import anthropic
+
     if provider == "anthropic":
-        if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
-            raise UsageError(
-                "no API key: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN), or use --provider bedrock|vertex"
-            )
+        check_credentials(provider)
         return anthropic.Anthropic(max_retries=max_retries, timeout=timeout)
     try:
         if provider == "bedrock":
@@ -155,6 +166,8 @@ def make_client(
 
 
 def _describe_api_error(err: anthropic.APIError) -> ModelError:
+    import anthropic
+
     if isinstance(err, anthropic.AuthenticationError):
         return ModelError("the API rejected the credentials (401): check ANTHROPIC_API_KEY")
     if isinstance(err, anthropic.PermissionDeniedError):
@@ -207,6 +220,8 @@ class ModelClient:
         on_text: Callable[[str], None] | None = None,
     ) -> Message:
         """One turn. The SDK retries failed requests; a stream cut mid-message is retried here."""
+        import anthropic
+
         for attempt in range(STREAM_RETRIES + 1):
             try:
                 return self._stream_once(system, tools, messages, on_text)
@@ -218,7 +233,7 @@ class ModelClient:
                 raise _describe_api_error(err) from err
             except anthropic.APIError as err:
                 raise _describe_api_error(err) from err
-            except TRANSPORT_ERRORS as err:  # the connection dropped mid-stream
+            except transport_errors() as err:  # the connection dropped mid-stream
                 if attempt == STREAM_RETRIES:
                     raise ModelError(
                         f"the API stream kept breaking off ({type(err).__name__}: {err})"

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,9 +91,14 @@ class TrajectoryWriter:
         self.path = path
         self.redactor = redactor
         self._fh: IO[str] | None = None
+        self._lock = threading.Lock()  # the sandbox's start records its setup from a thread of its own
 
     def write(self, event: str, **data: Any) -> None:
         record = {"ts": round(time.time(), 3), "event": event, **self.redactor.data(data)}
+        with self._lock:
+            self._write(record)
+
+    def _write(self, record: dict[str, Any]) -> None:
         try:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,9 @@ class SandboxSpec:
     pids_limit: int = 512
     tmp_size: str = "1g"
     home_size: str = "1g"
+    # The workspace is a tmpfs of this size (counted in `memory`): copying in is fast, removing it
+    # instant, and a disk fill stops there. A snapshot's container keeps the repo in its own layer.
+    workspace_size: str = "2g"
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     setup_timeout: float = 900.0

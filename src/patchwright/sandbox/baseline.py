@@ -97,7 +97,7 @@ class Baseline:
         script = (
             f"set -e; cd {self.workspace}; mkdir -p {self.control_dir}; rm -f {index}; "
             f"if [ -f {self.control_dir}/base.index ]; then cp -p {self.control_dir}/base.index {index}; fi; "
-            f"{git} add -A >/dev/null; tree=$({git} write-tree); "
+            f"{git} -c core.checkStat=minimal -c core.trustctime=false add -A >/dev/null; tree=$({git} write-tree); "
             f"{git} diff --binary --full-index -M --no-color --no-ext-diff --no-textconv "
             f'--src-prefix=a/ --dst-prefix=b/ {self.tree} "$tree" > {patch}'
         )

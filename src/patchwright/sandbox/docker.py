@@ -3,7 +3,7 @@
 Hardening: non-root uid, all capabilities dropped, no-new-privileges, read-only
 root filesystem, pids/memory/CPU limits, no network unless the setup phase asks
 for it (and then cut before the model's first command), no host environment.
-The repository travels in as a tar stream (transfer.py) into a volume of the container's own.
+The repository travels in as a tar stream (transfer.py) into a tmpfs workspace of its own.
 
 Large repos (SandboxSpec.snapshot_min_files files or more) instead live in the container's own
 layer, so the container can be committed as a snapshot and later ones start from it
@@ -16,10 +16,10 @@ can under a read-only root (the workspace, /tmp, home), which tests check.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import signal
 import threading
-import time
 from typing import Any
 
 import docker
@@ -37,10 +37,9 @@ from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
 from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
 from patchwright.sandbox.snapshot import (
     FIND_ARGV,
-    SnapshotCommit,
+    SnapshotBuild,
     SyncPlan,
     current_snapshot,
-    head_commit,
     load_manifest,
 )
 from patchwright.sandbox.stream import FrameReader
@@ -88,8 +87,8 @@ class DockerSandbox:
         self._base_image: Image | None = None
         self._snapshot: Image | None = None  # the snapshot this container starts from
         self._snapshot_labels: dict[str, str] | None = None  # set when this container will be one
-        self._commit: SnapshotCommit | None = None
-        self._in_layer = False  # the workspace is in the container's own layer (snapshots), not a volume
+        self._build: SnapshotBuild | None = None
+        self._in_layer = False  # the workspace is in the container's own layer (snapshots), not a tmpfs
         self._started = False  # start() is over: the next command records the starting state first
         self.sync_plan: SyncPlan | None = None  # what a start from a snapshot copied and removed
 
@@ -99,8 +98,7 @@ class DockerSandbox:
         """Create the container, copy the repo in, run setup, cut the network, open the shell.
 
         The starting state (the base diff() compares against) is recorded just before the
-        first command, so a snapshot commit, which must come before it, can overlap the
-        model's first request.
+        first command.
         """
         try:
             self._create()
@@ -114,8 +112,8 @@ class DockerSandbox:
                 self._snapshot = None
                 self._start_fresh()
                 self._fill()
-            self._begin_snapshot()  # before setup (what setup makes differs run to run), in the background
             setup = self._run_setup(self.spec.setup_command) if self.spec.setup_command else None
+            self._begin_snapshot()  # in a container of its own, in the background
             self._started = True
             return StartResult(setup)
         except BaseException:
@@ -133,18 +131,13 @@ class DockerSandbox:
                 self._exec, self.workspace, self._host, manifest, racy_from, self.progress
             )
         else:
-            copied_at = int(time.time())
             transfer.copy_all(self._exec, self.workspace, self._host, self.progress)
-            if self._snapshot_labels is not None:
-                self._snapshot_labels.update(
-                    {labels.COPIED_AT: str(copied_at), labels.SNAPSHOT_HEAD: head_commit(self.workspace)}
-                )
         if self.spec.network:  # the model's own installs go through the same proxy as setup's
             self._shell_env = self._trust_host_ca()
         self._open_shell()
 
     def _discard_container(self) -> None:
-        """Close the shell, remove the container and its volume; never raises."""
+        """Close the shell and the file helper, remove the container; never raises."""
         self._files.close()
         if self._shell is not None:
             self._shell.close()
@@ -179,7 +172,8 @@ class DockerSandbox:
         self._start_fresh()
 
     def _start_fresh(self) -> None:
-        """A container of the sandbox image, for a full copy (to be committed, for a large repo)."""
+        """A container of the sandbox image, for a full copy (and, for a large repo, a snapshot
+        built beside it)."""
         assert self._base_image is not None  # _create looked it up
         if self._host is None:
             self._host = transfer.list_host(self.workspace, with_entries=False)
@@ -190,7 +184,7 @@ class DockerSandbox:
                 labels.FILE_COUNT: str(file_count),
             }
         try:
-            self._start_container(self._base_image, writable_root=self._snapshot_labels is not None)
+            self._start_container(self._base_image, writable_root=False)
         except docker.errors.ImageNotFound:
             raise self._missing_image() from None
 
@@ -218,9 +212,8 @@ class DockerSandbox:
         return container_options(self.spec, writable_root, engine_cpus(self.client, self.spec.cpus))
 
     def _begin_snapshot(self) -> None:
-        """Commit this container as the repo's snapshot, in the background: a paused container
-        holds still while the engine copies its layer, and every exec waits for the commit."""
-        if self._snapshot_labels is None or self.container is None or self._exec is None:
+        """Build the repo's snapshot in a container of its own, in the background (snapshot.py)."""
+        if self._snapshot_labels is None or self._base_image is None or self._host is None:
             return
         image_labels = {
             **self._snapshot_labels,
@@ -231,31 +224,42 @@ class DockerSandbox:
             labels.REPO_PATH: str(self.workspace.root),
         }
         self._snapshot_labels = None
-        self.progress("saving a snapshot of the repository, for faster starts next time")
-        runner = self._exec
-        self._commit = SnapshotCommit(
+        self.progress("saving a snapshot of the repository in the background, for faster starts next time")
+        base, host, spec = self._base_image, self._host, self.spec
+        builder_spec = dataclasses.replace(spec, run_id=f"{spec.run_id}-snapshot")
+
+        def make_builder() -> Container:
+            options = container_options(builder_spec, True, engine_cpus(self.client, spec.cpus))
+            container = self.client.containers.create(base, **options)
+            container.start()
+            return container
+
+        def runner(container: Container) -> ContainerExec:
+            return ContainerExec(self.client, str(container.id), WORKSPACE)
+
+        self._build = SnapshotBuild(
             self.client,
-            self.container,
             self.workspace,
             image_labels,
-            lambda: runner.collect(FIND_ARGV, max_bytes=1 << 30),
-            self.spec.manifest_dir,
+            make_builder,
+            lambda container: transfer.copy_all(runner(container), self.workspace, host, _quiet),
+            lambda container: runner(container).collect(FIND_ARGV, max_bytes=1 << 30),
+            spec.manifest_dir,
         )
-        self._commit.start()
+        self._build.start()
 
     @property
     def snapshot_error(self) -> str | None:
-        """Why the last snapshot commit failed (a slower next start, nothing worse)."""
-        return self._commit.error if self._commit is not None else None
+        """Why the last snapshot build failed (a slower next start, nothing worse)."""
+        return self._build.error if self._build is not None else None
 
     def _await_snapshot(self) -> None:
-        """Wait for a commit in progress: the container is paused until it ends."""
-        if self._commit is not None:
-            self._commit.wait()
+        """Wait for a snapshot build in progress."""
+        if self._build is not None:
+            self._build.wait()
 
     def _ready(self) -> None:
-        """Before any command after start: the commit is over and the starting state recorded."""
-        self._await_snapshot()
+        """Before any command after start: the starting state is recorded."""
         if self._started and self._baseline.tree is None:
             view = self._host
             # The host's own git already said what differs from its index (see Baseline.record).
@@ -271,7 +275,6 @@ class DockerSandbox:
 
     def _run_setup(self, command: str) -> CommandResult:
         """Run the setup command with the network on, then cut the network for good."""
-        self._await_snapshot()  # the container is paused while it is committed
         env = self._trust_host_ca()
         self.progress(f"setup (network on): {command}")
         result = self._runner().execute(["bash", "-c", command], timeout=self.spec.setup_timeout, env=env)
@@ -316,7 +319,7 @@ class DockerSandbox:
         self._open_shell()
 
     def stop(self) -> None:
-        """Remove the container and its workspace volume; never raises, safe to call again.
+        """Remove the container and its workspace; never raises, safe to call again.
 
         Ctrl-C and SIGTERM wait until the removal is done (they are held, not lost).
         """
@@ -324,9 +327,9 @@ class DockerSandbox:
         main_thread = threading.current_thread() is threading.main_thread()
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main_thread else None
         try:
-            if self._commit is not None:  # removing a paused container mid-commit can fail
-                self._commit.wait(timeout=300)
-                self._commit = None
+            if self._build is not None and self._build.running:
+                self.progress("finishing the repository's snapshot")
+                self._build.wait(timeout=300)
             self._discard_container()
         finally:
             if previous is not None:

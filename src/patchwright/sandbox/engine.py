@@ -23,7 +23,6 @@ import docker.errors
 import requests
 from docker.errors import APIError, DockerException
 from docker.models.containers import Container
-from docker.types import Mount
 
 from patchwright.errors import SandboxError
 from patchwright.sandbox import labels
@@ -236,8 +235,9 @@ def engine_cpus(client: docker.DockerClient, wanted: float) -> float:
 def container_options(spec: SandboxSpec, writable_root: bool, cpus: float) -> dict[str, Any]:
     """The hardened sandbox container's settings, as `containers.create` keyword arguments.
 
-    `writable_root`: a snapshot's container, whose own layer holds the repo (no volume); the
-    image's world-writable folders are then covered read-only, as a read-only root leaves them.
+    The workspace is a tmpfs (spec.workspace_size), except in a snapshot's container
+    (`writable_root`), whose own layer holds the repo; the image's world-writable folders are
+    then covered read-only, as a read-only root leaves them.
     """
     tmpfs = {
         "/tmp": f"rw,nosuid,nodev,exec,size={spec.tmp_size},mode=1777",
@@ -245,6 +245,8 @@ def container_options(spec: SandboxSpec, writable_root: bool, cpus: float) -> di
     }
     if writable_root:
         tmpfs.update({path: "ro,nosuid,nodev,noexec,size=1m" for path in WORLD_WRITABLE})
+    else:
+        tmpfs[WORKSPACE] = f"rw,nosuid,nodev,exec,size={spec.workspace_size},uid={UID},gid={GID},mode=0755"
     return {
         "command": ["sleep", "infinity"],
         "init": True,
@@ -269,8 +271,7 @@ def container_options(spec: SandboxSpec, writable_root: bool, cpus: float) -> di
         "memswap_limit": spec.memory,
         "nano_cpus": int(min(spec.cpus, cpus) * 1e9),
         "tmpfs": tmpfs,
-        # An anonymous volume: removed with the container (remove(v=True)), by prune too.
-        "mounts": [] if writable_root else [Mount(target=WORKSPACE, source=None, type="volume")],
+        "mounts": [],
         "stdin_open": False,
         "tty": False,
     }

@@ -58,6 +58,11 @@ def host_ca_bundle() -> str | None:
     return None
 
 
+def running_in_ci() -> bool:
+    """CI=true (GitHub Actions, GitLab, CircleCI and most others set it)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def sandbox_spec(settings: Settings, image: str) -> SandboxSpec:
     """The sandbox part of the settings (the run id is set per sandbox)."""
     return SandboxSpec(
@@ -68,7 +73,7 @@ def sandbox_spec(settings: Settings, image: str) -> SandboxSpec:
         memory=settings.memory,
         cpus=settings.cpus,
         pids_limit=settings.pids_limit,
-        snapshots=settings.snapshots,
+        snapshots=settings.snapshots if settings.snapshots is not None else not running_in_ci(),
         command_timeout=settings.command_timeout,
         setup_timeout=settings.setup_timeout,
         host_ca_bundle=host_ca_bundle(),

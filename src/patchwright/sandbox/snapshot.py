@@ -255,53 +255,68 @@ def current_snapshot(client: docker.DockerClient, ws: Workspace, base: Image) ->
 
 
 @dataclass
-class SnapshotCommit:
-    """Commits a container as its repo's snapshot on a thread of its own.
+class SnapshotBuild:
+    """Builds a repo's snapshot on a thread of its own, in a container of its own.
 
-    A paused container holds still while the engine copies its layer, so every command
-    must `wait()` first; a failed commit costs the next run its head start, nothing else.
+    The builder gets its own copy of the repo and is committed once the copy is in, so
+    the snapshot holds the repo as copied and nothing else, and the run's own sandbox
+    never waits for it. A failed build costs the next run its head start, nothing else.
     """
 
     client: docker.DockerClient
-    container: Container
     ws: Workspace
-    image_labels: dict[str, str]
-    list_files: Callable[[], tuple[bytes, int | None]]  # FIND_ARGV in the container
+    image_labels: dict[str, str]  # the snapshot's: base image, file count
+    make_builder: Callable[[], Container]  # a started container of the base image, repo in its layer
+    fill: Callable[[Container], None]  # copy the repo into it
+    list_files: Callable[[Container], tuple[bytes, int | None]]  # FIND_ARGV in it
     manifest_dir: str | None
     error: str | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
+    _builder: Container | None = field(default=None, repr=False)
+    _cancelled: bool = field(default=False, repr=False)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._commit, daemon=True)
+        self._thread = threading.Thread(target=self._build, daemon=True)
         self._thread.start()
 
     def wait(self, timeout: float | None = None) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
-            if not self._thread.is_alive():
-                self._thread = None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._thread is not None and self._thread.is_alive()
 
-    def _commit(self) -> None:
+    def cancel(self) -> None:
+        """Give the build up: its builder container goes, and no snapshot is tagged."""
+        self._cancelled = True
+        self._remove_builder()
+        self.wait(timeout=60)
+
+    def _build(self) -> None:
         tag = snapshot_tag(self.ws)
         try:
+            self._builder = self.make_builder()
+            copied_at = int(time.time())
+            self.fill(self._builder)
+            manifest, code = self.list_files(self._builder)
+            if self._cancelled:
+                return
             try:
                 previous: str | None = self.client.images.get(tag).id
             except docker.errors.ImageNotFound:
                 previous = None
-            manifest, code = self.list_files()
+            found = {
+                **self.image_labels,
+                labels.COPIED_AT: str(copied_at),
+                labels.SNAPSHOT_HEAD: head_commit(self.ws),
+            }
             repository, _, name = tag.partition(":")
-            # The SDK's 60 s would give up on a large repo while the engine, still committing,
-            # keeps the container paused; every command waits for this thread meanwhile.
+            # The SDK's 60 s would give up on a large repo while the engine is still committing.
             usual = self.client.api.timeout
             self.client.api.timeout = max(usual or 0, COMMIT_TIMEOUT)
             try:
-                image = self.container.commit(
-                    repository, name, conf={"Labels": self.image_labels}, pause=True
-                )
+                image = self._builder.commit(repository, name, conf={"Labels": found}, pause=True)
             finally:
                 self.client.api.timeout = usual
             if self.manifest_dir and code == 0:
@@ -313,16 +328,11 @@ class SnapshotCommit:
                         drop_manifest(self.manifest_dir, previous)
         except Exception as err:
             self.error = str(err)
-            self._wait_unpaused()
+        finally:
+            self._remove_builder()
 
-    def _wait_unpaused(self) -> None:
-        """After a failed commit the engine may still hold the container paused for a while."""
-        deadline = time.monotonic() + COMMIT_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                self.container.reload()
-            except docker.errors.APIError:
-                return
-            if not self.container.attrs.get("State", {}).get("Paused"):
-                return
-            time.sleep(0.5)
+    def _remove_builder(self) -> None:
+        builder, self._builder = self._builder, None
+        if builder is not None:
+            with contextlib.suppress(docker.errors.APIError):
+                builder.remove(force=True)

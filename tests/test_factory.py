@@ -1,0 +1,66 @@
+"""Settings to sandboxes (the one place naming Docker), and the run statuses' exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from patchwright.config import Settings
+from patchwright.errors import ExitCode
+from patchwright.sandbox.docker import DockerSandbox
+from patchwright.sandbox.factory import open_factory, running_in_ci, sandbox_spec
+from patchwright.status import RunStatus, exit_code_for
+from patchwright.workspace import open_workspace
+
+from helpers import make_repo
+
+
+@pytest.mark.parametrize(("value", "ci"), [("true", True), ("1", True), ("false", False), ("", False)])
+def test_ci_is_told_by_the_ci_variable(monkeypatch: pytest.MonkeyPatch, value: str, ci: bool) -> None:
+    monkeypatch.setenv("CI", value)
+    assert running_in_ci() is ci
+
+
+def test_snapshots_default_off_under_ci_and_a_choice_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    assert sandbox_spec(Settings(), "img").snapshots is False
+    assert sandbox_spec(Settings(snapshots=True), "img").snapshots is True
+    monkeypatch.delenv("CI")
+    assert sandbox_spec(Settings(), "img").snapshots is True
+    assert sandbox_spec(Settings(snapshots=False), "img").snapshots is False
+
+
+def test_the_spec_carries_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("UNRELATED", "x")
+    spec = sandbox_spec(Settings(network=True, memory="2g", pids_limit=64, setup="make deps"), "img")
+    assert (spec.image, spec.network, spec.memory, spec.pids_limit, spec.setup_command) == (
+        "img",
+        True,
+        "2g",
+        64,
+        "make deps",
+    )
+    assert spec.proxy_env == {"HTTPS_PROXY": "http://proxy.example:3128"}
+
+
+def test_the_factory_makes_docker_sandboxes_per_run(sandbox_image: str, tmp_path: Path) -> None:
+    factory = open_factory(Settings(image=sandbox_image), lambda line: None)
+    ws = open_workspace(make_repo(tmp_path / "r", {"a.txt": "a\n"}))
+    first, second = factory.create("run-1", ws, print), factory.create("run-1-verify", ws, print)
+    assert isinstance(first, DockerSandbox) and isinstance(second, DockerSandbox)
+    assert (first.spec.run_id, second.spec.run_id, first.spec.image) == (
+        "run-1",
+        "run-1-verify",
+        sandbox_image,
+    )
+
+
+def test_exit_codes_of_the_statuses() -> None:
+    assert exit_code_for(RunStatus.COMPLETED, "diff --git a/x b/x\n") == ExitCode.PATCHED
+    assert exit_code_for(RunStatus.COMPLETED, "  \n") == ExitCode.NO_CHANGES
+    assert exit_code_for(RunStatus.REFUSED, "") == ExitCode.NO_CHANGES
+    for limit in (RunStatus.MAX_STEPS, RunStatus.MAX_COST, RunStatus.TIMEOUT):
+        assert limit.is_limit and exit_code_for(limit, "diff") == ExitCode.LIMIT
+    assert not RunStatus.ERROR.is_limit
