@@ -12,18 +12,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from patchwright.context import context_events
 from patchwright.model import ModelClient, ModelInfo, Usage
 from patchwright.outputs import TrajectoryWriter
+from patchwright.selfcheck import SelfCheck
 from patchwright.tools import ToolResult, Toolset
 
 MAX_TOOL_RESULT_CHARS = 40_000
-CONTEXT_CLEAR_FRACTION = 0.7  # clear old tool results once a turn reads this much of the window
-KEEP_RECENT_TURNS = 3  # tool results of the last turns are never cleared
-CLEARED = "[old tool output cleared to save context; run the tool again if you need it]"
 CACHE = {"type": "ephemeral"}
 
 # Statuses a loop can end with; the CLI maps them to exit codes.
 COMPLETED, REFUSED, MAX_STEPS, MAX_COST, TIMEOUT = "completed", "refused", "max_steps", "max_cost", "timeout"
+# --- issue 12: stop reasons that end a run without the model finishing (exit code 3, a limit).
+CONTEXT_EXCEEDED = "context_window_exceeded"  # stop_reason model_context_window_exceeded
+STOPPED = "stopped"  # a stop_reason this version does not know: not taken as a finished run
+RESEND_STOPS = frozenset({"pause_turn", "compaction"})  # send the turn back as it is
+FINAL_STOPS = frozenset({"end_turn", "stop_sequence"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class AgentLoop:
     trajectory: TrajectoryWriter
     on_event: Event = _ignore
     cache: bool = True  # prompt caching; off only to measure what it saves (benchmarks/)
+    selfcheck: SelfCheck | None = None  # issue 12: run the tests before accepting an end of turn
 
     def cost(self, state: LoopState) -> float | None:
         return state.usage.cost(self.info)
@@ -93,6 +98,7 @@ class AgentLoop:
             self.on_event(
                 "usage", {"usage": state.usage.as_dict(), "cost": self.cost(state), "step": state.steps}
             )
+            self._record_context(message, state.steps)  # issue 12
             text = "".join(block.text for block in message.content if block.type == "text")
             if text:
                 state.final_text = text
@@ -101,8 +107,10 @@ class AgentLoop:
 
             if message.stop_reason == "refusal":
                 return REFUSED
-            if message.stop_reason == "pause_turn":
-                continue  # the API asks us to send the turn back as it is
+            if message.stop_reason in RESEND_STOPS:
+                continue  # the API asks us to send the turn back as it is (after compaction too)
+            if message.stop_reason == "model_context_window_exceeded":
+                return CONTEXT_EXCEEDED  # server-side context management could not keep it in the window
             tool_uses = [block for block in content if block["type"] == "tool_use"]
             if tool_uses and self._limit_reached(state) == TIMEOUT:
                 return TIMEOUT  # the wall clock ran out while the model was answering
@@ -114,9 +122,40 @@ class AgentLoop:
                     "user",
                     [{"type": "text", "text": "Your reply was cut at the output limit. Continue."}],
                 )
+            elif message.stop_reason not in FINAL_STOPS:
+                self.trajectory.write(
+                    "unknown_stop_reason", step=state.steps, stop_reason=message.stop_reason
+                )
+                return STOPPED
             else:
-                return COMPLETED  # end_turn or stop_sequence
-            self._clear_old_results(state, usage)
+                nudge = self._self_check(state)  # issue 12
+                if nudge is None:
+                    return COMPLETED
+                self._append(state, "user", [{"type": "text", "text": nudge}])
+
+    # --- issue 12: server-side context management and the self-check, recorded as they happen
+    def _record_context(self, message: Any, step: int) -> None:
+        for kind, data in context_events(message):
+            self.trajectory.write(kind, step=step, **data)
+            self.on_event(kind, data)
+
+    def _self_check(self, state: LoopState) -> str | None:
+        """None when the run may end; else the failure to send back as the next user turn."""
+        check = self.selfcheck
+        if check is None or not check.due() or self._limit_reached(state):
+            return None
+        result = check.run()
+        self.trajectory.write(
+            "self_check",
+            round=check.rounds,
+            command=check.command,
+            passed=result.passed,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            output=truncate(result.output, MAX_TOOL_RESULT_CHARS),
+        )
+        self.on_event("self_check", {"round": check.rounds, "passed": result.passed})
+        return None if result.passed else check.nudge(result)
 
     def _limit_reached(self, state: LoopState) -> str | None:
         if state.steps >= self.limits.max_steps:
@@ -164,22 +203,6 @@ class AgentLoop:
                 }
             )
         return results
-
-    def _clear_old_results(self, state: LoopState, last: Usage) -> None:
-        """Near the context window, blank old tool results; the task and persona stay whole."""
-        if last.prompt_tokens < CONTEXT_CLEAR_FRACTION * self.info.context:
-            return
-        user_turns = [i for i, m in enumerate(state.messages) if m["role"] == "user"]
-        keep_from = user_turns[-KEEP_RECENT_TURNS] if len(user_turns) >= KEEP_RECENT_TURNS else 0
-        cleared = 0
-        for message in state.messages[1:keep_from]:
-            for block in message["content"] if isinstance(message["content"], list) else []:
-                if block.get("type") == "tool_result" and block.get("content") != CLEARED:
-                    block["content"] = CLEARED
-                    cleared += 1
-        if cleared:
-            self.trajectory.write("context_cleared", tool_results=cleared, prompt_tokens=last.prompt_tokens)
-            self.on_event("context_cleared", {"tool_results": cleared})
 
 
 def truncate(text: str, limit: int) -> str:
