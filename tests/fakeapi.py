@@ -1319,7 +1319,9 @@ class FakeAnthropic:
             rates = RATE_CARD[str(request.body["model"])]
             for usage in (request.usage, *request.iterations):
                 nested = usage.get("cache_creation") or {}  # an iteration is in wire form
-                one_hour = usage.get("cache_creation_1h_input_tokens", nested.get("ephemeral_1h_input_tokens", 0))
+                one_hour = usage.get(
+                    "cache_creation_1h_input_tokens", nested.get("ephemeral_1h_input_tokens", 0)
+                )
                 total += (
                     usage.get("input_tokens", 0) * rates["input"]
                     + (usage.get("cache_creation_input_tokens", 0) - one_hour) * rates["cache_write_5m"]

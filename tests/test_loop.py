@@ -634,7 +634,9 @@ def test_the_loop_never_rewrites_old_tool_results_even_near_the_window(harness: 
     assert h.run() == COMPLETED
 
     last = messages_of(h.api.requests[-1])
-    results = [b for msg in last if msg["role"] == "user" for b in msg["content"] if b["type"] == "tool_result"]
+    results = [
+        b for msg in last if msg["role"] == "user" for b in msg["content"] if b["type"] == "tool_result"
+    ]
     assert [b["content"] for b in results] == [c.input["text"] for c in calls]
     for earlier in h.api.requests[:-1]:  # every request's history is a prefix of the next one's
         sent = strip_cache(messages_of(earlier))

@@ -61,7 +61,9 @@ def test_model_info_exact_id() -> None:
 
 def test_model_info_dated_id_falls_back_to_the_alias() -> None:
     assert model_info("claude-sonnet-4-5-20250929") == SONNET_4_5
-    assert model_info("claude-opus-4-5-20251101") == ModelInfo(5.0, 25.0, 200_000, 6.25, 10.0, 0.5, None, "extended")
+    assert model_info("claude-opus-4-5-20251101") == ModelInfo(
+        5.0, 25.0, 200_000, 6.25, 10.0, 0.5, None, "extended"
+    )
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,13 @@ from patchwright.verify import verify_patch
 from patchwright.workspace import Workspace, apply_patch, detect_test_command, hide_run_dir, open_workspace
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
-LIMIT_STATUSES = {loop_mod.MAX_STEPS, loop_mod.MAX_COST, loop_mod.TIMEOUT}
+LIMIT_STATUSES = {
+    loop_mod.MAX_STEPS,
+    loop_mod.MAX_COST,
+    loop_mod.TIMEOUT,
+    loop_mod.CONTEXT_EXCEEDED,
+    loop_mod.STOPPED,
+}
 RUN_NOTES = """
 
 # How this run works
