@@ -23,6 +23,7 @@ from patchwright.loop import COMPLETED, CONTEXT_EXCEEDED, STOPPED
 from patchwright.model import Usage, model_info
 from patchwright.params import RequestParams, max_tokens_for, request_params
 from patchwright.selfcheck import CheckResult, SelfCheck
+from test_loop import BIG_PERSONA, Harness, strip_cache
 
 from fakeapi import (
     CLEARED_PLACEHOLDER,
@@ -34,7 +35,6 @@ from fakeapi import (
     text,
     tool_use,
 )
-from test_loop import BIG_PERSONA, Harness, strip_cache
 
 SONNET = "claude-sonnet-5-5"
 OPUS = "claude-opus-5-5"
@@ -70,7 +70,7 @@ def thinking_params(model: str, **changes: Any) -> RequestParams:
 
 
 def test_effort_and_adaptive_thinking_are_sent_and_fixed_for_the_run(harness: Any) -> None:
-    h = harness(echo_calls(3) + ["Done."], model=SONNET, params=thinking_params(SONNET, effort="xhigh"))
+    h = harness([*echo_calls(3), "Done."], model=SONNET, params=thinking_params(SONNET, effort="xhigh"))
     assert h.run() == COMPLETED
     for request in h.api.requests:
         assert request.body["thinking"] == {"type": "adaptive"}
@@ -79,7 +79,7 @@ def test_effort_and_adaptive_thinking_are_sent_and_fixed_for_the_run(harness: An
 
 
 def test_thinking_blocks_go_back_unchanged_turn_after_turn(harness: Any) -> None:
-    h = harness(echo_calls(4) + ["Done."], model=SONNET, params=thinking_params(SONNET))
+    h = harness([*echo_calls(4), "Done."], model=SONNET, params=thinking_params(SONNET))
     assert h.run() == COMPLETED
     assert all(r.status == 200 for r in h.api.requests)  # every later request passed the prefix check
     last = h.api.requests[-1].body["messages"]
@@ -91,7 +91,7 @@ def test_thinking_blocks_go_back_unchanged_turn_after_turn(harness: Any) -> None
 
 def test_a_history_changed_before_a_thinking_block_is_refused(harness: Any) -> None:
     """What the old in-place blanking did to a conversation: the API answers 400."""
-    h = harness(echo_calls(2) + ["Done."], model=SONNET, params=thinking_params(SONNET))
+    h = harness([*echo_calls(2), "Done."], model=SONNET, params=thinking_params(SONNET))
     assert h.run() == COMPLETED
     history = [dict(m) for m in h.state.messages]
     first_results = history[2]
@@ -144,7 +144,7 @@ def test_manual_thinking_models_get_no_thinking_parameter() -> None:
 def test_server_side_clearing_is_recorded_and_the_client_history_stays_whole(harness: Any) -> None:
     policy = ContextPolicy("clear", trigger=3_000)
     h = harness(
-        echo_calls(10, size=200) + ["Done."],
+        [*echo_calls(10, size=200), "Done."],
         model=SONNET,
         persona=BIG_PERSONA,
         params=thinking_params(SONNET, context=policy),
@@ -183,7 +183,7 @@ def test_server_side_clearing_is_recorded_and_the_client_history_stays_whole(har
 def test_compaction_blocks_go_back_unchanged_and_are_recorded(harness: Any) -> None:
     policy = ContextPolicy("compact", trigger=4_000)
     h = harness(
-        echo_calls(8, size=60) + ["Done."],
+        [*echo_calls(8, size=60), "Done."],
         model=SONNET,
         persona=BIG_PERSONA,
         params=thinking_params(SONNET, context=policy),
@@ -312,7 +312,7 @@ def test_long_failures_are_capped_head_and_tail(harness: Any) -> None:
 
 @pytest.mark.parametrize("model", [SONNET, OPUS, "claude-fable-5-1", "claude-haiku-4-5"])
 def test_costs_match_what_the_server_charged_at_the_models_cache_prices(harness: Any, model: str) -> None:
-    h = harness(echo_calls(5) + ["Done."], model=model, persona=BIG_PERSONA, think=False)
+    h = harness([*echo_calls(5), "Done."], model=model, persona=BIG_PERSONA, think=False)
     assert h.run() == COMPLETED
     assert h.state.usage.cache_read_input_tokens > 0
     assert h.state.usage.cost(model_info(model)) == pytest.approx(h.api.total_cost(), rel=1e-9)
