@@ -591,6 +591,10 @@ def test_bad_environment_values_name_the_variable(home: Path, name: str, raw: st
         ({"pids_limit": 8}, "pids_limit"),
         ({"cpus": 0}, "cpus"),
         ({"max_retries": -1}, "max_retries"),
+        ({"effort": "extreme"}, "effort must be one of low, medium, high, xhigh, max"),
+        ({"max_continues": -1}, "max_continues"),
+        ({"context_strategy": "blank"}, "context_strategy"),
+        ({"context_trigger": 10}, "context_trigger"),
     ],
 )
 def test_check_rejects_nonsense_values(changes: dict[str, Any], complaint: str) -> None:
@@ -630,7 +634,12 @@ def test_every_setting_can_come_from_the_environment(home: Path) -> None:
     env["PATCHWRIGHT_PROVIDER"] = "anthropic"
     env["PATCHWRIGHT_PIDS_LIMIT"] = "64"
     env["PATCHWRIGHT_MEMORY"] = "768m"  # check() wants a real size
+    env["PATCHWRIGHT_EFFORT"] = "high"  # and a real level, strategy and trigger
+    env["PATCHWRIGHT_CONTEXT_STRATEGY"] = "compact"
+    env["PATCHWRIGHT_CONTEXT_TRIGGER"] = "50000"
     settings, _ = load_settings(None, home, env, {})
+    assert settings.effort == "high" and settings.max_continues == 3
+    assert settings.context_strategy == "compact" and settings.context_trigger == 50_000
     assert settings.max_steps == 3 and settings.cpus == 2.5 and settings.network is True
     assert settings.memory == "768m" and settings.pids_limit == 64 and settings.image == "value"
     assert settings.setup_timeout == 2.5 and settings.snapshots is True
@@ -641,8 +650,14 @@ def test_every_setting_can_come_from_the_environment(home: Path) -> None:
 def test_resolved_model() -> None:
     assert Settings(model="claude-opus-5").resolved_model("claude-haiku-4-5") == "claude-opus-5"
     assert Settings().resolved_model("claude-haiku-4-5") == "claude-haiku-4-5"
-    for alias in ("inherit", "sonnet", "opus", "haiku", None):
+    for alias in ("inherit", None, "default"):
         assert Settings().resolved_model(alias) == DEFAULT_MODEL
+    assert Settings().resolved_model("sonnet") == "claude-sonnet-5-5"
+    assert Settings().resolved_model("opus") == "claude-opus-5-5"
+    assert Settings().resolved_model("haiku") == "claude-haiku-5-5"
+    assert Settings(model="opus").resolved_model("haiku") == "claude-opus-5-5"  # an alias as --model too
+    env = {"ANTHROPIC_DEFAULT_OPUS_MODEL": "claude-opus-5"}
+    assert Settings().resolved_model("opus", env) == "claude-opus-5"
 
 
 def test_unknown_patchwright_variables_are_warned_about_with_a_guess() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from patchwright import loop as loop_mod
 from patchwright.config import Settings
+from patchwright.context import ContextPolicy
 from patchwright.display import Display
 from patchwright.errors import ExitCode, OutputError, PatchwrightError, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState
@@ -36,10 +37,12 @@ from patchwright.outputs import (
     write_summary,
     write_text_file,
 )
+from patchwright.params import max_tokens_for, request_params
 from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
 from patchwright.sandbox.base import WORKSPACE, SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.image import docker_client, ensure_image
+from patchwright.selfcheck import SelfCheck, sandbox_check
 from patchwright.tools import build_toolset
 from patchwright.verify import verify_patch
 from patchwright.workspace import Workspace, apply_patch, detect_test_command, hide_run_dir, open_workspace
@@ -171,7 +174,9 @@ def prepare(request: FixRequest) -> Prepared:
             f"agent {agent.name!r} ({agent.path}) leaves the model no tools: its `tools:` maps to {offered}"
             + (" and there is no test command" if "run_tests" in agent.tools else "")
         )
-    model = settings.resolved_model(agent.model)
+    model = settings.resolved_model(
+        agent.model, dict(os.environ)
+    )  # issue 12: aliases, ANTHROPIC_DEFAULT_*_MODEL
     info = model_info(model)
     if settings.max_cost is not None and not info.priced:
         raise UsageError(
@@ -317,14 +322,31 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
             toolset = build_toolset(
                 sandbox, prepared.model, settings.command_timeout, prepared.agent.tools, prepared.test_command
             )
+            # --- issue 12: thinking, effort, context management, the agent's maxTurns, the self-check
+            params = request_params(
+                info,
+                settings.effort or prepared.agent.effort,
+                ContextPolicy(settings.context_strategy, settings.context_trigger),
+            )
+            max_tokens = max_tokens_for(info, settings.max_tokens)
+            trajectory.write("model_params", max_tokens=max_tokens, **params.body(), betas=list(params.betas))
+            check = None
+            if prepared.test_command and settings.max_continues > 0:
+                run_check = sandbox_check(sandbox, prepared.test_command, toolset.command_time)
+                check = SelfCheck(run_check, prepared.test_command, settings.max_continues)
             agent_loop = AgentLoop(
-                model=ModelClient(client, prepared.model, settings.max_tokens),
+                model=ModelClient(client, prepared.model, max_tokens, params),
                 info=info,
                 tools=toolset,
                 system=system_prompt(prepared, settings, list(toolset.tools)),
-                limits=Limits(settings.max_steps, settings.max_cost, settings.timeout),
+                limits=Limits(
+                    min(settings.max_steps, prepared.agent.max_turns or settings.max_steps),
+                    settings.max_cost,
+                    settings.timeout,
+                ),
                 trajectory=trajectory,
                 on_event=on_event,
+                selfcheck=check,
             )
             summary.status = agent_loop.run(state)
         except Interrupted as err:

@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
+from patchwright.agent_fields import parse_effort, parse_max_turns, without_disallowed
 from patchwright.errors import AgentFileError
+from patchwright.imports import expand_imports
 from patchwright.resources import data_dir
 
 DEFAULT_AGENT = "backend-developer"
@@ -96,6 +98,9 @@ class AgentDefinition:
     path: Path
     origin: str  # ORIGIN_* constant, or "file" for an explicit path
     ignored_tools: tuple[str, ...] = ()
+    # --- issue 12: Claude Code subagent fields (agent_fields.py)
+    max_turns: int | None = None  # maxTurns: a step limit
+    effort: str | None = None  # effort: the run's effort unless --effort/config says otherwise
 
 
 @dataclass(frozen=True)
@@ -230,7 +235,9 @@ def _required_string(path: Path, data: dict[str, Any], field: str) -> str:
     return value.strip()
 
 
-def map_tools(path: Path, value: object) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+def map_tools(
+    path: Path, value: object, field: str = "tools"
+) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
     """Translate a `tools` field into (our tool names, ignored Claude Code tools).
 
     Accepts Claude Code's comma-separated string or a YAML list. Absent/null means all
@@ -245,11 +252,13 @@ def map_tools(path: Path, value: object) -> tuple[tuple[str, ...] | None, tuple[
         names = []
         for item in value:
             if not isinstance(item, str):
-                raise _fail(path, f"field 'tools' must list tool names as strings, got a {_type_name(item)}")
+                raise _fail(
+                    path, f"field '{field}' must list tool names as strings, got a {_type_name(item)}"
+                )
             names.append(item.strip())
     else:
         raise _fail(
-            path, f"field 'tools' must be a comma-separated string or a list, got a {_type_name(value)}"
+            path, f"field '{field}' must be a comma-separated string or a list, got a {_type_name(value)}"
         )
 
     ours: list[str] = []
@@ -265,7 +274,7 @@ def map_tools(path: Path, value: object) -> tuple[tuple[str, ...] | None, tuple[
             mapped = TOOL_NAME_MAP[base]
         else:
             known = ", ".join(sorted(TOOL_NAME_MAP))
-            raise _fail(path, f"field 'tools' names unknown tool {name!r} (known: {known}, mcp__*)")
+            raise _fail(path, f"field '{field}' names unknown tool {name!r} (known: {known}, mcp__*)")
         if mapped is None:
             if name not in ignored:
                 ignored.append(name)
@@ -294,6 +303,9 @@ def load_agent_file(path: Path, origin: str = "file") -> AgentDefinition:
         model = model.strip() or None
 
     tools, ignored = map_tools(path, data.get("tools"))
+    # --- issue 12: disallowedTools, maxTurns, effort (agent_fields.py)
+    disallowed, _ = map_tools(path, data.get("disallowedTools"), "disallowedTools")
+    tools = without_disallowed(path, tools, disallowed, OUR_TOOLS)
 
     prompt = body.strip()
     if not prompt:
@@ -308,6 +320,8 @@ def load_agent_file(path: Path, origin: str = "file") -> AgentDefinition:
         path=path,
         origin=origin,
         ignored_tools=ignored,
+        max_turns=parse_max_turns(path, data),
+        effort=parse_effort(path, data),
     )
 
 
@@ -471,6 +485,7 @@ def load_project_instructions(repo: Path) -> str | None:
         except OSError:
             continue
         text = text.replace("\r\n", "\n").removeprefix("\ufeff").strip()
+        text = expand_imports(text, repo, relative)  # issue 12: CLAUDE.md `@path` imports
         if text:
             sections.append(f"# Project instructions from {relative}\n\n{text}")
     return "\n\n".join(sections) if sections else None
