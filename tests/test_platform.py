@@ -178,6 +178,14 @@ def test_server_side_clearing_is_recorded_and_the_client_history_stays_whole(har
     # Caching keeps working across the clearings: after the first clearing, turns still read the cache.
     after = requests[requests.index(cleared[0]) + 1 :]
     assert after and all((r.usage or {})["cache_read_input_tokens"] > 1024 for r in after)
+    # ... most of the prompt, thanks to the breakpoint on the cleared boundary (context.py).
+    for r in after:
+        usage = r.usage or {}
+        prompt = (
+            usage["input_tokens"] + usage["cache_creation_input_tokens"] + usage["cache_read_input_tokens"]
+        )
+        assert usage["cache_read_input_tokens"] > 0.5 * prompt  # without it: only system and tools (~25%)
+    assert max(sum("cache_control" in str(b) for b in r.body["messages"]) for r in after) == 3
 
 
 def test_compaction_blocks_go_back_unchanged_and_are_recorded(harness: Any) -> None:

@@ -110,3 +110,45 @@ def context_events(message: Any) -> list[tuple[str, dict[str, Any]]]:
                 )
             )
     return events
+
+
+def clearing_keep(params: Any) -> int | None:
+    """How many recent tool uses the request's tool-result clearing keeps, or None without one."""
+    management = getattr(params, "context_management", None) or {}
+    for edit in management.get("edits", []):
+        if edit.get("type") == "clear_tool_uses_20250919":
+            return int((edit.get("keep") or {}).get("value", KEEP_TOOL_USES))
+    return None
+
+
+def with_boundary_breakpoint(
+    messages: list[dict[str, Any]], keep: int, cache: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """A cache breakpoint on the user turn holding the newest tool result that clearing takes.
+
+    Past the trigger the API clears every tool result but the last `keep` on each request,
+    so the cleared boundary moves one turn per step, and every cache entry written at the
+    last turns (where the newest results were still whole) stops matching. A breakpoint at
+    the boundary writes the prefix as it looks cleared; the next request finds it within
+    the 20-block lookback and reads everything up to there from the cache. Under the
+    trigger it is one more entry on a prefix written anyway. The fourth of four breakpoints:
+    system, the last two user turns, this one.
+    """
+    turns = [
+        i
+        for i, message in enumerate(messages)
+        if message["role"] == "user" and isinstance(message["content"], list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
+    if len(turns) <= keep:
+        return messages
+    boundary = turns[-keep - 1]
+    last_two = [i for i, m in enumerate(messages) if m["role"] == "user"][-2:]
+    if boundary in last_two:
+        return messages
+    marked = list(messages)
+    blocks = list(messages[boundary]["content"])
+    blocks[-1] = {**blocks[-1], "cache_control": cache}
+    marked[boundary] = {**messages[boundary], "content": blocks}
+    return marked

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from patchwright.context import context_events
+from patchwright.context import clearing_keep, context_events, with_boundary_breakpoint
 from patchwright.model import ModelClient, ModelInfo, Usage
 from patchwright.outputs import TrajectoryWriter
 from patchwright.selfcheck import SelfCheck
@@ -81,7 +81,7 @@ class AgentLoop:
                 return stopped
             state.steps += 1
             self.on_event("step", {"step": state.steps})
-            request = with_cache_breakpoints(state.messages) if self.cache else state.messages
+            request = self._with_breakpoints(state.messages) if self.cache else state.messages
             self.trajectory.write("request", step=state.steps, new_messages=state.messages[-1:])
             system = self.system if self.cache else without_cache_control(self.system)
             message = self.model.create(system, tool_defs, request)
@@ -134,6 +134,11 @@ class AgentLoop:
                 self._append(state, "user", [{"type": "text", "text": nudge}])
 
     # --- issue 12: server-side context management and the self-check, recorded as they happen
+    def _with_breakpoints(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        marked = with_cache_breakpoints(messages)
+        keep = clearing_keep(self.model.params)
+        return marked if keep is None else with_boundary_breakpoint(marked, keep, CACHE)
+
     def _record_context(self, message: Any, step: int) -> None:
         for kind, data in context_events(message):
             self.trajectory.write(kind, step=step, **data)
