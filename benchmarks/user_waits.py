@@ -84,10 +84,13 @@ def tool_of(request: RecordedRequest) -> str:
     return f"editor {call['input']['command']}" if call["name"] == EDITOR else str(call["name"])
 
 
-def run_fix(repo: Path, script: list[object], image: str) -> tuple[float, float, list[RecordedRequest]]:
-    """Launch `agent fix`; its launch time, exit time and the API's requests."""
+def run_fix(
+    repo: Path, script: list[object], image: str, ci: bool = True
+) -> tuple[float, float, list[RecordedRequest]]:
+    """Launch `agent fix` (as a CI job would, or on a developer's machine); its launch time, exit
+    time and the API's requests."""
     with FakeAnthropic(script) as api:
-        env = agent_env(api, image)
+        env = agent_env(api, image, CI="true" if ci else "")
         launched = time.monotonic()
         done = subprocess.run(
             [*AGENT, "fix", "benchmark", "--repo", str(repo), "--quiet", "--max-steps", "500"],
@@ -164,29 +167,36 @@ def fresh_clone(work: Path, name: str) -> Path:
 
 
 def bench_start_and_finish(client: docker.DockerClient, image: str, rounds: int, work: Path) -> None:
+    """Per round, on a fresh clone: a CI job's run (no snapshot: the first run), then on a
+    developer's machine a run that leaves a snapshot and the second run, which starts from it."""
     first: list[float] = []
     second: list[float] = []
-    finish: list[float] = []
+    finish_ci: list[float] = []
+    finish_snapshot: list[float] = []
     runs: list[float] = []
     script = [message(tool_use("bash", {"command": "true"})), message(text("done"))]
     for r in range(rounds):
         clone = fresh_clone(work, f"clone-{r}")
         runs.append(docker_run_true(image))
-        for into in (first, second):
-            launched, exited, requests = run_fix(clone, script, image)
-            into.append(requests[1].received - launched)
-            finish.append(exited - requests[-1].answered)
-            runs.append(docker_run_true(image))
-        with contextlib.suppress(docker.errors.ImageNotFound):  # the clone's snapshot, if one was made
+        launched, exited, requests = run_fix(clone, script, image, ci=True)
+        first.append(requests[1].received - launched)
+        finish_ci.append(exited - requests[-1].answered)
+        runs.append(docker_run_true(image))
+        run_fix(clone, script, image, ci=False)  # builds the snapshot, and waits for it at its end
+        launched, exited, requests = run_fix(clone, script, image, ci=False)
+        second.append(requests[1].received - launched)
+        finish_snapshot.append(exited - requests[-1].answered)
+        runs.append(docker_run_true(image))
+        with contextlib.suppress(docker.errors.ImageNotFound):  # the clone's snapshot
             client.images.remove(snapshot_tag(open_workspace(clone)), force=True)
         shutil.rmtree(clone)
-    times = {"docker run --rm true": runs, "first run: first tool result": first, "second run": second}
-    print(
-        _bench.table(
-            ["", "n", "median s", "p90 s", "min s", "x docker run"],
-            _bench.stats_rows(times, "docker run --rm true"),
-        )
-    )
+    times = {
+        "docker run --rm true": runs,
+        "first run (CI): first tool result": first,
+        "second run (from snapshot)": second,
+    }
+    headers = ["", "n", "median s", "p90 s", "min s", "x docker run"]
+    print(_bench.table(headers, _bench.stats_rows(times, "docker run --rm true")))
     base = _bench.median(runs)
     print(
         _bench.result_line(
@@ -194,14 +204,17 @@ def bench_start_and_finish(client: docker.DockerClient, image: str, rounds: int,
         )
     )
     print(_bench.result_line("second run vs docker run", _bench.median(second) / base, 2))
-    print(
-        _bench.table(
-            ["", "n", "median s", "p90 s", "min s"],
-            [("final reply to exit", len(finish), _bench.median(finish), _bench.p90(finish), min(finish))],
+    rows = [
+        (name, len(ts), _bench.median(ts), _bench.p90(ts), min(ts))
+        for name, ts in (
+            ("final reply to exit (CI run)", finish_ci),
+            ("... (run from a snapshot)", finish_snapshot),
         )
-    )
-    verdict = "PASS" if _bench.median(finish) <= 1.5 else "MISS"
-    print(f"RESULT final reply to exit: {_bench.median(finish):.2f} s target<=1.5 s {verdict}")
+    ]
+    print(_bench.table(["", "n", "median s", "p90 s", "min s"], rows))
+    for name, ts in (("CI run", finish_ci), ("run from a snapshot", finish_snapshot)):
+        verdict = "PASS" if _bench.median(ts) <= 1.5 else "MISS"
+        print(f"RESULT final reply to exit, {name}: {_bench.median(ts):.2f} s target<=1.5 s {verdict}")
 
 
 def main() -> int:

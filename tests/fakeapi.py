@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 __all__ = [
+    "Compaction",
     "CutStream",
     "Delay",
     "ErrorReply",
@@ -52,6 +53,7 @@ __all__ = [
     "last_tool_results",
     "last_user_text",
     "message",
+    "render_content",
     "text",
     "thinking",
     "tool_use",
@@ -86,6 +88,46 @@ SERVER_TOOL_NAMES = {
     "code_execution_20250522": "code_execution",
     "code_execution_20250825": "code_execution",
 }
+# USD per million tokens, from the platform pricing and model pages (docs corpus, issue 12):
+# the server's own rate card, kept apart from patchwright's prices.toml so a wrong row there
+# shows up as a cost that differs from what the server charged.
+RATE_CARD: dict[str, dict[str, float]] = {
+    "claude-sonnet-5-5": {
+        "input": 2.0,
+        "cache_write_5m": 2.5,
+        "cache_write_1h": 4.0,
+        "cache_read": 0.2,
+        "output": 10.0,
+    },
+    "claude-opus-5-5": {
+        "input": 4.0,
+        "cache_write_5m": 5.0,
+        "cache_write_1h": 8.0,
+        "cache_read": 0.2,
+        "output": 20.0,
+    },
+    "claude-fable-5-1": {
+        "input": 10.0,
+        "cache_write_5m": 12.5,
+        "cache_write_1h": 20.0,
+        "cache_read": 0.25,
+        "output": 50.0,
+    },
+    "claude-opus-5": {
+        "input": 5.0,
+        "cache_write_5m": 6.25,
+        "cache_write_1h": 10.0,
+        "cache_read": 0.5,
+        "output": 25.0,
+    },
+    "claude-haiku-4-5": {
+        "input": 1.0,
+        "cache_write_5m": 1.25,
+        "cache_write_1h": 2.0,
+        "cache_read": 0.1,
+        "output": 5.0,
+    },
+}
 TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _SIGNATURE_SALT = b"fakeapi-thinking-signature:"
 
@@ -119,7 +161,14 @@ class Thinking:
     thinking: str
 
 
-Block = Text | ToolUse | Thinking
+@dataclass(frozen=True)
+class Compaction:
+    """A compaction block (server-side compaction summarised the conversation before it)."""
+
+    content: str
+
+
+Block = Text | ToolUse | Thinking | Compaction
 
 
 @dataclass(frozen=True)
@@ -228,6 +277,8 @@ class RecordedRequest:
     status: int
     path: str = "/v1/messages"
     usage: dict[str, int] | None = None  # what the reply billed, for a message reply
+    iterations: tuple[dict[str, Any], ...] = ()  # a compaction iteration's usage, billed on top
+    applied_edits: tuple[dict[str, Any], ...] = ()  # what server-side context editing did
     received: float = 0.0  # time.monotonic() when the request arrived
     answered: float = 0.0  # time.monotonic() when the last byte of the reply was sent: a stopwatch's view
 
@@ -290,8 +341,28 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _sign(thinking_text: str) -> str:
-    return base64.b64encode(hashlib.sha256(_SIGNATURE_SALT + thinking_text.encode()).digest()).decode()
+def _digest(text: str) -> str:
+    return hashlib.sha256(_SIGNATURE_SALT + text.encode()).hexdigest()
+
+
+def _sign(thinking_text: str, prefix: str = "") -> str:
+    """A thinking block's signature: its text, and the prefix (model, system, tools, every
+    earlier message and block) it was produced on. The docs' prefix check: a thinking block
+    is bound to that prefix, so a later request that changed any of it is refused."""
+    payload = {"t": _digest(thinking_text)[:32], "p": prefix[:32]}
+    return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def _signature_parts(signature: Any) -> tuple[str, str] | None:
+    try:
+        payload = json.loads(base64.b64decode(str(signature), validate=True))
+        return str(payload["t"]), str(payload["p"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _sign_compaction(content: str) -> str:
+    return base64.b64encode(bytes.fromhex(_digest("compaction:" + content))).decode()
 
 
 def _validate_cache_control(where: str, block: dict[str, Any]) -> int:
@@ -434,8 +505,17 @@ def _validate_messages(messages: Any) -> int:
             elif kind == "thinking":
                 if role != "assistant":
                     raise InvalidRequest(f"{bwhere}: thinking blocks may only appear in assistant messages")
-                if block.get("signature") != _sign(str(block.get("thinking", ""))):
+                parts = _signature_parts(block.get("signature"))
+                if parts is None or parts[0] != _digest(str(block.get("thinking", "")))[:32]:
                     raise InvalidRequest(f"{bwhere}: Invalid `signature` in `thinking` block")
+            elif kind == "compaction":
+                if role != "assistant":
+                    raise InvalidRequest(f"{bwhere}: compaction blocks may only appear in assistant messages")
+                content_text = block.get("content")
+                if content_text is not None and block.get("signature") != _sign_compaction(str(content_text)):
+                    raise InvalidRequest(
+                        f"{bwhere}: the compaction block's content does not match its signature"
+                    )
             if kind != "tool_result":
                 seen_other = True
             breakpoints += _validate_cache_control(f"{bwhere}.", block)
@@ -457,8 +537,10 @@ def _uses_tools(messages: list[dict[str, Any]]) -> bool:
     )
 
 
-def validate(body: Any) -> None:
-    """Check a /v1/messages body the way the real API does; raises InvalidRequest."""
+def validate(body: Any, betas: frozenset[str] = frozenset()) -> None:
+    """Check a /v1/messages body the way the real API does; raises InvalidRequest.
+
+    `betas`: the request's anthropic-beta header values."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object")
     for name in ("model", "max_tokens", "messages"):
@@ -484,6 +566,189 @@ def validate(body: Any) -> None:
             f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. "
             f"Found {breakpoints}."
         )
+    _validate_thinking(body)
+    _validate_output_config(body)
+    _validate_context_management(body, betas)
+    _check_thinking_prefixes(body)
+
+
+# --------------------------------------------------------------------------- thinking, effort, context management
+#
+# The rules below follow the platform docs as stored in the docs corpus during issue 12:
+# effort (build-with-claude/effort: output_config.effort, five levels), thinking (the SDK's
+# ThinkingConfigParam: budget_tokens >= 1024 and < max_tokens; models/sonnet-5/overview:
+# manual thinking is a 400 on Sonnet 5; models/opus-5-5/overview: thinking cannot be turned
+# off on Opus 5.5 and Fable 5.1), preserved-thinking/prefix-checks (a thinking block is bound
+# to system, tools and every earlier message; a change before it is refused with 400),
+# context-editing and compaction (beta headers, edit types, clear_thinking first).
+
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+MANUAL_THINKING_REFUSED = frozenset({"claude-sonnet-5", "claude-sonnet-5-5"})
+THINKING_ALWAYS_ON = frozenset({"claude-opus-5-5", "claude-fable-5-1"})
+CONTEXT_MANAGEMENT_BETA = "context-management-2025-06-27"
+COMPACT_BETA = "compact-2026-01-12"
+EDIT_BETAS = {
+    "clear_tool_uses_20250919": CONTEXT_MANAGEMENT_BETA,
+    "clear_thinking_20251015": CONTEXT_MANAGEMENT_BETA,
+    "compact_20260112": COMPACT_BETA,
+}
+DEFAULT_CLEAR_TRIGGER = 100_000  # input tokens, the documented default of clear_tool_uses
+DEFAULT_KEEP_TOOL_USES = 3
+DEFAULT_COMPACT_TRIGGER = 150_000  # the SDK's BetaCompact20260112EditParam docstring
+CLEARED_PLACEHOLDER = "[tool result cleared by context management]"
+
+
+def thinking_enabled(body: dict[str, Any]) -> bool:
+    thinking_cfg = body.get("thinking")
+    return isinstance(thinking_cfg, dict) and thinking_cfg.get("type") in ("enabled", "adaptive")
+
+
+def _validate_thinking(body: dict[str, Any]) -> None:
+    if "thinking" not in body:
+        return
+    cfg = body["thinking"]
+    kinds = ("enabled", "disabled", "adaptive", "between_tools")
+    if not isinstance(cfg, dict) or cfg.get("type") not in kinds:
+        raise InvalidRequest(
+            "thinking.type: Input should be 'enabled', 'disabled', 'adaptive' or 'between_tools'"
+        )
+    if "display" in cfg and cfg["display"] not in (None, "summarized", "omitted"):
+        raise InvalidRequest("thinking.display: Input should be 'summarized' or 'omitted'")
+    model = str(body.get("model"))
+    if cfg["type"] == "enabled":
+        budget = cfg.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1024:
+            raise InvalidRequest(
+                "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+            )
+        if budget >= body["max_tokens"]:
+            raise InvalidRequest("`max_tokens` must be greater than `thinking.budget_tokens`")
+        if model in MANUAL_THINKING_REFUSED:
+            raise InvalidRequest(
+                f'thinking.type "enabled" is not supported for {model}; use thinking.type "adaptive" and effort'
+            )
+    if cfg["type"] == "disabled" and model in THINKING_ALWAYS_ON:
+        raise InvalidRequest(f"thinking cannot be disabled for {model}")
+
+
+def _validate_output_config(body: dict[str, Any]) -> None:
+    if "output_config" not in body:
+        return
+    cfg = body["output_config"]
+    if not isinstance(cfg, dict):
+        raise InvalidRequest("output_config: Input should be an object")
+    unknown = set(cfg) - {"effort", "format"}
+    if unknown:
+        raise InvalidRequest(f"output_config.{sorted(unknown)[0]}: Extra inputs are not permitted")
+    if "effort" in cfg and cfg["effort"] is not None and cfg["effort"] not in EFFORTS:
+        raise InvalidRequest(
+            "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
+        )
+
+
+def _token_threshold(where: str, value: Any, kinds: tuple[str, ...]) -> None:
+    if (
+        not isinstance(value, dict)
+        or value.get("type") not in kinds
+        or not isinstance(value.get("value"), int)
+        or isinstance(value.get("value"), bool)
+        or value["value"] < 0
+    ):
+        raise InvalidRequest(
+            f"{where}: Input should be {{type: {' | '.join(kinds)}, value: a non-negative integer}}"
+        )
+
+
+def _validate_context_management(body: dict[str, Any], betas: frozenset[str]) -> None:
+    if body.get("context_management") is None:
+        return
+    cm = body["context_management"]
+    if not isinstance(cm, dict) or not isinstance(cm.get("edits"), list):
+        raise InvalidRequest("context_management.edits: Input should be a valid list")
+    seen: list[str] = []
+    for i, edit in enumerate(cm["edits"]):
+        where = f"context_management.edits.{i}"
+        kind = edit.get("type") if isinstance(edit, dict) else None
+        if kind not in EDIT_BETAS:
+            raise InvalidRequest(f"{where}.type: Input tag {kind!r} does not match any of the expected tags")
+        assert isinstance(edit, dict)
+        if EDIT_BETAS[kind] not in betas:
+            raise InvalidRequest(f"{where}: {kind} requires the anthropic-beta header {EDIT_BETAS[kind]}")
+        if kind in seen:
+            raise InvalidRequest(f"{where}: {kind} is given twice")
+        if kind == "clear_thinking_20251015":
+            if seen:
+                raise InvalidRequest(f"{where}: clear_thinking_20251015 must come first in edits")
+            if not thinking_enabled(body):
+                raise InvalidRequest(f"{where}: clear_thinking_20251015 needs thinking to be enabled")
+            keep = edit.get("keep", {"type": "thinking_turns", "value": 1})
+            if keep != "all" and keep != {"type": "all"}:
+                _token_threshold(f"{where}.keep", keep, ("thinking_turns",))
+        if kind == "clear_tool_uses_20250919":
+            for name, kinds in (
+                ("trigger", ("input_tokens", "tool_uses")),
+                ("keep", ("tool_uses",)),
+                ("clear_at_least", ("input_tokens",)),
+            ):
+                if edit.get(name) is not None:
+                    _token_threshold(f"{where}.{name}", edit[name], kinds)
+        if kind == "compact_20260112" and edit.get("trigger") is not None:
+            _token_threshold(f"{where}.trigger", edit["trigger"], ("input_tokens",))
+        seen.append(kind)
+
+
+def _normal_blocks(content: Any) -> list[Any]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return list(content) if isinstance(content, list) else []
+
+
+class _PrefixChain:
+    """A running hash over the prompt as the model reads it: model, system, tools, then each
+    message (its role) and each block, cache_control left out (it is not content)."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        system = body.get("system")
+        head = {
+            "model": body.get("model"),
+            "system": [_strip_cache_control(b) for b in _normal_blocks(system)],
+            "tools": [_strip_cache_control(t) for t in body.get("tools") or []],
+        }
+        self.digest = _digest(_canonical(head))
+
+    def start_message(self, role: str) -> None:
+        self.digest = _digest(f"{self.digest}|message|{role}")
+
+    def add(self, block: Any) -> None:
+        self.digest = _digest(f"{self.digest}|{_canonical(_strip_cache_control(block))}")
+
+
+def _last_compaction(messages: list[Any]) -> tuple[int, int] | None:
+    found = None
+    for i, msg in enumerate(messages):
+        for j, block in enumerate(_normal_blocks(msg.get("content"))):
+            if isinstance(block, dict) and block.get("type") == "compaction":
+                found = (i, j)
+    return found
+
+
+def _check_thinking_prefixes(body: dict[str, Any]) -> None:
+    """Refuse a request whose history changed before a thinking block (the docs' prefix check).
+    Blocks before the last compaction block are dropped by the server and not checked."""
+    messages = body["messages"]
+    dropped_until = _last_compaction(messages) or (-1, -1)
+    chain = _PrefixChain(body)
+    for i, msg in enumerate(messages):
+        chain.start_message(msg["role"])
+        for j, block in enumerate(_normal_blocks(msg.get("content"))):
+            if isinstance(block, dict) and block.get("type") == "thinking" and (i, j) > dropped_until:
+                parts = _signature_parts(block.get("signature"))
+                if parts is not None and parts[1] != chain.digest[:32]:
+                    raise InvalidRequest(
+                        f"messages.{i}.content.{j}: The block is bound to a different conversation: "
+                        "`system`, `tools` or an earlier message changed after this thinking block was produced"
+                    )
+            chain.add(block)
 
 
 # --------------------------------------------------------------------------- usage accounting
@@ -523,6 +788,32 @@ def _prompt_blocks(body: dict[str, Any]) -> list[tuple[str, Any, bool]]:
     return out
 
 
+def _breakpoint_ttls(body: dict[str, Any]) -> list[str]:
+    """The cache TTL of each prompt block's breakpoint ("5m" where none), in _prompt_blocks order."""
+    ttls: list[str] = []
+
+    def ttl(block: Any) -> str:
+        cc = block.get("cache_control") if isinstance(block, dict) else None
+        return str(cc.get("ttl", "5m")) if isinstance(cc, dict) else "5m"
+
+    ttls.extend(ttl(t) for t in body.get("tools") or [])
+    system = body.get("system")
+    if isinstance(system, str):
+        ttls.append("5m")
+    elif isinstance(system, list):
+        ttls.extend(ttl(b) for b in system)
+    for msg in body["messages"]:
+        content = msg["content"]
+        if isinstance(content, str):
+            if content:
+                ttls.append("5m")
+        else:
+            ttls.extend(ttl(b) for b in content)
+    if body.get("cache_control") and ttls:
+        ttls[-1] = ttl(body)
+    return ttls
+
+
 class PromptCache:
     """Prefix-hash prompt caching shared by all requests to one server (no TTL).
 
@@ -549,8 +840,14 @@ class PromptCache:
             hashes.append(digest)
         total = running
         breakpoints = [i for i, (_, _, marked) in enumerate(blocks) if marked]
+        ttls = _breakpoint_ttls(body)
         if not breakpoints:
-            return {"input_tokens": total, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+            return {
+                "input_tokens": total,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "cache_creation_1h_input_tokens": 0,
+            }
         with self._lock:
             hit = -1
             for bp in breakpoints:
@@ -560,9 +857,15 @@ class PromptCache:
                         break
             read = cumulative[hit] if hit >= 0 else 0
             last = breakpoints[-1]
-            created = 0
+            created = one_hour = 0
             if last > hit and cumulative[last] >= self.min_cacheable_tokens:
                 created = cumulative[last] - read
+                covered = read
+                for bp in breakpoints:  # each segment is written with its breakpoint's TTL
+                    if cumulative[bp] > covered:
+                        if ttls[bp] == "1h":
+                            one_hour += cumulative[bp] - covered
+                        covered = cumulative[bp]
             for bp in breakpoints:
                 if cumulative[bp] >= self.min_cacheable_tokens:
                     self._entries.add(hashes[bp])
@@ -570,27 +873,170 @@ class PromptCache:
             "input_tokens": total - read - created,
             "cache_creation_input_tokens": created,
             "cache_read_input_tokens": read,
+            "cache_creation_1h_input_tokens": one_hour,
         }
+
+
+# --------------------------------------------------------------------------- server-side context management
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    return sum(estimate_tokens(block) for _, block, _ in _prompt_blocks(body))
+
+
+def _after_compaction(body: dict[str, Any]) -> dict[str, Any]:
+    """The prompt the model reads: the API drops every block before the last compaction block."""
+    found = _last_compaction(body["messages"])
+    if found is None:
+        return body
+    i, j = found
+    kept = [{"role": "assistant", "content": _normal_blocks(body["messages"][i]["content"])[j:]}]
+    return {**body, "messages": kept + list(body["messages"][i + 1 :])}
+
+
+def _edit(body: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    cm = body.get("context_management")
+    for edit in cm.get("edits", []) if isinstance(cm, dict) else []:
+        if edit.get("type") == kind:
+            return dict(edit)
+    return None
+
+
+def _clear_thinking(
+    body: dict[str, Any], edit: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    keep = edit.get("keep", {"type": "thinking_turns", "value": 1})
+    if keep in ("all", {"type": "all"}):
+        return body, None
+    turns = [
+        i
+        for i, m in enumerate(body["messages"])
+        if m["role"] == "assistant"
+        and any(isinstance(b, dict) and b.get("type") == "thinking" for b in _normal_blocks(m["content"]))
+    ]
+    cleared = turns[: max(0, len(turns) - int(keep["value"]))]
+    if not cleared:
+        return body, None
+    messages, freed = list(body["messages"]), 0
+    for i in cleared:
+        blocks = _normal_blocks(messages[i]["content"])
+        freed += sum(estimate_tokens(b) for b in blocks if b.get("type") == "thinking")
+        messages[i] = {**messages[i], "content": [b for b in blocks if b.get("type") != "thinking"]}
+    applied = {
+        "type": "clear_thinking_20251015",
+        "cleared_thinking_turns": len(cleared),
+        "cleared_input_tokens": freed,
+    }
+    return {**body, "messages": messages}, applied
+
+
+def _clear_tool_uses(
+    body: dict[str, Any], edit: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Past the trigger, every tool result but the last `keep` is replaced by a placeholder,
+    oldest first, when that frees at least `clear_at_least` tokens (the fake's model of the API)."""
+    trigger = edit.get("trigger") or {"type": "input_tokens", "value": DEFAULT_CLEAR_TRIGGER}
+    keep = int((edit.get("keep") or {"value": DEFAULT_KEEP_TOOL_USES})["value"])
+    at_least = int((edit.get("clear_at_least") or {"value": 0})["value"])
+    excluded = set(edit.get("exclude_tools") or [])
+    names = {
+        b.get("id"): b.get("name")
+        for m in body["messages"]
+        for b in _normal_blocks(m["content"])
+        if isinstance(b, dict) and b.get("type") == "tool_use"
+    }
+    results = [
+        (i, j)
+        for i, m in enumerate(body["messages"])
+        for j, b in enumerate(_normal_blocks(m["content"]))
+        if isinstance(b, dict) and b.get("type") == "tool_result"
+    ]
+    if trigger["type"] == "tool_uses":
+        triggered = len(results) > int(trigger["value"])
+    else:
+        triggered = _prompt_tokens(body) > int(trigger["value"])
+    candidates = [
+        (i, j)
+        for i, j in results[: max(0, len(results) - keep)]
+        if names.get(_normal_blocks(body["messages"][i]["content"])[j].get("tool_use_id")) not in excluded
+    ]
+    if not triggered or not candidates:
+        return body, None
+    messages = [{**m, "content": _normal_blocks(m["content"])} for m in body["messages"]]
+    freed, cleared = 0, 0
+    for i, j in candidates:
+        block = messages[i]["content"][j]
+        if block.get("content") == CLEARED_PLACEHOLDER:
+            continue
+        replaced = {**block, "content": CLEARED_PLACEHOLDER}
+        freed += estimate_tokens(_strip_cache_control(block)) - estimate_tokens(
+            _strip_cache_control(replaced)
+        )
+        messages[i]["content"] = [*messages[i]["content"][:j], replaced, *messages[i]["content"][j + 1 :]]
+        cleared += 1
+    if cleared == 0 or freed < at_least:
+        return body, None
+    applied = {
+        "type": "clear_tool_uses_20250919",
+        "cleared_tool_uses": cleared,
+        "cleared_input_tokens": freed,
+    }
+    return {**body, "messages": messages}, applied
+
+
+def _summary_of(body: dict[str, Any]) -> str:
+    first = next((m for m in body["messages"] if m["role"] == "user"), None)
+    task = _content_text(first.get("content")) if first else ""
+    return (
+        f"Summary of {len(body['messages'])} earlier messages ({_prompt_tokens(body)} tokens). "
+        f"The user's task, verbatim: {task}"
+    )
 
 
 # --------------------------------------------------------------------------- wire format
 
 
-def _block_json(block: Block) -> dict[str, Any]:
+def _block_json(block: Block, prefix: str = "") -> dict[str, Any]:
+    """A reply block as the API returns it; a thinking block is signed over `prefix`."""
     if isinstance(block, Text):
         return {"type": "text", "text": block.text}
     if isinstance(block, ToolUse):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
-    return {"type": "thinking", "thinking": block.thinking, "signature": _sign(block.thinking)}
+    if isinstance(block, Compaction):
+        return {"type": "compaction", "content": block.content, "signature": _sign_compaction(block.content)}
+    return {"type": "thinking", "thinking": block.thinking, "signature": _sign(block.thinking, prefix)}
+
+
+def render_content(blocks: Sequence[Block], body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reply's content for this request: each thinking block signed over the prefix it was
+    produced on (the request as sent, then the reply's earlier blocks). A reply to a request
+    ending with an assistant message continues that message (pause_turn)."""
+    chain = _PrefixChain(body)
+    messages = body["messages"]
+    for msg in messages:
+        chain.start_message(msg["role"])
+        for block in _normal_blocks(msg.get("content")):
+            chain.add(block)
+    if not messages or messages[-1]["role"] != "assistant":
+        chain.start_message("assistant")
+    content = []
+    for block in blocks:
+        rendered = _block_json(block, chain.digest)
+        content.append(rendered)
+        chain.add(rendered)
+    return content
 
 
 def _usage_json(usage: dict[str, int], output_tokens: int) -> dict[str, Any]:
+    one_hour = usage.get("cache_creation_1h_input_tokens", 0)
     return {
-        **usage,
+        "input_tokens": usage["input_tokens"],
+        "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+        "cache_read_input_tokens": usage["cache_read_input_tokens"],
         "output_tokens": output_tokens,
         "cache_creation": {
-            "ephemeral_5m_input_tokens": usage["cache_creation_input_tokens"],
-            "ephemeral_1h_input_tokens": 0,
+            "ephemeral_5m_input_tokens": usage["cache_creation_input_tokens"] - one_hour,
+            "ephemeral_1h_input_tokens": one_hour,
         },
         "service_tier": "standard",
     }
@@ -604,60 +1050,89 @@ def _chunks(s: str, pieces: int = 4) -> list[str]:
     return [s[i : i + size] for i in range(0, len(s), size)]
 
 
-def _message_json(reply: MessageReply, model: str, usage: dict[str, int], msg_id: str) -> dict[str, Any]:
-    content = [_block_json(b) for b in reply.blocks]
-    return {
+def _output_tokens(content: list[dict[str, Any]]) -> int:
+    """Output of the message iteration; a compaction summary is billed in its own iteration."""
+    return max(1, estimate_tokens([b for b in content if b.get("type") != "compaction"]))
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What the server makes of one request: the reply, its usage and what context management did."""
+
+    reply: MessageReply
+    usage: dict[str, int]
+    applied_edits: list[dict[str, Any]] | None = None  # None: the request had no context_management
+    iterations: list[dict[str, Any]] | None = None  # set when a compaction iteration ran
+
+
+def _message_json(
+    outcome: _Outcome, content: list[dict[str, Any]], model: str, msg_id: str
+) -> dict[str, Any]:
+    usage = _usage_json(outcome.usage, _output_tokens(content))
+    if outcome.iterations is not None:
+        usage["iterations"] = [
+            *outcome.iterations,
+            {**{k: v for k, v in usage.items() if k not in ("service_tier",)}, "type": "message"},
+        ]
+    payload: dict[str, Any] = {
         "id": msg_id,
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": reply.stop_reason,
-        "stop_sequence": reply.stop_sequence,
-        "usage": _usage_json(usage, max(1, estimate_tokens(content))),
+        "stop_reason": outcome.reply.stop_reason,
+        "stop_sequence": outcome.reply.stop_sequence,
+        "usage": usage,
     }
+    if outcome.applied_edits is not None:
+        payload["context_management"] = {"applied_edits": outcome.applied_edits}
+    return payload
 
 
-def _sse_events(
-    reply: MessageReply, model: str, usage: dict[str, int], msg_id: str
-) -> Iterator[tuple[str, Any]]:
+def _sse_events(final: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     """The (event name, data) sequence of a streamed reply, as the real API sends it."""
-    final = _message_json(reply, model, usage, msg_id)
     start = {
-        **final,
+        **{k: v for k, v in final.items() if k != "context_management"},
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage_json(usage, 1),
+        "usage": {**{k: v for k, v in final["usage"].items() if k != "iterations"}, "output_tokens": 1},
     }
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}
-    for index, block in enumerate(reply.blocks):
+    for index, block in enumerate(final["content"]):
         deltas: list[dict[str, Any]]
-        if isinstance(block, Text):
+        kind = block["type"]
+        if kind == "text":
             empty: dict[str, Any] = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": part} for part in _chunks(block.text)]
-        elif isinstance(block, ToolUse):
-            empty = {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
+            deltas = [{"type": "text_delta", "text": part} for part in _chunks(block["text"])]
+        elif kind == "tool_use":
+            empty = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
             # The API opens with an empty fragment, then sends the JSON in pieces.
-            pieces = ["", *_chunks(json.dumps(block.input))]
+            pieces = ["", *_chunks(json.dumps(block["input"]))]
             deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
+        elif kind == "compaction":
+            empty = {"type": "compaction", "content": None, "signature": block["signature"]}
+            deltas = [{"type": "compaction_delta", "content": block["content"], "encrypted_content": None}]
         else:
             empty = {"type": "thinking", "thinking": "", "signature": ""}
-            deltas = [{"type": "thinking_delta", "thinking": part} for part in _chunks(block.thinking)]
-            deltas.append({"type": "signature_delta", "signature": _sign(block.thinking)})
+            deltas = [{"type": "thinking_delta", "thinking": part} for part in _chunks(block["thinking"])]
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
         yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": empty}
         for delta in deltas:
             yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    yield (
-        "message_delta",
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": reply.stop_sequence},
-            "usage": {"output_tokens": final["usage"]["output_tokens"]},
+    delta_event: dict[str, Any] = {
+        "type": "message_delta",
+        "delta": {"stop_reason": final["stop_reason"], "stop_sequence": final["stop_sequence"]},
+        "usage": {
+            "output_tokens": final["usage"]["output_tokens"],
+            **({"iterations": final["usage"]["iterations"]} if "iterations" in final["usage"] else {}),
         },
-    )
+    }
+    if "context_management" in final:
+        delta_event["context_management"] = final["context_management"]
+    yield "message_delta", delta_event
     yield "message_stop", {"type": "message_stop"}
 
 
@@ -769,7 +1244,19 @@ class FakeAnthropic:
     by the server itself and consume nothing.
     """
 
-    def __init__(self, script: Script, *, min_cacheable_tokens: int = 1024) -> None:
+    def __init__(
+        self,
+        script: Script,
+        *,
+        min_cacheable_tokens: int = 1024,
+        think: bool = False,
+        context_window: int | None = None,
+    ) -> None:
+        """`think`: when a request turns thinking on, a reply without a thinking block gets one
+        (signed, so the client must send it back unchanged). `context_window`: a prompt longer
+        than this is a 400, and a reply that would not fit stops with model_context_window_exceeded."""
+        self.think = think
+        self.context_window = context_window
         self._script = script if callable(script) else list(script)
         self._script_calls = 0
         self._cache = PromptCache(min_cacheable_tokens)
@@ -825,6 +1312,28 @@ class FakeAnthropic:
         with self._lock:
             return list(self._requests)
 
+    def total_cost(self) -> float:
+        """What the requests so far cost at the rate card (RATE_CARD) of each request's model,
+        cache writes by TTL and compaction iterations included."""
+        total = 0.0
+        for request in self.requests:
+            if request.usage is None:
+                continue
+            rates = RATE_CARD[str(request.body["model"])]
+            for usage in (request.usage, *request.iterations):
+                nested = usage.get("cache_creation") or {}  # an iteration is in wire form
+                one_hour = usage.get(
+                    "cache_creation_1h_input_tokens", nested.get("ephemeral_1h_input_tokens", 0)
+                )
+                total += (
+                    usage.get("input_tokens", 0) * rates["input"]
+                    + (usage.get("cache_creation_input_tokens", 0) - one_hour) * rates["cache_write_5m"]
+                    + one_hour * rates["cache_write_1h"]
+                    + usage.get("cache_read_input_tokens", 0) * rates["cache_read"]
+                    + usage.get("output_tokens", 0) * rates["output"]
+                ) / 1_000_000
+        return total
+
     def total_usage(self) -> dict[str, int]:
         """Token totals over all answered messages, e.g. to compare billed input with and without caching."""
         keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
@@ -870,6 +1379,69 @@ class FakeAnthropic:
                 (("x-should-retry", "false"),),
             )
 
+    def _with_thinking(self, body: dict[str, Any], reply: MessageReply) -> MessageReply:
+        if not self.think or not thinking_enabled(body) or any(isinstance(b, Thinking) for b in reply.blocks):
+            return reply
+        turn = sum(1 for m in body["messages"] if m["role"] == "assistant") + 1
+        note = Thinking(f"Turn {turn}: weighing what the last result means before acting.")
+        return dataclasses.replace(reply, blocks=(note, *reply.blocks))
+
+    def _serve(self, body: dict[str, Any], reply: MessageReply) -> _Outcome | ErrorReply:
+        """Context management (compaction, clearing), prompt-cache accounting and the window."""
+        effective = _after_compaction(body)
+        applied: list[dict[str, Any]] | None = [] if body.get("context_management") is not None else None
+        for kind, apply in (
+            ("clear_thinking_20251015", _clear_thinking),
+            ("clear_tool_uses_20250919", _clear_tool_uses),
+        ):
+            edit = _edit(body, kind)
+            if edit is not None and applied is not None:
+                effective, done = apply(effective, edit)
+                if done is not None:
+                    applied.append(done)
+        iterations: list[dict[str, Any]] | None = None
+        compact = _edit(body, "compact_20260112")
+        if compact is not None:
+            trigger = int((compact.get("trigger") or {"value": DEFAULT_COMPACT_TRIGGER})["value"])
+            if _prompt_tokens(effective) > trigger:
+                summary = _summary_of(effective)
+                spent = self._cache.account(effective)
+                iterations = [
+                    {**_usage_json(spent, estimate_tokens(summary)), "type": "compaction"},
+                ]
+                iterations[0].pop("service_tier", None)
+                block = Compaction(summary)
+                effective = {
+                    **effective,
+                    "messages": [
+                        {"role": "user", "content": [{"type": "text", "text": "(conversation compacted)"}]},
+                        {"role": "assistant", "content": [_block_json(block)]},
+                    ],
+                }
+                blocks = (block,) if compact.get("pause_after_compaction") else (block, *reply.blocks)
+                stop = "compaction" if compact.get("pause_after_compaction") else reply.stop_reason
+                reply = dataclasses.replace(reply, blocks=blocks, stop_reason=stop)
+        usage = self._cache.account(effective)
+        if self.context_window is not None:
+            prompt = (
+                usage["input_tokens"]
+                + usage["cache_creation_input_tokens"]
+                + usage["cache_read_input_tokens"]
+            )
+            if prompt > self.context_window:
+                return ErrorReply(
+                    400,
+                    "invalid_request_error",
+                    f"prompt is too long: {prompt} tokens > {self.context_window} maximum",
+                )
+            produced = estimate_tokens(
+                [_block_json(b) for b in reply.blocks if not isinstance(b, Compaction)]
+            )
+            if prompt + produced > self.context_window:  # the window fills while the model writes
+                kept = tuple(b for b in reply.blocks if not isinstance(b, ToolUse))
+                reply = dataclasses.replace(reply, blocks=kept, stop_reason="model_context_window_exceeded")
+        return _Outcome(reply, usage, applied, iterations)
+
     def _handle(self, handler: _Handler) -> None:
         request_id = _next_id("req")
         out = _Exchange(handler, request_id)
@@ -909,8 +1481,9 @@ class FakeAnthropic:
             self._update(slot, status=400)
             out.error(400, "invalid_request_error", "anthropic-version: header is required")
             return 400
+        betas = frozenset(b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip())
         try:
-            validate(body)
+            validate(body, betas)
         except InvalidRequest as err:
             self._update(slot, status=400)
             out.error(400, "invalid_request_error", str(err))
@@ -927,16 +1500,27 @@ class FakeAnthropic:
             out.error(reply.status, reply.type, reply.message, dict(reply.headers))
             return reply.status
         message_reply = reply.reply if isinstance(reply, CutStream) else reply
-        usage = self._cache.account(body)
+        outcome = self._serve(body, self._with_thinking(body, message_reply))
+        if isinstance(outcome, ErrorReply):
+            self._update(slot, status=outcome.status)
+            out.error(outcome.status, outcome.type, outcome.message)
+            return outcome.status
         model, msg_id = body["model"], _next_id("msg")
-        payload = _message_json(message_reply, model, usage, msg_id)
+        content = render_content(outcome.reply.blocks, body)
+        payload = _message_json(outcome, content, model, msg_id)
         # The status is recorded before the answer goes out, so a client that has its
         # answer always finds the request complete in `requests`.
-        self._update(slot, status=200, usage={**usage, "output_tokens": payload["usage"]["output_tokens"]})
+        self._update(
+            slot,
+            status=200,
+            usage={**outcome.usage, "output_tokens": payload["usage"]["output_tokens"]},
+            iterations=tuple(outcome.iterations or ()),
+            applied_edits=tuple(outcome.applied_edits or ()),
+        )
         if body.get("stream"):
             cut = reply.after_events if isinstance(reply, CutStream) else None
             error_type = reply.error_type if isinstance(reply, CutStream) else None
-            out.sse(_sse_events(message_reply, model, usage, msg_id), cut_after=cut, error_type=error_type)
+            out.sse(_sse_events(payload), cut_after=cut, error_type=error_type)
         elif isinstance(reply, CutStream):
             out.truncated_json(payload)
         else:

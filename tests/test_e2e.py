@@ -24,7 +24,16 @@ import pytest
 from patchwright.sandbox import labels
 
 from example_fixes import EXAMPLES, ExampleFix
-from fakeapi import FakeAnthropic, RecordedRequest, error, last_tool_results, message, text, tool_use
+from fakeapi import (
+    FakeAnthropic,
+    RecordedRequest,
+    error,
+    last_tool_results,
+    last_user_text,
+    message,
+    text,
+    tool_use,
+)
 from helpers import git, make_repo, repo_state
 
 EDITOR = "str_replace_based_edit_tool"
@@ -205,10 +214,37 @@ def test_no_changes_exits_1(buggy_repo: Path, sandbox_image: str) -> None:
     with FakeAnthropic(
         [message(tool_use("bash", {"command": "ls"})), message(text("Nothing to change."))]
     ) as api:
-        result = run_agent(["fix", "look around", "--repo", str(buggy_repo)], agent_env(api, sandbox_image))
+        result = run_agent(
+            ["fix", "look around", "--repo", str(buggy_repo), "--max-continues", "0"],
+            agent_env(api, sandbox_image),
+        )
     assert result.returncode == 1, result.stderr
     assert "status: completed (exit 1)" in result.stdout
     assert (only_run(buggy_repo) / "patch.diff").read_text() == ""
+
+
+def test_a_failing_self_check_goes_back_to_the_model(buggy_repo: Path, sandbox_image: str) -> None:
+    """Issue 12: an end of turn with the tests still failing is sent back once, with the failure."""
+    replies = [message(text("Looks fine to me.")), *edit_then(message(text("Fixed add().")))]
+    with FakeAnthropic(replies) as api:
+        result = run_agent(
+            ["fix", "add is wrong", "--repo", str(buggy_repo), "--format", "json"],
+            agent_env(api, sandbox_image),
+        )
+        nudge = last_user_text(api.requests[1])
+    assert result.returncode == 0, result.stderr
+    assert "patchwright ran the tests" in nudge and "assert" in nudge  # pytest's failure, capped
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "completed" and summary["verified"] is True
+    records = [
+        json.loads(line) for line in (only_run(buggy_repo) / "trajectory.jsonl").read_text().splitlines()
+    ]
+    assert [(r["round"], r["passed"]) for r in records if r["event"] == "self_check"] == [
+        (1, False),
+        (2, True),
+    ]
+    params = next(r for r in records if r["event"] == "model_params")
+    assert params["betas"] == ["context-management-2025-06-27"] and params["thinking"] == {"type": "adaptive"}
 
 
 def test_max_steps_exits_3_with_the_partial_patch(buggy_repo: Path, sandbox_image: str) -> None:
@@ -343,16 +379,17 @@ def test_resume_continues_an_interrupted_run(buggy_repo: Path, sandbox_image: st
 
 
 def test_resume_with_a_new_task_goes_on_with_it(buggy_repo: Path, sandbox_image: str) -> None:
+    # The tests still fail after each reply: the self-check is off, this test is about --resume.
     with FakeAnthropic([message(text("Fixed, I think."))]) as api:
         first = run_agent(
             ["fix", "add is wrong", "--repo", str(buggy_repo), "--format", "json"],
-            agent_env(api, sandbox_image),
+            agent_env(api, sandbox_image, PATCHWRIGHT_MAX_CONTINUES="0"),
         )
     run_id = json.loads(first.stdout)["run_id"]
     with FakeAnthropic([message(text("Checked the tests too."))]) as api:
         second = run_agent(
             ["fix", "also run the tests", "--resume", run_id, "--repo", str(buggy_repo), "--format", "json"],
-            agent_env(api, sandbox_image),
+            agent_env(api, sandbox_image, PATCHWRIGHT_MAX_CONTINUES="0"),
         )
         sent = api.requests[0].body["messages"]
     assert second.returncode in (0, 1), second.stderr
@@ -365,7 +402,7 @@ def test_setup_output_is_in_the_trajectory_whether_it_works_or_not(
     buggy_repo: Path, sandbox_image: str
 ) -> None:
     with FakeAnthropic([message(text("nothing to do"))]) as api:
-        env = agent_env(api, sandbox_image)
+        env = agent_env(api, sandbox_image, PATCHWRIGHT_MAX_CONTINUES="0")  # the tests fail; no self-check
         worked = run_agent(
             ["fix", "x", "--repo", str(buggy_repo), "--setup", "echo preparing; ls app.py"], env
         )
@@ -524,7 +561,7 @@ def test_task_from_stdin(buggy_repo: Path, sandbox_image: str) -> None:
         result = subprocess.run(
             [*AGENT, "fix", "--task-file", "-", "--repo", str(buggy_repo)],
             input="a long task\nover two lines\n",
-            env=agent_env(api, sandbox_image),
+            env=agent_env(api, sandbox_image, PATCHWRIGHT_MAX_CONTINUES="0"),  # tests fail; no self-check
             capture_output=True,
             text=True,
             timeout=120,

@@ -140,7 +140,9 @@ def test_sigterm_during_verification_exits_130_and_leaves_no_container(
     with FakeAnthropic(edit_then(message(text("done")))) as api:
         proc = subprocess.Popen(
             [sys.executable, "-m", "patchwright", "fix", "x", "--repo", str(repo), "--test-cmd", "sleep 60"],
-            env=agent_env(api, sandbox_image),
+            env=agent_env(
+                api, sandbox_image, PATCHWRIGHT_MAX_CONTINUES="0"
+            ),  # `sleep 60` only in verification
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -19,7 +19,6 @@ import pytest
 
 from patchwright.errors import ExitCode, ModelError
 from patchwright.loop import (
-    CLEARED,
     MAX_TOOL_RESULT_CHARS,
     AgentLoop,
     Limits,
@@ -166,6 +165,8 @@ class Harness:
         max_retries: int = 0,
         timeout: float = 30.0,
         redactor: Redactor | None = None,
+        params: Any = None,
+        selfcheck: Any = None,
     ) -> None:
         self.api = api
         self.echo, self.counter = EchoTool(), CounterTool()
@@ -179,13 +180,14 @@ class Harness:
         self.trajectory = TrajectoryWriter(self.trajectory_path, redactor or Redactor())
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.loop = AgentLoop(
-            model=ModelClient(self.client, model, max_tokens=1024),
+            model=ModelClient(self.client, model, max_tokens=1024, params=params),
             info=info or model_info(model),
             tools=self.toolset,
             system=[{"type": "text", "text": persona, "cache_control": CACHE}],
             limits=limits or Limits(),
             trajectory=self.trajectory,
             on_event=lambda kind, data: self.events.append((kind, data)),
+            selfcheck=selfcheck,
         )
         # As fixer.py does: the task is the first message, and the first trajectory record.
         self.state = LoopState(messages=[first_message(TASK)])
@@ -206,8 +208,17 @@ def harness(tmp_path: Path) -> Iterator[Any]:
     """harness(script, **options) starts a FakeAnthropic and wires a loop to it; both closed after."""
     started: list[FakeAnthropic] = []
 
-    def make(script: Any, *, min_cacheable_tokens: int = 1024, **options: Any) -> Harness:
-        api = FakeAnthropic(script, min_cacheable_tokens=min_cacheable_tokens).start()
+    def make(
+        script: Any,
+        *,
+        min_cacheable_tokens: int = 1024,
+        think: bool = False,
+        context_window: int | None = None,
+        **options: Any,
+    ) -> Harness:
+        api = FakeAnthropic(
+            script, min_cacheable_tokens=min_cacheable_tokens, think=think, context_window=context_window
+        ).start()
         started.append(api)
         return Harness(api, tmp_path, **options)
 
@@ -301,7 +312,7 @@ def test_max_cost_stops_once_the_priced_usage_crosses_the_limit(harness: Any) ->
     total = Usage()
     for request in h.api.requests:
         assert request.usage is not None
-        total.add(Usage(**request.usage))
+        total.add(Usage.from_dict(request.usage))
         costs.append(total.cost(info))
     assert costs[0] is not None and costs[1] is not None
     assert costs[0] < 0.13 <= costs[1]
@@ -571,6 +582,7 @@ def test_cache_is_read_from_the_second_turn(harness: Any) -> None:
         "output_tokens": total["output_tokens"],
         "cache_creation_input_tokens": total["cache_creation_input_tokens"],
         "cache_read_input_tokens": total["cache_read_input_tokens"],
+        "cache_creation_1h_input_tokens": 0,  # the loop's breakpoints use the default 5-minute TTL
     }
     responses = [r for r in h.records() if r["event"] == "response"]
     assert responses[1]["usage"]["cache_read_input_tokens"] == usages[1]["cache_read_input_tokens"]  # type: ignore[index]
@@ -621,46 +633,25 @@ def test_run_notes_say_where_the_repo_is_and_which_tools_there_are() -> None:
     assert "/src" in online and "with network access" in online and "`search_code`" in online
 
 
-# --------------------------------------------------------------------------- context clearing
+# --------------------------------------------------------------------------- context: never rewritten here
 
 
-def test_old_tool_results_are_cleared_near_the_context_window(harness: Any) -> None:
+def test_the_loop_never_rewrites_old_tool_results_even_near_the_window(harness: Any) -> None:
+    """Context is managed by the API (tests/test_platform.py); the client history stays append-only."""
     calls = [tool_use("echo", {"text": f"result number {n} " * 20}) for n in range(1, 6)]
     script = [message(call) for call in calls] + ["done"]
-    # A 100-token window: every turn reads more than 70% of it.
-    h = harness(script, info=ModelInfo(None, None, 100), persona=BIG_PERSONA)
+    h = harness(script, info=ModelInfo(None, None, 100), persona=BIG_PERSONA)  # a 100-token window
     assert h.run() == RunStatus.COMPLETED
 
     last = messages_of(h.api.requests[-1])
-    assert strip_cache(last[0]) == first_message(TASK)  # the task stays whole
-    assert strip_cache(h.api.requests[-1].body["system"]) == [{"type": "text", "text": BIG_PERSONA}]
     results = [
-        block
-        for msg in last
-        if msg["role"] == "user"
-        for block in msg["content"]
-        if block["type"] == "tool_result"
+        b for msg in last if msg["role"] == "user" for b in msg["content"] if b["type"] == "tool_result"
     ]
-    assert [b["tool_use_id"] for b in results] == [c.id for c in calls]
-    # The two oldest are cleared; the last three user turns keep their results.
-    assert [b["content"] for b in results[:2]] == [CLEARED, CLEARED]
-    assert [b["content"] for b in results[2:]] == [c.input["text"] for c in calls[2:]]
-    cleared_events = [r for r in h.records() if r["event"] == "context_cleared"]
-    assert sum(r["tool_results"] for r in cleared_events) == 2
-    assert [kind for kind, _ in h.events].count("context_cleared") == len(cleared_events)
-    # The trajectory keeps the full results, for the record and for --resume.
-    recorded = [r for r in h.records() if r["event"] == "tool_result"]
-    assert recorded[0]["content"] == calls[0].input["text"]
-
-
-def test_nothing_is_cleared_with_room_in_the_window(harness: Any) -> None:
-    calls = [tool_use("echo", {"text": f"result {n}"}) for n in range(1, 6)]
-    h = harness([message(call) for call in calls] + ["done"])  # default 200,000-token window
-    assert h.run() == RunStatus.COMPLETED
-
-    last = h.api.requests[-1]
-    assert CLEARED not in json.dumps(last.body)
-    assert not [r for r in h.records() if r["event"] == "context_cleared"]
+    assert [b["content"] for b in results] == [c.input["text"] for c in calls]
+    for earlier in h.api.requests[:-1]:  # every request's history is a prefix of the next one's
+        sent = strip_cache(messages_of(earlier))
+        assert strip_cache(last[: len(sent)]) == sent
+    assert not [r for r in h.records() if r["event"].startswith("context_")]
 
 
 # --------------------------------------------------------------------------- trajectory and resume

@@ -47,21 +47,23 @@ from helpers import git
 # --------------------------------------------------------------------------- model_info
 
 
-SONNET_5_5 = ModelInfo(2.0, 10.0, 1_000_000)
-SONNET_4_5 = ModelInfo(3.0, 15.0, 200_000)
+SONNET_5_5 = ModelInfo(2.0, 10.0, 1_000_000, 2.5, 4.0, 0.2, 128_000, "adaptive")
+SONNET_4_5 = ModelInfo(3.0, 15.0, 200_000, 3.75, 6.0, 0.3, None, "extended")
 
 
 def test_model_info_exact_id() -> None:
     info = model_info("claude-sonnet-5-5")
     assert info == SONNET_5_5
     assert info.priced
-    assert model_info("claude-haiku-4-5") == ModelInfo(1.0, 5.0, 200_000)
+    assert model_info("claude-haiku-4-5") == ModelInfo(1.0, 5.0, 200_000, 1.25, 2.0, 0.1, 64_000, "extended")
     assert model_info(DEFAULT_MODEL).priced  # the default model must have a price
 
 
 def test_model_info_dated_id_falls_back_to_the_alias() -> None:
     assert model_info("claude-sonnet-4-5-20250929") == SONNET_4_5
-    assert model_info("claude-opus-4-5-20251101") == ModelInfo(5.0, 25.0, 200_000)
+    assert model_info("claude-opus-4-5-20251101") == ModelInfo(
+        5.0, 25.0, 200_000, 6.25, 10.0, 0.5, None, "extended"
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,6 +133,7 @@ def test_usage_add_and_from_message() -> None:
         "output_tokens": 22,
         "cache_creation_input_tokens": 33,
         "cache_read_input_tokens": 44,
+        "cache_creation_1h_input_tokens": 0,
     }
     reply = Message.model_validate(
         {
@@ -588,6 +591,10 @@ def test_bad_environment_values_name_the_variable(home: Path, name: str, raw: st
         ({"pids_limit": 8}, "pids_limit"),
         ({"cpus": 0}, "cpus"),
         ({"max_retries": -1}, "max_retries"),
+        ({"effort": "extreme"}, "effort must be one of low, medium, high, xhigh, max"),
+        ({"max_continues": -1}, "max_continues"),
+        ({"context_strategy": "blank"}, "context_strategy"),
+        ({"context_trigger": 10}, "context_trigger"),
     ],
 )
 def test_check_rejects_nonsense_values(changes: dict[str, Any], complaint: str) -> None:
@@ -627,7 +634,12 @@ def test_every_setting_can_come_from_the_environment(home: Path) -> None:
     env["PATCHWRIGHT_PROVIDER"] = "anthropic"
     env["PATCHWRIGHT_PIDS_LIMIT"] = "64"
     env["PATCHWRIGHT_MEMORY"] = "768m"  # check() wants a real size
+    env["PATCHWRIGHT_EFFORT"] = "high"  # and a real level, strategy and trigger
+    env["PATCHWRIGHT_CONTEXT_STRATEGY"] = "compact"
+    env["PATCHWRIGHT_CONTEXT_TRIGGER"] = "50000"
     settings, _ = load_settings(None, home, env, {})
+    assert settings.effort == "high" and settings.max_continues == 3
+    assert settings.context_strategy == "compact" and settings.context_trigger == 50_000
     assert settings.max_steps == 3 and settings.cpus == 2.5 and settings.network is True
     assert settings.memory == "768m" and settings.pids_limit == 64 and settings.image == "value"
     assert settings.setup_timeout == 2.5 and settings.snapshots is True
@@ -638,8 +650,14 @@ def test_every_setting_can_come_from_the_environment(home: Path) -> None:
 def test_resolved_model() -> None:
     assert Settings(model="claude-opus-5").resolved_model("claude-haiku-4-5") == "claude-opus-5"
     assert Settings().resolved_model("claude-haiku-4-5") == "claude-haiku-4-5"
-    for alias in ("inherit", "sonnet", "opus", "haiku", None):
+    for alias in ("inherit", None, "default"):
         assert Settings().resolved_model(alias) == DEFAULT_MODEL
+    assert Settings().resolved_model("sonnet") == "claude-sonnet-5-5"
+    assert Settings().resolved_model("opus") == "claude-opus-5-5"
+    assert Settings().resolved_model("haiku") == "claude-haiku-5-5"
+    assert Settings(model="opus").resolved_model("haiku") == "claude-opus-5-5"  # an alias as --model too
+    env = {"ANTHROPIC_DEFAULT_OPUS_MODEL": "claude-opus-5"}
+    assert Settings().resolved_model("opus", env) == "claude-opus-5"
 
 
 def test_unknown_patchwright_variables_are_warned_about_with_a_guess() -> None:

@@ -16,7 +16,9 @@ from typing import Any
 import yaml
 
 from patchwright.errors import AgentFileError
+from patchwright.params import EFFORTS
 from patchwright.toolnames import map_tool_names
+from patchwright.tools import ALL_TOOLS
 
 AGENT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -36,6 +38,9 @@ class AgentDefinition:
     path: Path
     origin: str  # ORIGIN_* constant, or "file" for an explicit path
     ignored_tools: tuple[str, ...] = ()
+    # Claude Code subagent fields (agent_fields.py)
+    max_turns: int | None = None  # maxTurns: a step limit
+    effort: str | None = None  # effort: the run's effort unless --effort/config says otherwise
 
 
 # --------------------------------------------------------------------------- loading
@@ -159,7 +164,9 @@ def _required_string(path: Path, data: dict[str, Any], field: str) -> str:
     return value.strip()
 
 
-def map_tools(path: Path, value: object) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+def map_tools(
+    path: Path, value: object, field: str = "tools"
+) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
     """Translate a `tools` field into (our tool names, ignored Claude Code tools).
 
     Accepts Claude Code's comma-separated string or a YAML list; absent/null means all tools.
@@ -173,17 +180,50 @@ def map_tools(path: Path, value: object) -> tuple[tuple[str, ...] | None, tuple[
         for item in value:
             if not isinstance(item, str):
                 raise agent_file_error(
-                    path, f"field 'tools' must list tool names as strings, got a {_type_name(item)}"
+                    path, f"field '{field}' must list tool names as strings, got a {_type_name(item)}"
                 )
             names.append(item.strip())
     else:
         raise agent_file_error(
-            path, f"field 'tools' must be a comma-separated string or a list, got a {_type_name(value)}"
+            path, f"field '{field}' must be a comma-separated string or a list, got a {_type_name(value)}"
         )
     try:
         return map_tool_names(names)
     except ValueError as err:
-        raise agent_file_error(path, str(err)) from None
+        raise agent_file_error(path, str(err).replace("field 'tools'", f"field '{field}'")) from None
+
+
+# Claude Code subagent fields beyond name/description/tools/model. disallowedTools takes tools
+# away (the editor goes when any of Read, Edit or Write is disallowed: the safe reading);
+# maxTurns caps the run's steps; effort is the run's unless --effort or config says otherwise.
+
+
+def parse_max_turns(path: Path, data: dict[str, Any]) -> int | None:
+    value = data.get("maxTurns")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise agent_file_error(path, f"field 'maxTurns' must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def parse_effort(path: Path, data: dict[str, Any]) -> str | None:
+    value = data.get("effort")
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in EFFORTS:
+        raise agent_file_error(path, f"field 'effort' must be one of {', '.join(EFFORTS)}, got {value!r}")
+    return value.strip().lower()
+
+
+def without_disallowed(
+    path: Path, tools: tuple[str, ...] | None, disallowed: tuple[str, ...] | None, all_tools: tuple[str, ...]
+) -> tuple[str, ...] | None:
+    """The agent's tools (None = all) less the ones its `disallowedTools` maps to."""
+    if not disallowed:
+        return tools
+    remaining = tuple(t for t in (all_tools if tools is None else tools) if t not in disallowed)
+    return remaining
 
 
 def load_agent_file(path: Path, origin: str = "file") -> AgentDefinition:
@@ -206,6 +246,8 @@ def load_agent_file(path: Path, origin: str = "file") -> AgentDefinition:
         model = model.strip() or None
 
     tools, ignored = map_tools(path, data.get("tools"))
+    disallowed, _ = map_tools(path, data.get("disallowedTools"), "disallowedTools")
+    tools = without_disallowed(path, tools, disallowed, ALL_TOOLS)
 
     prompt = body.strip()
     if not prompt:
@@ -220,4 +262,6 @@ def load_agent_file(path: Path, origin: str = "file") -> AgentDefinition:
         path=path,
         origin=origin,
         ignored_tools=ignored,
+        max_turns=parse_max_turns(path, data),
+        effort=parse_effort(path, data),
     )

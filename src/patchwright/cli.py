@@ -123,6 +123,24 @@ def fix(
     apply: Annotated[
         bool, typer.Option("--apply", help="Apply the patch to the repo if it applies cleanly.")
     ] = False,
+    # --- issue 12: model settings, fixed for the whole run (README "Model settings")
+    effort: Annotated[
+        str | None,
+        typer.Option(help="low, medium, high, xhigh or max (default: the agent file's, else the model's)."),
+    ] = None,
+    max_continues: Annotated[
+        int | None,
+        typer.Option(
+            help="Times a failing test run before the end goes back to the model (default 2; 0: off)."
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Output budget per turn, thinking included (default 64000).")
+    ] = None,
+    context_trigger: Annotated[
+        int | None,
+        typer.Option(help="Input tokens at which the API starts clearing old tool results (default 100000)."),
+    ] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the interrupted run RUN_ID.")] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="text, json or stream-json.")
@@ -154,6 +172,10 @@ def fix(
             "test_cmd": test_cmd,
             "image": image,
             "network": network,
+            "effort": effort,
+            "max_continues": max_continues,
+            "max_tokens": max_tokens,
+            "context_trigger": context_trigger,
         }
         settings, _ = load_settings(ws.root, Path.home(), dict(os.environ), flags)
         for warning in unknown_env(dict(os.environ)):

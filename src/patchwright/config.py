@@ -16,10 +16,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from patchwright.aliases import resolve_model
+from patchwright.context import DEFAULT_STRATEGY, DEFAULT_TRIGGER, STRATEGIES
 from patchwright.errors import ConfigError
-from patchwright.model import DEFAULT_MAX_RETRIES, DEFAULT_MAX_TOKENS, DEFAULT_MODEL, PROVIDERS
+from patchwright.model import DEFAULT_MAX_RETRIES, DEFAULT_MAX_TOKENS, PROVIDERS
+from patchwright.params import EFFORTS
 from patchwright.persona import DEFAULT_AGENT
 from patchwright.sandbox.base import DEFAULT_COMMAND_TIMEOUT
+from patchwright.selfcheck import DEFAULT_MAX_CONTINUES
 
 
 @dataclass(frozen=True)
@@ -43,15 +47,16 @@ class Settings:
     # under CI=true, where a one-shot runner would pay for a snapshot it never reuses
     snapshots: bool | None = None
     max_retries: int = DEFAULT_MAX_RETRIES
-    max_tokens: int = DEFAULT_MAX_TOKENS
+    max_tokens: int = DEFAULT_MAX_TOKENS  # cut to the model's output limit (params.max_tokens_for)
+    # --- issue 12 (README "Model settings"): all fixed for the whole run
+    effort: str | None = None  # None: the agent file's, else the model's own default
+    max_continues: int = DEFAULT_MAX_CONTINUES  # self-check rounds before the end; 0 disables
+    context_strategy: str = DEFAULT_STRATEGY  # clear, compact or off (context.py)
+    context_trigger: int = DEFAULT_TRIGGER  # input tokens at which the API starts managing context
 
-    def resolved_model(self, agent_model: str | None) -> str:
-        # Claude Code agent files may say `model: inherit` or an alias like `sonnet`.
-        if self.model:
-            return self.model
-        if agent_model and agent_model not in ("inherit", "sonnet", "opus", "haiku"):
-            return agent_model
-        return DEFAULT_MODEL
+    def resolved_model(self, agent_model: str | None, env: dict[str, str] | None = None) -> str:
+        # Claude Code agent files may say `model: inherit` or an alias like `sonnet` (aliases.py).
+        return resolve_model(self.model, agent_model, env or {})
 
 
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -73,6 +78,10 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "snapshots": (bool,),
     "max_retries": (int,),
     "max_tokens": (int,),
+    "effort": (str,),
+    "max_continues": (int,),
+    "context_strategy": (str,),
+    "context_trigger": (int,),
 }
 assert set(FIELD_TYPES) == {f.name for f in fields(Settings)}
 
@@ -213,3 +222,18 @@ def check(settings: Settings) -> None:
         raise ConfigError("max_tokens must be at least 1")
     if settings.max_retries < 0:
         raise ConfigError("max_retries must be 0 or more")
+    check_model_settings(settings)
+
+
+def check_model_settings(settings: Settings) -> None:
+    """Issue 12's settings: effort level, self-check rounds, context management."""
+    if settings.effort is not None and settings.effort not in EFFORTS:
+        raise ConfigError(f"effort must be one of {', '.join(EFFORTS)}, not {settings.effort!r}")
+    if settings.max_continues < 0:
+        raise ConfigError("max_continues must be 0 or more (0 turns the self-check off)")
+    if settings.context_strategy not in STRATEGIES:
+        raise ConfigError(
+            f"context_strategy must be one of {', '.join(STRATEGIES)}, not {settings.context_strategy!r}"
+        )
+    if settings.context_trigger < 1_000:
+        raise ConfigError("context_trigger must be at least 1000 input tokens")

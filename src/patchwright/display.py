@@ -114,8 +114,18 @@ class PlainDisplay:
             first = data["text"].strip().splitlines()[:1]
             if first:
                 self._line(f"  model: {first[0][:200]}")
-        elif kind == "context_cleared":
-            self._line(f"  cleared {data['tool_results']} old tool results to stay within the context window")
+        elif kind == "context_edited":  # issue 12: the API cleared old tool uses or thinking
+            what = data.get("cleared_tool_uses", data.get("cleared_thinking_turns", "?"))
+            self._line(
+                f"  the API cleared {what} old {data.get('type', 'context')} items ({data.get('cleared_input_tokens', '?')} tokens)"
+            )
+        elif kind == "context_compacted":
+            self._line(
+                f"  the API compacted the conversation into a {data.get('summary_chars', 0)}-character summary"
+            )
+        elif kind == "self_check":
+            verdict = "pass" if data.get("passed") else "fail; sent back to the model"
+            self._line(f"  self-check {data.get('round')}: tests {verdict}")
 
     def finish(self, summary: RunSummary) -> None:
         out = self.summary_to or self.stream

@@ -22,17 +22,20 @@ from types import FrameType
 
 from patchwright import resume
 from patchwright.config import Settings
+from patchwright.context import ContextPolicy
 from patchwright.display import Display
 from patchwright.errors import ExitCode, PatchwrightError, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState, first_message
 from patchwright.model import ModelClient, check_credentials, make_client, model_info
 from patchwright.outputs import RunSummary, files_in_patch, write_text_file
+from patchwright.params import max_tokens_for, request_params
 from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
 from patchwright.prompt import RunFacts, system_blocks
 from patchwright.record import RunRecord
 from patchwright.sandbox.background import BackgroundStart
 from patchwright.sandbox.base import Sandbox, StartResult
 from patchwright.sandbox.factory import SandboxFactory, open_factory
+from patchwright.selfcheck import SelfCheck, sandbox_check
 from patchwright.status import RunStatus, exit_code_for
 from patchwright.tools import build_toolset
 from patchwright.verify import verify_patch
@@ -127,7 +130,7 @@ def prepare(request: FixRequest) -> Prepared:
             f"agent {agent.name!r} ({agent.path}) leaves the model no tools: its `tools:` maps to {offered}"
             + (" and there is no test command" if "run_tests" in agent.tools else "")
         )
-    model = settings.resolved_model(agent.model)
+    model = settings.resolved_model(agent.model, dict(os.environ))  # aliases, ANTHROPIC_DEFAULT_*_MODEL
     if settings.max_cost is not None and not model_info(model).priced:
         raise UsageError(
             f"--max-cost needs a known price, and model {model} has none in patchwright's price table"
@@ -243,18 +246,37 @@ def _run_agent(
     record: RunRecord,
     display: Display,
 ) -> RunStatus:
+    """The loop, with the request parameters (thinking, effort, context management), the
+    agent's maxTurns and the self-check before the end."""
+    info = model_info(prepared.model)
     toolset = build_toolset(
         sandbox, prepared.model, settings.command_timeout, prepared.agent.tools, prepared.test_command
     )
     facts = RunFacts(sandbox.workdir, settings.network, tuple(toolset.tools), prepared.test_command)
+    params = request_params(
+        info,
+        settings.effort or prepared.agent.effort,
+        ContextPolicy(settings.context_strategy, settings.context_trigger),
+    )
+    max_tokens = max_tokens_for(info, settings.max_tokens)
+    record.write("model_params", max_tokens=max_tokens, **params.body(), betas=list(params.betas))
+    check = None
+    if prepared.test_command and settings.max_continues > 0:
+        run_check = sandbox_check(sandbox, prepared.test_command, toolset.command_time)
+        check = SelfCheck(run_check, prepared.test_command, settings.max_continues)
     agent_loop = AgentLoop(
-        model=ModelClient(client, prepared.model, settings.max_tokens),  # type: ignore[arg-type]
-        info=model_info(prepared.model),
+        model=ModelClient(client, prepared.model, max_tokens, params),  # type: ignore[arg-type]
+        info=info,
         tools=toolset,
         system=system_blocks(prepared.agent.prompt, facts, prepared.instructions),
-        limits=Limits(settings.max_steps, settings.max_cost, settings.timeout),
+        limits=Limits(
+            min(settings.max_steps, prepared.agent.max_turns or settings.max_steps),
+            settings.max_cost,
+            settings.timeout,
+        ),
         trajectory=record.trajectory,
         on_event=lambda kind, data: display.event(kind, record.redactor.data(data)),
+        selfcheck=check,
     )
     return agent_loop.run(state)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from patchwright.imports import expand_imports
+
 project_instruction_files: tuple[str, ...] = ("CLAUDE.md", "AGENTS.md", ".claude/CLAUDE.md")
 
 # Per file; instructions ride along in every request, so a runaway file must not swamp the prompt.
@@ -50,6 +52,7 @@ def load_project_instructions(repo: Path) -> str | None:
         except OSError:
             continue
         text = text.replace("\r\n", "\n").removeprefix("\ufeff").strip()
+        text = expand_imports(text, repo, relative)  # CLAUDE.md `@path` imports (imports.py)
         if text:
             sections.append(f"# Project instructions from {relative}\n\n{text}")
     return "\n\n".join(sections) if sections else None

@@ -12,16 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from patchwright.context import clearing_keep, context_events, with_boundary_breakpoint
 from patchwright.model import ModelClient, ModelInfo, Usage
 from patchwright.outputs import TrajectoryWriter
 from patchwright.prompt import CACHE
+from patchwright.selfcheck import SelfCheck
 from patchwright.status import RunStatus
 from patchwright.tools import ToolResult, Toolset
 
 MAX_TOOL_RESULT_CHARS = 40_000
-CONTEXT_CLEAR_FRACTION = 0.7  # clear old tool results once a turn reads this much of the window
-KEEP_RECENT_TURNS = 3  # tool results of the last turns are never cleared
-CLEARED = "[old tool output cleared to save context; run the tool again if you need it]"
+RESEND_STOPS = frozenset({"pause_turn", "compaction"})  # send the turn back as it is
+FINAL_STOPS = frozenset({"end_turn", "stop_sequence"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class AgentLoop:
     trajectory: TrajectoryWriter
     on_event: Event = _ignore
     cache: bool = True  # prompt caching; off only to measure what it saves (benchmarks/)
+    selfcheck: SelfCheck | None = None  # issue 12: run the tests before accepting an end of turn
 
     def cost(self, state: LoopState) -> float | None:
         return state.usage.cost(self.info)
@@ -74,7 +76,7 @@ class AgentLoop:
                 return stopped
             state.steps += 1
             self.on_event("step", {"step": state.steps})
-            request = with_cache_breakpoints(state.messages) if self.cache else state.messages
+            request = self._with_breakpoints(state.messages) if self.cache else state.messages
             self.trajectory.write("request", step=state.steps, new_messages=state.messages[-1:])
             system = self.system if self.cache else without_cache_control(self.system)
             message = self.model.create(system, tool_defs, request)
@@ -91,6 +93,7 @@ class AgentLoop:
             self.on_event(
                 "usage", {"usage": state.usage.as_dict(), "cost": self.cost(state), "step": state.steps}
             )
+            self._record_context(message, state.steps)  # issue 12
             text = "".join(block.text for block in message.content if block.type == "text")
             if text:
                 state.final_text = text
@@ -99,8 +102,12 @@ class AgentLoop:
 
             if message.stop_reason == "refusal":
                 return RunStatus.REFUSED
-            if message.stop_reason == "pause_turn":
-                continue  # the API asks us to send the turn back as it is
+            if message.stop_reason in RESEND_STOPS:
+                continue  # the API asks us to send the turn back as it is (after compaction too)
+            if message.stop_reason == "model_context_window_exceeded":
+                return (
+                    RunStatus.CONTEXT_EXCEEDED
+                )  # server-side context management could not keep it in the window
             tool_uses = [block for block in content if block["type"] == "tool_use"]
             if tool_uses and self._limit_reached(state) == RunStatus.TIMEOUT:
                 return RunStatus.TIMEOUT  # the wall clock ran out while the model was answering
@@ -112,9 +119,45 @@ class AgentLoop:
                     "user",
                     [{"type": "text", "text": "Your reply was cut at the output limit. Continue."}],
                 )
+            elif message.stop_reason not in FINAL_STOPS:
+                self.trajectory.write(
+                    "unknown_stop_reason", step=state.steps, stop_reason=message.stop_reason
+                )
+                return RunStatus.STOPPED
             else:
-                return RunStatus.COMPLETED  # end_turn or stop_sequence
-            self._clear_old_results(state, usage)
+                nudge = self._self_check(state)  # issue 12
+                if nudge is None:
+                    return RunStatus.COMPLETED
+                self._append(state, "user", [{"type": "text", "text": nudge}])
+
+    # --- issue 12: server-side context management and the self-check, recorded as they happen
+    def _with_breakpoints(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        marked = with_cache_breakpoints(messages)
+        keep = clearing_keep(self.model.params)
+        return marked if keep is None else with_boundary_breakpoint(marked, keep, CACHE)
+
+    def _record_context(self, message: Any, step: int) -> None:
+        for kind, data in context_events(message):
+            self.trajectory.write(kind, step=step, **data)
+            self.on_event(kind, data)
+
+    def _self_check(self, state: LoopState) -> str | None:
+        """None when the run may end; else the failure to send back as the next user turn."""
+        check = self.selfcheck
+        if check is None or not check.due() or self._limit_reached(state):
+            return None
+        result = check.run()
+        self.trajectory.write(
+            "self_check",
+            round=check.rounds,
+            command=check.command,
+            passed=result.passed,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            output=truncate(result.output, MAX_TOOL_RESULT_CHARS),
+        )
+        self.on_event("self_check", {"round": check.rounds, "passed": result.passed})
+        return None if result.passed else check.nudge(result)
 
     def _limit_reached(self, state: LoopState) -> RunStatus | None:
         if state.steps >= self.limits.max_steps:
@@ -162,22 +205,6 @@ class AgentLoop:
                 }
             )
         return results
-
-    def _clear_old_results(self, state: LoopState, last: Usage) -> None:
-        """Near the context window, blank old tool results; the task and persona stay whole."""
-        if last.prompt_tokens < CONTEXT_CLEAR_FRACTION * self.info.context:
-            return
-        user_turns = [i for i, m in enumerate(state.messages) if m["role"] == "user"]
-        keep_from = user_turns[-KEEP_RECENT_TURNS] if len(user_turns) >= KEEP_RECENT_TURNS else 0
-        cleared = 0
-        for message in state.messages[1:keep_from]:
-            for block in message["content"] if isinstance(message["content"], list) else []:
-                if block.get("type") == "tool_result" and block.get("content") != CLEARED:
-                    block["content"] = CLEARED
-                    cleared += 1
-        if cleared:
-            self.trajectory.write("context_cleared", tool_results=cleared, prompt_tokens=last.prompt_tokens)
-            self.on_event("context_cleared", {"tool_results": cleared})
 
 
 def truncate(text: str, limit: int) -> str:

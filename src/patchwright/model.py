@@ -27,11 +27,12 @@ if TYPE_CHECKING:  # imported where used: the SDK takes a second to import, whic
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_MAX_RETRIES = 6
-DEFAULT_MAX_TOKENS = 16_000
+DEFAULT_MAX_TOKENS = 64_000  # thinking and tool calls share it; see README "Output budget"
 DEFAULT_CONTEXT_WINDOW = 200_000
 STREAM_RETRIES = 2  # a stream cut mid-message is not retried by the SDK
 CACHE_WRITE_FACTOR = 1.25
 CACHE_READ_FACTOR = 0.1
+CACHE_WRITE_1H_FACTOR = 2.0  # pricing page: 1-hour cache writes cost 2x base input
 Provider = Literal["anthropic", "bedrock", "vertex"]
 PROVIDERS: tuple[Provider, ...] = ("anthropic", "bedrock", "vertex")
 _DATE_SUFFIX = re.compile(r"-\d{8}$")
@@ -39,15 +40,34 @@ _DATE_SUFFIX = re.compile(r"-\d{8}$")
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Price in USD per million tokens and the context window; None when we don't know them."""
+    """Prices in USD per million tokens, context window and output limit; None when unknown.
+
+    Cache prices are per model (prices.toml): recent models read the cache at 0.05x or
+    0.025x input, not 0.1x, and a 1-hour cache write costs 2x input against 1.25x for 5 minutes.
+    """
 
     input: float | None
     output: float | None
     context: int
+    cache_write_5m: float | None = None
+    cache_write_1h: float | None = None
+    cache_read: float | None = None
+    max_output: int | None = None
+    thinking: str | None = None  # "adaptive", "extended" or None (see prices.toml)
 
     @property
     def priced(self) -> bool:
         return self.input is not None and self.output is not None
+
+    def factors(self) -> tuple[float, float, float]:
+        """(5m write, 1h write, read) as multiples of the input price."""
+        if self.input is None or self.input == 0:
+            return CACHE_WRITE_FACTOR, CACHE_WRITE_1H_FACTOR, CACHE_READ_FACTOR
+        return (
+            CACHE_WRITE_FACTOR if self.cache_write_5m is None else self.cache_write_5m / self.input,
+            CACHE_WRITE_1H_FACTOR if self.cache_write_1h is None else self.cache_write_1h / self.input,
+            CACHE_READ_FACTOR if self.cache_read is None else self.cache_read / self.input,
+        )
 
 
 def model_info(model: str) -> ModelInfo:
@@ -59,43 +79,72 @@ def model_info(model: str) -> ModelInfo:
     name = name.split("@", 1)[0]  # vertex: "claude-...@20250929"
     for candidate in (name, _DATE_SUFFIX.sub("", name)):
         if candidate in table:
-            row = table[candidate]
-            return ModelInfo(float(row["input"]), float(row["output"]), int(row["context"]))
+            return _info_from_row(table[candidate])
     return ModelInfo(None, None, DEFAULT_CONTEXT_WINDOW)
+
+
+def _info_from_row(row: dict[str, Any]) -> ModelInfo:
+    def price(key: str) -> float | None:
+        return float(row[key]) if key in row else None
+
+    return ModelInfo(
+        input=price("input"),
+        output=price("output"),
+        context=int(row.get("context", DEFAULT_CONTEXT_WINDOW)),
+        cache_write_5m=price("cache_write_5m"),
+        cache_write_1h=price("cache_write_1h"),
+        cache_read=price("cache_read"),
+        max_output=int(row["max_output"]) if "max_output" in row else None,
+        thinking=str(row["thinking"]) if "thinking" in row else None,
+    )
 
 
 @dataclass
 class Usage:
-    """Token counts as the API reports them, summed over a run."""
+    """Token counts as the API reports them, summed over a run.
+
+    `cache_creation_1h_input_tokens` is the part of `cache_creation_input_tokens` written
+    with the 1-hour TTL (usage.cache_creation.ephemeral_1h_input_tokens), priced at 2x.
+    Server-side compaction runs as its own sampling iteration whose tokens are not in the
+    top-level counts (usage.iterations, type "compaction"); they are added here, as billed.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    cache_creation_1h_input_tokens: int = 0
 
     def add(self, other: Usage) -> None:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.cache_creation_input_tokens += other.cache_creation_input_tokens
         self.cache_read_input_tokens += other.cache_read_input_tokens
+        self.cache_creation_1h_input_tokens += other.cache_creation_1h_input_tokens
 
     @property
     def prompt_tokens(self) -> int:
         """Everything the model read this turn: the figure that must fit the context window."""
         return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
 
-    def billed_input_equivalent(self) -> float:
-        """Input tokens weighted by their price factor (cache writes 1.25x, reads 0.1x)."""
+    def billed_input_equivalent(self, info: ModelInfo | None = None) -> float:
+        """Input tokens weighted by their price factor: the model's own (prices.toml), or
+        1.25x / 2x / 0.1x when the model is unknown."""
+        write_5m, write_1h, read = (info or ModelInfo(None, None, 0)).factors()
+        one_hour = min(self.cache_creation_1h_input_tokens, self.cache_creation_input_tokens)
         return (
             self.input_tokens
-            + CACHE_WRITE_FACTOR * self.cache_creation_input_tokens
-            + CACHE_READ_FACTOR * self.cache_read_input_tokens
+            + write_5m * (self.cache_creation_input_tokens - one_hour)
+            + write_1h * one_hour
+            + read * self.cache_read_input_tokens
         )
 
     def cost(self, info: ModelInfo) -> float | None:
         if info.input is None or info.output is None:
             return None
-        return (self.billed_input_equivalent() * info.input + self.output_tokens * info.output) / 1_000_000
+        return (
+            self.billed_input_equivalent(info) * info.input + self.output_tokens * info.output
+        ) / 1_000_000
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -106,14 +155,33 @@ class Usage:
         return Usage(**{f.name: int(data.get(f.name) or 0) for f in fields(Usage)})
 
     @staticmethod
-    def from_message(message: Message) -> Usage:
+    def from_message(message: Any) -> Usage:
+        """A Message's or BetaMessage's usage, compaction iterations included."""
         u = message.usage
-        return Usage(
+        usage = Usage(
             input_tokens=u.input_tokens or 0,
             output_tokens=u.output_tokens or 0,
             cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
             cache_read_input_tokens=u.cache_read_input_tokens or 0,
+            cache_creation_1h_input_tokens=_one_hour_writes(u),
         )
+        for iteration in getattr(u, "iterations", None) or []:
+            if getattr(iteration, "type", None) == "compaction":
+                usage.add(
+                    Usage(
+                        input_tokens=iteration.input_tokens or 0,
+                        output_tokens=iteration.output_tokens or 0,
+                        cache_creation_input_tokens=iteration.cache_creation_input_tokens or 0,
+                        cache_read_input_tokens=iteration.cache_read_input_tokens or 0,
+                        cache_creation_1h_input_tokens=_one_hour_writes(iteration),
+                    )
+                )
+        return usage
+
+
+def _one_hour_writes(usage: Any) -> int:
+    breakdown = getattr(usage, "cache_creation", None)
+    return int(getattr(breakdown, "ephemeral_1h_input_tokens", 0) or 0) if breakdown is not None else 0
 
 
 @cache
@@ -206,11 +274,16 @@ def _message_of(err: anthropic.APIStatusError) -> str:
 
 @dataclass
 class ModelClient:
-    """Sends one turn and returns the whole message; text is passed on as it streams."""
+    """Sends one turn and returns the whole message; text is passed on as it streams.
+
+    `params` (thinking, effort, context management; see params.py) go with every request;
+    when they need a beta header the request goes through `client.beta.messages`.
+    """
 
     client: AnyClient
     model: str
     max_tokens: int = DEFAULT_MAX_TOKENS
+    params: Any = None  # params.RequestParams; Any here so model.py does not import params.py
 
     def create(
         self,
@@ -248,17 +321,25 @@ class ModelClient:
         messages: list[dict[str, Any]],
         on_text: Callable[[str], None] | None,
     ) -> Message:
-        with self.client.messages.stream(
+        extra: dict[str, Any] = self.params.body() if self.params is not None else {}
+        betas: list[str] = list(self.params.betas) if self.params is not None else []
+        # The beta resource takes `betas`; both are typed per client class, hence Any.
+        api: Any = self.client.beta.messages if betas else self.client.messages
+        if betas:
+            extra["betas"] = betas
+        manager = api.stream(
             model=self.model,
             max_tokens=self.max_tokens,
-            system=system,  # type: ignore[arg-type]
-            tools=tools,  # type: ignore[arg-type]
-            messages=messages,  # type: ignore[arg-type]
-        ) as stream:
+            system=system,
+            tools=tools,
+            messages=messages,
+            **extra,
+        )
+        with manager as stream:
             if on_text is not None:
                 for text in stream.text_stream:
                     on_text(text)
-            message = stream.get_final_message()
+            message: Message = stream.get_final_message()
         if message.stop_reason is None:  # the stream ended without message_delta/message_stop
             raise ConnectionError("the stream ended before the message was complete")
         return message

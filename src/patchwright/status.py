@@ -13,12 +13,21 @@ class RunStatus(StrEnum):
     MAX_STEPS = "max_steps"
     MAX_COST = "max_cost"
     TIMEOUT = "timeout"
+    CONTEXT_EXCEEDED = "context_window_exceeded"  # stop_reason model_context_window_exceeded
+    STOPPED = "stopped"  # a stop_reason this version does not know: not taken as a finished run
     ERROR = "error"  # infrastructure or input failure; the error's own exit code applies
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
 
     @property
     def is_limit(self) -> bool:
-        return self in (RunStatus.MAX_STEPS, RunStatus.MAX_COST, RunStatus.TIMEOUT)
+        """Ended without the model finishing: exit 3, partial patch written."""
+        return self in (
+            RunStatus.MAX_STEPS,
+            RunStatus.MAX_COST,
+            RunStatus.TIMEOUT,
+            RunStatus.CONTEXT_EXCEEDED,
+            RunStatus.STOPPED,
+        )
 
 
 def exit_code_for(status: RunStatus, patch: str) -> ExitCode:
