@@ -64,3 +64,20 @@ def test_exit_codes_of_the_statuses() -> None:
     for limit in (RunStatus.MAX_STEPS, RunStatus.MAX_COST, RunStatus.TIMEOUT):
         assert limit.is_limit and exit_code_for(limit, "diff") == ExitCode.LIMIT
     assert not RunStatus.ERROR.is_limit
+
+
+def test_the_verification_line_says_before_and_after() -> None:
+    from patchwright.fixer import verification_line
+    from patchwright.verify import SuiteOutcome, Verification
+
+    failing, passing = SuiteOutcome(1, False, "1 failed"), SuiteOutcome(0, False, "1 passed")
+    assert verification_line(Verification("pytest", True, failing, passing)) == (
+        "verification: tests failed (exit 1) before -> passed after: patch verified"
+    )
+    assert verification_line(Verification("pytest", False, failing, None)).endswith(
+        "before -> the patch did not apply after: patch NOT verified"
+    )
+    hung = SuiteOutcome(None, True, "")
+    assert "timed out after: patch NOT verified" in verification_line(
+        Verification("pytest", True, failing, hung)
+    )

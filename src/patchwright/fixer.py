@@ -38,7 +38,7 @@ from patchwright.sandbox.factory import SandboxFactory, open_factory
 from patchwright.selfcheck import SelfCheck, sandbox_check
 from patchwright.status import RunStatus, exit_code_for
 from patchwright.tools import build_toolset
-from patchwright.verify import verify_patch
+from patchwright.verify import SuiteOutcome, Verification, verify_patch
 from patchwright.workspace import Workspace, apply_patch, detect_test_command, open_workspace
 
 MAX_TASK_CHARS = 100_000  # about 25k tokens: a task, not a document
@@ -358,3 +358,23 @@ def _verify(
     record.summary.verified = verification.verified
     record.summary.tests = verification.as_dict()
     record.write("verification", **verification.as_dict())
+    display.status(verification_line(verification))
+
+
+def verification_line(verification: Verification) -> str:
+    """One line on what verification found, tests before -> after."""
+
+    def outcome(suite: SuiteOutcome | None) -> str:
+        if suite is None:
+            return "not run"
+        return (
+            "timed out"
+            if suite.timed_out
+            else "passed"
+            if suite.passed
+            else f"failed (exit {suite.exit_code})"
+        )
+
+    after = outcome(verification.after) if verification.applied else "the patch did not apply"
+    verdict = "verified" if verification.verified else "NOT verified"
+    return f"verification: tests {outcome(verification.before)} before -> {after} after: patch {verdict}"
