@@ -634,6 +634,7 @@ def test_every_setting_can_come_from_the_environment(home: Path) -> None:
     env["PATCHWRIGHT_PROVIDER"] = "anthropic"
     env["PATCHWRIGHT_PIDS_LIMIT"] = "64"
     env["PATCHWRIGHT_MEMORY"] = "768m"  # check() wants a real size
+    env["PATCHWRIGHT_WORKSPACE_SIZE"] = "1g"
     env["PATCHWRIGHT_EFFORT"] = "high"  # and a real level, strategy and trigger
     env["PATCHWRIGHT_CONTEXT_STRATEGY"] = "compact"
     env["PATCHWRIGHT_CONTEXT_TRIGGER"] = "50000"
@@ -642,7 +643,9 @@ def test_every_setting_can_come_from_the_environment(home: Path) -> None:
     assert settings.context_strategy == "compact" and settings.context_trigger == 50_000
     assert settings.max_steps == 3 and settings.cpus == 2.5 and settings.network is True
     assert settings.memory == "768m" and settings.pids_limit == 64 and settings.image == "value"
-    assert settings.setup_timeout == 2.5 and settings.snapshots is True
+    assert settings.setup_timeout == 2.5 and settings.snapshots is True and settings.workspace_size == "1g"
+    with pytest.raises(ConfigError, match="workspace_size"):
+        load_settings(None, home, {"PATCHWRIGHT_WORKSPACE_SIZE": "10m"}, {})
     with pytest.raises(ConfigError, match="setup_timeout"):
         load_settings(None, home, {"PATCHWRIGHT_SETUP_TIMEOUT": "0"}, {})
 

@@ -41,6 +41,7 @@ class Settings:
     image: str | None = None
     network: bool = False
     memory: str = "4g"
+    workspace_size: str = "2g"  # the workspace is a tmpfs of this size, counted in `memory`
     cpus: float = 2.0
     pids_limit: int = 512
     # large repos start from a snapshot image of the repo (sandbox/snapshot.py); None: on, but off
@@ -73,6 +74,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "image": (str,),
     "network": (bool,),
     "memory": (str,),
+    "workspace_size": (str,),
     "cpus": (int, float),
     "pids_limit": (int,),
     "snapshots": (bool,),
@@ -190,6 +192,14 @@ def load_settings(
     return settings, sources
 
 
+def size_bytes(text: str) -> int:
+    """`512m`, `4g`, `1048576`: bytes; 0 when it is not a size."""
+    match = re.fullmatch(r"(\d+)([kmg]?)b?", text.strip().lower())
+    if match is None:
+        return 0
+    return int(match.group(1)) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[match.group(2)]
+
+
 def check(settings: Settings) -> None:
     """Values that parse but make no sense are input errors, caught before anything starts."""
     if settings.provider not in PROVIDERS:
@@ -208,12 +218,10 @@ def check(settings: Settings) -> None:
         raise ConfigError("command_timeout must be a positive number of seconds")
     if settings.setup_timeout <= 0:
         raise ConfigError("setup_timeout must be a positive number of seconds")
-    match = re.fullmatch(r"(\d+)([kmg]?)b?", settings.memory.strip().lower())
-    if (
-        match is None
-        or int(match.group(1)) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[match.group(2)] < 64 * 2**20
-    ):
-        raise ConfigError(f"memory must be a size of at least 64m, like 512m or 4g, not {settings.memory!r}")
+    for name in ("memory", "workspace_size"):
+        value = getattr(settings, name)
+        if size_bytes(value) < 64 * 2**20:
+            raise ConfigError(f"{name} must be a size of at least 64m, like 512m or 4g, not {value!r}")
     if settings.pids_limit < 16:
         raise ConfigError("pids_limit must be at least 16")
     if settings.cpus <= 0:

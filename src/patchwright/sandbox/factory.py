@@ -71,6 +71,7 @@ def sandbox_spec(settings: Settings, image: str) -> SandboxSpec:
         network=settings.network,
         setup_command=settings.setup,
         memory=settings.memory,
+        workspace_size=settings.workspace_size,
         cpus=settings.cpus,
         pids_limit=settings.pids_limit,
         snapshots=settings.snapshots if settings.snapshots is not None else not running_in_ci(),
