@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -580,3 +581,46 @@ def test_project_instructions_and_persona_reach_the_model(buggy_repo: Path, sand
         tools = [t["name"] for t in api.requests[0].body["tools"]]
     assert "Always run pytest with -x." in system and "/workspace" in system
     assert tools[:2] == ["bash", EDITOR]
+
+
+def test_verification_starts_from_the_state_setup_left_without_running_it_again(
+    buggy_repo: Path, sandbox_image: str, docker_client: docker.DockerClient
+) -> None:
+    # Setup leaves a random token in the workspace and in home; a second setup would draw another.
+    setup = (
+        "head -c8 /dev/urandom | od -An -tx1 | tr -d ' \\n' > .token; cp .token ~/.token; "
+        "echo .token > .gitignore; echo token=$(cat .token)"
+    )
+    test_cmd = 'echo "saw=$(cat .token) home=$(cat ~/.token)"; python3 -m pytest -q -p no:cacheprovider'
+    with FakeAnthropic(edit_then(message(text("done")))) as api:
+        result = run_agent(
+            [
+                "fix",
+                "add is wrong",
+                "--repo",
+                str(buggy_repo),
+                "--setup",
+                setup,
+                "--test-cmd",
+                test_cmd,
+                "--max-continues",
+                "0",
+                "--format",
+                "json",
+            ],
+            agent_env(api, sandbox_image),
+        )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    run_dir = Path(summary["run_dir"])
+    records = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
+    setups = [r for r in records if r["event"] == "setup"]
+    assert len(setups) == 1  # setup ran once: for the run, not again for verification
+    token = setups[0]["output"].strip().removeprefix("token=")
+    assert len(token) == 16
+    tests = summary["tests"]
+    assert tests["from_setup_state"] is True and summary["verified"] is True
+    assert f"saw={token} home={token}" in tests["before"]["output_tail"]
+    assert f"saw={token} home={token}" in tests["after"]["output_tail"]
+    assert not list(Path(tempfile.gettempdir()).glob(f"patchwright-checkpoint-{summary['run_id']}-*"))
+    assert not containers_of(docker_client, summary["run_id"])

@@ -196,8 +196,10 @@ def _run_in_sandbox(
         if setup is not None:
             record.setup(settings.setup, setup)
 
+    checkpoint = str(record.checkpoint.folder) if settings.setup else None  # verification starts from it
     sandbox = BackgroundStart(
-        factory.create(record.summary.run_id, prepared.workspace, display.status), started
+        factory.create(record.summary.run_id, prepared.workspace, display.status, checkpoint_to=checkpoint),
+        started,
     )
     sandbox.begin()
     state = LoopState(messages=[])
@@ -341,10 +343,17 @@ def _verify(
     display: Display,
     elapsed: float,
 ) -> None:
-    """Apply the patch in a fresh sandbox and run the tests before and after."""
+    """Apply the patch in a fresh sandbox and run the tests before and after.
+
+    After a setup, the fresh sandbox starts from the state the setup left (saved then):
+    setup does not run again and the network stays off."""
     assert prepared.test_command is not None
     display.status(f"verifying the patch in a fresh sandbox: {prepared.test_command}")
-    fresh = factory.create(f"{record.summary.run_id}-verify", prepared.workspace, display.status)
+    saved = record.checkpoint
+    restore = str(saved.folder) if saved.complete else None
+    fresh = factory.create(
+        f"{record.summary.run_id}-verify", prepared.workspace, display.status, restore_from=restore
+    )
     timeout = settings.command_timeout * 5
     if settings.timeout is not None:  # the run's wall clock bounds verification too (at least 60 s)
         timeout = min(timeout, max(60.0, settings.timeout - elapsed))
@@ -356,8 +365,8 @@ def _verify(
         record.summary.verified = False
         return
     record.summary.verified = verification.verified
-    record.summary.tests = verification.as_dict()
-    record.write("verification", **verification.as_dict())
+    record.summary.tests = {**verification.as_dict(), "from_setup_state": restore is not None}
+    record.write("verification", **record.summary.tests)
     display.status(verification_line(verification))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from patchwright.loop import LoopState
 from patchwright.model import ModelInfo
 from patchwright.outputs import Redactor, RunSummary, TrajectoryWriter, write_summary
 from patchwright.sandbox.base import CommandResult
+from patchwright.sandbox.checkpoint import Checkpoint
 from patchwright.status import RunStatus
 from patchwright.workspace import hide_run_dir
 
@@ -35,6 +37,7 @@ class RunRecord:
     trajectory: TrajectoryWriter
     redactor: Redactor
     started: float  # time.monotonic() at launch
+    checkpoint: Checkpoint  # the state after setup, for verification; removed when the run closes
 
     @staticmethod
     def open(prepared: Prepared, settings: Settings, resume_id: str | None, started: float) -> RunRecord:
@@ -58,9 +61,11 @@ class RunRecord:
             agent=prepared.agent.name,
             task=redactor.text(prepared.task),
         )
-        record = RunRecord(
-            run_dir, summary, TrajectoryWriter(run_dir / "trajectory.jsonl", redactor), redactor, started
+        saved = Checkpoint(
+            Path(tempfile.gettempdir()) / f"patchwright-checkpoint-{run_id}-{secrets.token_hex(3)}"
         )
+        trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl", redactor)
+        record = RunRecord(run_dir, summary, trajectory, redactor, started, saved)
         record.write(
             "run_start",
             run_id=run_id,
@@ -102,6 +107,7 @@ class RunRecord:
         write_summary(self.run_dir / "summary.json", self.summary, self.redactor)
 
     def close(self) -> None:
+        self.checkpoint.remove()
         s = self.summary
         self.write("run_end", status=s.status, exit_code=s.exit_code, error=s.error)
         self.trajectory.close()

@@ -50,6 +50,10 @@ class SandboxSpec:
     labels: dict[str, str] = field(default_factory=dict)
     snapshots: bool = True  # large repos: start from a committed image of the repo (snapshot.py)
     snapshot_min_files: int = 2000  # below this the whole copy takes well under a second
+    # save the state right after setup here (a folder), for verification to start from
+    checkpoint_to: str | None = None
+    # start from a saved post-setup state (a folder checkpoint_to wrote): no copy, no setup, no network
+    restore_from: str | None = None
     # where snapshot manifests are kept (snapshot.py); None: list the snapshot in the container instead
     manifest_dir: str | None = field(default_factory=lambda: default_manifest_dir())
 

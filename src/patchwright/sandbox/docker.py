@@ -20,6 +20,7 @@ import dataclasses
 import secrets
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -28,9 +29,10 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from patchwright.errors import SandboxError
-from patchwright.sandbox import labels, transfer
+from patchwright.sandbox import checkpoint, labels, transfer
 from patchwright.sandbox.base import WORKSPACE, CommandResult, SandboxSpec, SetupFailed, StartResult
 from patchwright.sandbox.baseline import Baseline
+from patchwright.sandbox.checkpoint import Checkpoint
 from patchwright.sandbox.engine import ContainerExec, container_options, disconnect_networks, engine_cpus
 from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, network_env
 from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
@@ -101,6 +103,10 @@ class DockerSandbox:
         first command.
         """
         try:
+            if self.spec.restore_from:  # verification: the run's own state after setup, offline
+                self._start_restored(Checkpoint(Path(self.spec.restore_from)))
+                self._started = True
+                return StartResult()
             self._create()
             try:
                 self._fill()
@@ -113,12 +119,25 @@ class DockerSandbox:
                 self._start_fresh()
                 self._fill()
             setup = self._run_setup(self.spec.setup_command) if self.spec.setup_command else None
+            if setup is not None and self.spec.checkpoint_to:
+                checkpoint.save(self._runner(), Checkpoint(Path(self.spec.checkpoint_to)))
             self._begin_snapshot()  # in a container of its own, in the background
             self._started = True
             return StartResult(setup)
         except BaseException:
             self.stop()
             raise
+
+    def _start_restored(self, saved: Checkpoint) -> None:
+        """A fresh container holding the saved post-setup state; setup does not run again."""
+        self.progress("starting from the state after setup")
+        try:
+            self._base_image = self.client.images.get(self.spec.image)
+        except docker.errors.ImageNotFound:
+            raise self._missing_image() from None
+        self._start_container(self._base_image, writable_root=False)
+        checkpoint.restore(self._runner(), saved)
+        self._open_shell()
 
     def _fill(self) -> None:
         """Copy the repo in (or sync the snapshot) and open the model's shell."""

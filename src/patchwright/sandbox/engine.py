@@ -262,7 +262,9 @@ def container_options(spec: SandboxSpec, writable_root: bool, cpus: float) -> di
         },
         "name": f"patchwright-{spec.run_id}-{secrets.token_hex(3)}",
         "hostname": "sandbox",
-        "network_mode": "bridge" if (spec.network or spec.setup_command) else "none",
+        "network_mode": "bridge"
+        if (spec.network or (spec.setup_command and not spec.restore_from))
+        else "none",
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "read_only": not writable_root,

@@ -25,8 +25,18 @@ PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
 
 
 class SandboxFactory(Protocol):
-    def create(self, run_id: str, ws: Workspace, progress: Progress) -> Sandbox:
-        """A new, not yet started sandbox for the run `run_id` on the repo `ws`."""
+    def create(
+        self,
+        run_id: str,
+        ws: Workspace,
+        progress: Progress,
+        checkpoint_to: str | None = None,
+        restore_from: str | None = None,
+    ) -> Sandbox:
+        """A new, not yet started sandbox for the run `run_id` on the repo `ws`.
+
+        `checkpoint_to`: save the state right after setup in this folder; `restore_from`: start
+        from such a saved state instead (no copy, no setup, no network), as verification does."""
         ...
 
 
@@ -37,12 +47,20 @@ class DockerFactory:
     client: docker.DockerClient
     spec: SandboxSpec
 
-    def create(self, run_id: str, ws: Workspace, progress: Progress) -> Sandbox:
+    def create(
+        self,
+        run_id: str,
+        ws: Workspace,
+        progress: Progress,
+        checkpoint_to: str | None = None,
+        restore_from: str | None = None,
+    ) -> Sandbox:
         from patchwright.sandbox.docker import DockerSandbox
 
-        return DockerSandbox(
-            self.client, dataclasses.replace(self.spec, run_id=run_id), ws, progress=progress
+        spec = dataclasses.replace(
+            self.spec, run_id=run_id, checkpoint_to=checkpoint_to, restore_from=restore_from
         )
+        return DockerSandbox(self.client, spec, ws, progress=progress)
 
 
 def host_ca_bundle() -> str | None:
