@@ -48,6 +48,7 @@ class FixRequest:
     patch_path: Path | None = None
     apply: bool = False
     resume: str | None = None
+    ignored_repo_settings: tuple[str, ...] = ()  # the repo's untrusted settings left out (config.py)
 
 
 class Interrupted(BaseException):
@@ -151,8 +152,9 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     started = time.monotonic()
     prepared = prepare(request)
     client = make_client(request.settings.provider, max_retries=request.settings.max_retries)  # type: ignore[arg-type]
-    factory = open_factory(request.settings, display.status)
+    factory = open_factory(request.settings, display.status, prepared.workspace.root)
     record = RunRecord.open(prepared, request.settings, request.resume, started)
+    record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
     patch: str | None = None
     try:
         with signals_interrupt() as shield:
