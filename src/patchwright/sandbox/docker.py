@@ -34,6 +34,7 @@ from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.engine import ContainerExec, container_options, disconnect_networks, engine_cpus
 from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, network_env
 from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
+from patchwright.sandbox.stream import CappedBuffer
 from patchwright.sandbox.snapshot import (
     FIND_ARGV,
     SnapshotCommit,
@@ -383,6 +384,28 @@ class DockerSandbox:
         self._runner().write_file(path, data)
 
     def diff(self) -> str:
-        """A binary-safe patch of every change since start, as `git apply` takes it."""
+        """A binary-safe patch of every change since start, as `git apply` takes it.
+
+        Every process of the sandbox user is killed first (a `setsid` child editing files after
+        the last command included), so the patch is what the tools saw; the next `run` opens a
+        fresh shell."""
         self._ready()
+        self.stop_user_processes()
         return self._baseline.diff(self._runner())
+
+    def stop_user_processes(self) -> None:
+        """SIGKILL every process of the sandbox user: `kill -1` reaches all the caller may signal
+        but itself, atomically against fork; the main process is root's and stays (issue 13)."""
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
+        output = CappedBuffer(4096)
+
+        def keep(chunk: bytes) -> bool:
+            output.feed(chunk)
+            return True
+
+        script = "kill -KILL -1 2>/dev/null; sleep 0.1; kill -KILL -1 2>/dev/null; exit 0"
+        code = self._runner().stream(["bash", "-c", script], keep, timeout=30, what="stop the sandbox's processes")
+        if code != 0:
+            raise SandboxError(f"cannot stop the sandbox's processes before the diff: {output.render()[0][-200:]}")

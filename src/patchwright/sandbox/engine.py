@@ -244,7 +244,9 @@ def container_options(spec: SandboxSpec, writable_root: bool, cpus: float) -> di
     return {
         "command": ["sleep", "infinity"],
         "init": True,
-        "user": f"{UID}:{GID}",
+        # The main process runs as root (with no capabilities), so no process of the sandbox
+        # user can kill it and end the container mid-run; every exec runs as the sandbox user.
+        "user": "0:0",
         "working_dir": WORKSPACE,
         "environment": BASE_ENV,
         "labels": {
