@@ -70,7 +70,9 @@ def summary_lines(summary: RunSummary) -> list[str]:
         lines.append(f"ignored repo settings: {', '.join(summary.ignored_repo_settings)}")
     if summary.patch:
         names = ", ".join(clean_line(name) for name in summary.files_changed[:8])
-        lines.append(clean_line(f"patch: {summary.patch} ({len(summary.files_changed)} files: ") + names + ")")
+        lines.append(
+            clean_line(f"patch: {summary.patch} ({len(summary.files_changed)} files: ") + names + ")"
+        )
     else:
         lines.append("patch: none (no changes)")
     if summary.verified is not None:
@@ -98,7 +100,9 @@ class PlainDisplay:
 
     def _line(self, text: str) -> None:
         if not self.quiet:
-            write_line(f"[patchwright {time.monotonic() - self.started:6.1f}s] {clean_line(text)}", self.stream)
+            write_line(
+                f"[patchwright {time.monotonic() - self.started:6.1f}s] {clean_line(text)}", self.stream
+            )
 
     def status(self, message: str) -> None:
         first, *rest = message.split("\n") or [""]

@@ -31,6 +31,7 @@ from patchwright.persona import AgentDefinition, find_agent, load_project_instru
 from patchwright.prompt import RunFacts, system_blocks
 from patchwright.record import RunRecord
 from patchwright.sandbox.base import Sandbox, SetupFailed
+from patchwright.sandbox.baseline import PatchTooLarge
 from patchwright.sandbox.factory import SandboxFactory, open_factory
 from patchwright.status import RunStatus, exit_code_for
 from patchwright.tools import build_toolset
@@ -257,6 +258,10 @@ def _run_agent(
 def _collect_patch(sandbox: Sandbox, record: RunRecord) -> str:
     try:
         return sandbox.diff()
+    except PatchTooLarge as err:  # a limit, not "no changes" (issue 13)
+        record.write("error", stage="diff", error=str(err))
+        record.fail(RunStatus.ERROR, err.exit_code, str(err))
+        return ""
     except (PatchwrightError, Interrupted, OSError) as err:
         record.write("error", stage="diff", error=str(err))
         record.summary.error = record.summary.error or f"could not collect the patch: {err}"

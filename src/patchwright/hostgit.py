@@ -88,6 +88,4 @@ def run_git(
     root: Path, *args: str, check: bool = False, input: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `host_git(root, *args)` with `git_env()`, output captured as bytes."""
-    return subprocess.run(
-        host_git(root, *args), capture_output=True, env=git_env(), check=check, input=input
-    )
+    return subprocess.run(host_git(root, *args), capture_output=True, env=git_env(), check=check, input=input)

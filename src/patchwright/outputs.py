@@ -55,6 +55,8 @@ PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy", "ftp_pr
 def looks_secret(text: str) -> bool:
     """Whether `text` holds something shaped like a key or token (ghp_..., AKIA..., sk_live_...)."""
     return any(p.search(text) for p in _SECRET_PATTERNS)
+
+
 # Name segments (split on "_") that mark a variable as secret: ANTHROPIC_API_KEY, GH_TOKEN, ...
 _SECRET_ENV_WORDS = {
     "KEY",

@@ -362,7 +362,9 @@ def git_config_tar(ws: Workspace, uid: int, gid: int) -> bytes | None:
             path = ws.root / rel
             if path.is_symlink() or not path.is_file():
                 continue
-            data = sanitize_git_config(path.read_text(errors="surrogateescape")).encode(errors="surrogateescape")
+            data = sanitize_git_config(path.read_text(errors="surrogateescape")).encode(
+                errors="surrogateescape"
+            )
             info = tarfile.TarInfo(rel)
             info.size, info.uid, info.gid, info.mode = len(data), uid, gid, 0o644
             tar.addfile(info, io.BytesIO(data))
@@ -394,7 +396,9 @@ def real_run_dir(ws: Workspace, run_id: str, create: bool) -> Path:
                 raise OutputError(f"cannot create the run directory {current}: {err.strerror}") from None
         if current.exists() and not current.is_dir():
             raise WorkspaceError(f"{current} is not a directory")
-    if create and os.path.realpath(current) != os.path.join(os.path.realpath(ws.root), *RUNS_DIR.parts, run_id):
+    if create and os.path.realpath(current) != os.path.join(
+        os.path.realpath(ws.root), *RUNS_DIR.parts, run_id
+    ):
         raise WorkspaceError(f"{current} resolves outside the repository")
     return current
 
@@ -607,7 +611,7 @@ def _has_python_tests(root: Path) -> bool:
     for entry in top:
         if not (entry.name.startswith("test") and entry.is_dir(follow_symlinks=False)):
             continue
-        for dirpath, dirnames, filenames in os.walk(entry.path, followlinks=False):
+        for _dirpath, dirnames, filenames in os.walk(entry.path, followlinks=False):
             budget -= len(dirnames) + len(filenames)
             if any(n.startswith("test_") and n.endswith(".py") for n in filenames):
                 return True

@@ -13,11 +13,18 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
-from patchwright.errors import SandboxError
+from patchwright.errors import ExitCode, SandboxError
 from patchwright.sandbox.base import CommandResult
 
 BASE_REF = "refs/patchwright/base"
-PATCH_LIMIT = 1 << 30  # bytes of patch read back at most
+PATCH_LIMIT = 256 * 1024 * 1024  # bytes of patch taken back at most (held in memory twice over)
+PATCH_FILE_LIMIT = 20_000  # files one patch may change
+
+
+class PatchTooLarge(SandboxError):
+    """The changes are past the patch limits: a limit was hit (exit 3), not "no changes"."""
+
+    exit_code = ExitCode.LIMIT
 
 
 def trusted_git(index_file: str) -> str:
@@ -78,6 +85,8 @@ class Baseline:
     control_dir: str
     tree: str | None = None
     index_sum: str = ""  # sha256 of the base index, held where the sandbox cannot change it
+    max_bytes: int = PATCH_LIMIT
+    max_files: int = PATCH_FILE_LIMIT
 
     def record(self, box: Runs, dirty: list[str] | None = None) -> str:
         """Store the starting state as a tree and return its id.
@@ -144,15 +153,24 @@ class Baseline:
             f"{git} add -A >/dev/null; tree=$({git} write-tree --missing-ok); "
             f"{reader} diff --binary --full-index -M --no-color --no-ext-diff --no-textconv "
             f'--src-prefix=a/ --dst-prefix=b/ {self.tree} "$tree" > "$g/patch.diff"; '
-            f'mv "$g/patch.diff" {patch}; rm -rf "$g"'
+            f'files=$({reader} diff --name-only -z --no-renames {self.tree} "$tree" | tr -cd "\\0" | wc -c); '
+            f'mv "$g/patch.diff" {patch}; rm -rf "$g"; echo "$(wc -c < {patch}) $files"'
         )
         result = box.execute(["bash", "-c", script], timeout=600, output_limit=4096)
         if result.exit_code != 0:
             raise SandboxError(
                 f"cannot compute the patch (git exited with {result.exit_code}): {result.output.strip()[-200:]}"
             )
+        sizes = (result.output.strip().splitlines() or [""])[-1].split()
+        if len(sizes) == 2 and all(n.isdigit() for n in sizes):
+            size, files = int(sizes[0]), int(sizes[1])
+            if size > self.max_bytes or files > self.max_files:
+                raise PatchTooLarge(
+                    f"the changes make a patch of {size / 2**20:.1f} MiB in {files} files, over the limit of "
+                    f"{self.max_bytes / 2**20:.0f} MiB and {self.max_files} files; no patch was written"
+                )
         try:
-            data = box.read_file(patch, max_bytes=PATCH_LIMIT)
+            data = box.read_file(patch, max_bytes=self.max_bytes)
         except FileNotFoundError:
             raise SandboxError("cannot compute the patch (no patch file was written)") from None
         except OSError as err:

@@ -34,7 +34,6 @@ from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.engine import ContainerExec, container_options, disconnect_networks, engine_cpus
 from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, network_env
 from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
-from patchwright.sandbox.stream import CappedBuffer
 from patchwright.sandbox.snapshot import (
     FIND_ARGV,
     SnapshotCommit,
@@ -43,6 +42,7 @@ from patchwright.sandbox.snapshot import (
     head_commit,
     load_manifest,
 )
+from patchwright.sandbox.stream import CappedBuffer
 from patchwright.sandbox.transfer import HostView, Progress
 from patchwright.workspace import Workspace
 
@@ -406,6 +406,10 @@ class DockerSandbox:
             return True
 
         script = "kill -KILL -1 2>/dev/null; sleep 0.1; kill -KILL -1 2>/dev/null; exit 0"
-        code = self._runner().stream(["bash", "-c", script], keep, timeout=30, what="stop the sandbox's processes")
+        code = self._runner().stream(
+            ["bash", "-c", script], keep, timeout=30, what="stop the sandbox's processes"
+        )
         if code != 0:
-            raise SandboxError(f"cannot stop the sandbox's processes before the diff: {output.render()[0][-200:]}")
+            raise SandboxError(
+                f"cannot stop the sandbox's processes before the diff: {output.render()[0][-200:]}"
+            )

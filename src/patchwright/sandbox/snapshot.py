@@ -181,7 +181,15 @@ def drifted(ws: Workspace, snapshot_head: str, file_count: int) -> bool:
     if not head or not snapshot_head:
         return True
     out = run_git(
-        ws.root, "diff", "--name-only", "--no-renames", "--no-ext-diff", "--no-textconv", "-z", snapshot_head, head
+        ws.root,
+        "diff",
+        "--name-only",
+        "--no-renames",
+        "--no-ext-diff",
+        "--no-textconv",
+        "-z",
+        snapshot_head,
+        head,
     )
     if out.returncode != 0:
         return True
