@@ -341,6 +341,7 @@ def arm(repo: Path, marker: Path) -> Path:
     ):
         git(repo, "config", key, f"touch {marker}; cat")
     git(repo, "config", "filter.evil.required", "true")
+    git(repo, "config", "filter.a=b.clean", f"touch {marker}; cat")  # a name no `-c` could pin
     git(repo, "config", "core.hooksPath", str(root / "evil-hooks"))
     (root / "evil-hooks").mkdir()
     for hook in (
@@ -358,13 +359,19 @@ def arm(repo: Path, marker: Path) -> Path:
 def test_4_host_git_runs_no_repo_program_in_any_call(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     repo = make_repo(
-        tmp_path / "r", {"a.txt": "hello\n", ".gitattributes": "* filter=evil diff=evil merge=evil\n"}
+        tmp_path / "r",
+        {
+            "a.txt": "hello\n",
+            "b.md": "b\n",
+            ".gitattributes": "* filter=evil diff=evil merge=evil\n*.md filter=a=b\n",
+        },
     )
     patch = diff_of(repo, {"a.txt": "patched\n"})
     arm(repo, marker)
     head = git(repo, "rev-parse", "HEAD").strip()
     (repo / "new.txt").write_text("new\n")
     os.utime(repo / "a.txt", (1, 1))  # stat-dirty: git compares content (the clean filter)
+    os.utime(repo / "b.md", (1, 1))
 
     ws = open_workspace(repo)
     scan = scan_files(ws)

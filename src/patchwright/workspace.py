@@ -212,7 +212,7 @@ def _listed_ids(ws: Workspace, *args: str, timeout: float, column: int = 0) -> s
     """Object ids in a column of a git command's output; None when it fails or runs long."""
     try:
         out = subprocess.run(
-            host_git(ws.root, *args), capture_output=True, env=git_env(), timeout=timeout, check=False
+            host_git(ws.root, *args), capture_output=True, env=git_env(ws.root), timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
         return None
