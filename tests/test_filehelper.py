@@ -14,6 +14,7 @@ from patchwright.sandbox import filehelper
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.engine import ContainerExec
 from patchwright.sandbox.files import helper_argv
+from patchwright.sandbox.local import LocalSandbox
 from patchwright.tools import build_toolset
 
 EDITOR = "str_replace_based_edit_tool"
@@ -110,3 +111,15 @@ def test_docker_editor_calls_launch_no_exec_in_the_steady_state(
     assert not [r.content for r in results if r.is_error]
     assert results[-1].content == "hello\nmore\n"
     assert launched == [], f"processes launched per call: {launched}"
+
+
+def test_a_helper_killed_by_the_model_is_opened_again(box: LocalSandbox) -> None:
+    tools = build_toolset(box, "claude-sonnet-5-5", 30)
+    assert not tools.call(EDITOR, {"command": "view", "path": "app.py"}).is_error
+    first = box._helper
+    assert first is not None
+    box.run(f"kill -KILL {first.pid}")
+    first.wait(timeout=10)
+    again = tools.call(EDITOR, {"command": "view", "path": "app.py"})
+    assert not again.is_error and "def add" in again.content
+    assert box._helper is not None and box._helper.pid != first.pid

@@ -495,9 +495,11 @@ def test_pyproject_tool_section_is_the_repo_layer(home: Path, tmp_path: Path) ->
     )
     settings, sources = load_settings(repo, home, {}, {})
     assert settings.max_steps == 7  # dashes work like underscores
-    assert settings.test_cmd == "pytest -q"
+    assert settings.test_cmd is None  # what verifies the patch is not the repo's to say, untrusted
     assert settings.max_cost == 2  # an int is a fine float
     assert sources == [str(pyproject)]
+    trusted, _ = load_settings(repo, home, {"PATCHWRIGHT_TRUST_REPO_CONFIG": "1"}, {})
+    assert trusted.test_cmd == "pytest -q"
 
 
 def test_patchwright_config_wins_over_pyproject(tmp_path: Path) -> None:

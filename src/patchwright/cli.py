@@ -18,6 +18,7 @@ import typer
 from patchwright import __version__
 from patchwright.errors import ExitCode, PatchwrightError, UsageError
 from patchwright.model import PROVIDERS
+from patchwright.sanitize import clean_line
 
 EXIT_CODES_HELP = """Exit codes: 0 finished with a non-empty patch; 1 finished without changes;
 2 bad usage or input (not a git repo, missing directory, empty task, no API key, bad agent file);
@@ -55,7 +56,7 @@ class BuildMethod(StrEnum):
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> typer.Exit:
-    print(f"agent: error: {message}", file=sys.stderr, flush=True)
+    print(f"agent: error: {clean_line(message)}", file=sys.stderr, flush=True)
     return typer.Exit(int(code))
 
 
@@ -142,6 +143,14 @@ def fix(
         typer.Option(help="Input tokens at which the API starts clearing old tool results (default 100000)."),
     ] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the interrupted run RUN_ID.")] = None,
+    trust_repo_config: Annotated[
+        bool | None,
+        typer.Option(
+            "--trust-repo-config",
+            help="Also take the repo's own settings that widen the sandbox (network, setup, image, "
+            "test_cmd, provider, higher limits); see docs/security.md.",
+        ),
+    ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="text, json or stream-json.")
     ] = OutputFormat.text,
@@ -149,7 +158,7 @@ def fix(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Fix TASK in a git repository, unattended, and write a patch."""
-    from patchwright.config import load_settings, unknown_env
+    from patchwright.config import ignored_warning, load_settings_checked, unknown_env
     from patchwright.display import make_display
     from patchwright.fixer import FixRequest, run_fix
     from patchwright.workspace import open_workspace
@@ -176,23 +185,33 @@ def fix(
             "max_continues": max_continues,
             "max_tokens": max_tokens,
             "context_trigger": context_trigger,
+            "trust_repo_config": trust_repo_config,
         }
-        settings, _ = load_settings(ws.root, Path.home(), dict(os.environ), flags)
+        loaded = load_settings_checked(ws.root, Path.home(), dict(os.environ), flags)  # issue 13: trust
+        settings = loaded.settings
+        if (ignored := ignored_warning(loaded)) is not None:
+            print(f"patchwright: warning: {clean_line(ignored)}", file=sys.stderr)
         for warning in unknown_env(dict(os.environ)):
             print(f"patchwright: warning: {warning}", file=sys.stderr)
         ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
         display = make_display(output_format.value, quiet, sys.stderr.isatty(), ci)
         summary = run_fix(
             FixRequest(
-                task=text, repo=ws.root, settings=settings, patch_path=patch, apply=apply, resume=resume
+                task=text,
+                repo=ws.root,
+                settings=settings,
+                patch_path=patch,
+                apply=apply,
+                resume=resume,
+                ignored_repo_settings=tuple(loaded.ignored),
             ),
             display,
         )
         display.finish(summary)
         if summary.error and output_format == OutputFormat.text:
-            print(f"agent: error: {summary.error}", file=sys.stderr, flush=True)
+            print(f"agent: error: {clean_line(summary.error)}", file=sys.stderr, flush=True)
         if summary.apply_error:
-            print(f"agent: warning: {summary.apply_error}", file=sys.stderr, flush=True)
+            print(f"agent: warning: {clean_line(summary.apply_error)}", file=sys.stderr, flush=True)
         raise typer.Exit(summary.exit_code)
     except PatchwrightError as err:
         if display is not None:
@@ -263,9 +282,9 @@ def agents_list(
             raise fail(f"{repo} is not a git repository") from None
     listing = list_agents(root, Path.home())
     for found in listing.agents:
-        print(f"{found.name:24} {found.origin:28} {found.path}")
+        print(clean_line(f"{found.name:24} {found.origin:28} {found.path}"))
     for _path, message in listing.errors:
-        print(f"agent: warning: {message}", file=sys.stderr)
+        print(f"agent: warning: {clean_line(message)}", file=sys.stderr)
 
 
 def _progress(line: str) -> None:

@@ -2,6 +2,10 @@
 
 defaults < ~/.config/patchwright/config.toml < the repo's .patchwright/config.toml
 (or [tool.patchwright] in pyproject.toml) < PATCHWRIGHT_* environment < flags.
+
+The repository is the code under review, not the user: its layer may narrow a run but
+not widen the sandbox or choose what verifies it (REPO_WIDENING) unless the user opts in
+with `trust_repo_config` (flag, user config or environment; see docs/security.md).
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ class Settings:
     max_continues: int = DEFAULT_MAX_CONTINUES  # self-check rounds before the end; 0 disables
     context_strategy: str = DEFAULT_STRATEGY  # clear, compact or off (context.py)
     context_trigger: int = DEFAULT_TRIGGER  # input tokens at which the API starts managing context
+    # -- security (issue 13): only the user's own layers may set these --------------------
+    trust_repo_config: bool = False  # take the repo's widening settings (REPO_WIDENING) too
+    proxy_credentials: bool = False  # pass the proxy's user:password into the sandbox
 
     def resolved_model(self, agent_model: str | None, env: dict[str, str] | None = None) -> str:
         # Claude Code agent files may say `model: inherit` or an alias like `sonnet` (aliases.py).
@@ -84,6 +91,8 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "max_continues": (int,),
     "context_strategy": (str,),
     "context_trigger": (int,),
+    "trust_repo_config": (bool,),
+    "proxy_credentials": (bool,),
 }
 assert set(FIELD_TYPES) == {f.name for f in fields(Settings)}
 
@@ -170,34 +179,98 @@ def repo_config(repo: Path) -> tuple[dict[str, Any], str | None]:
     return {}, None
 
 
+# -- the trust model (issue 13) ----------------------------------------------------------------
+# Never taken from the repository: they decide whom to trust.
+USER_ONLY = frozenset({"trust_repo_config", "proxy_credentials"})
+# Taken from the repository only with trust_repo_config: they widen the sandbox, pick its image,
+# the API provider (and so the credentials used), or the command that verifies the patch.
+REPO_WIDENING = frozenset({"network", "setup", "setup_timeout", "image", "provider", "test_cmd"})
+# Limits the repository may lower but, untrusted, not raise above the defaults.
+REPO_CAPPED = ("memory", "workspace_size", "cpus", "pids_limit", "max_steps", "timeout", "command_timeout")
+
+
+def memory_bytes(value: str) -> int | None:
+    match = re.fullmatch(r"(\d+)([kmg]?)b?", value.strip().lower())
+    if match is None:
+        return None
+    return int(match.group(1)) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[match.group(2)]
+
+
+def _raises_limit(name: str, value: Any) -> bool:
+    default = getattr(Settings(), name)
+    if name in ("memory", "workspace_size"):
+        wanted, usual = memory_bytes(str(value)), memory_bytes(default)
+        return wanted is None or usual is None or wanted > usual
+    return value is None or default is None or value > default
+
+
+def untrusted_repo_values(values: dict[str, Any], trusted: bool) -> tuple[dict[str, Any], list[str]]:
+    """The repo layer as the user's trust allows it: (what is kept, the names left out)."""
+    kept: dict[str, Any] = {}
+    ignored: list[str] = []
+    for name, value in values.items():
+        widening = name in REPO_WIDENING or (name in REPO_CAPPED and _raises_limit(name, value))
+        if name in USER_ONLY or (widening and not trusted):
+            ignored.append(name)
+        else:
+            kept[name] = value
+    return kept, sorted(ignored)
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    settings: Settings
+    sources: list[str]  # the files that contributed
+    ignored: list[str]  # the repo's settings left out (untrusted), as "name"
+    ignored_from: str | None = None  # the file they came from
+
+
+def load_settings_checked(
+    repo: Path | None, home: Path, env: dict[str, str], flags: dict[str, Any]
+) -> LoadedSettings:
+    """Merge every layer, the repo's as far as the user trusts it."""
+    user_values: dict[str, Any] = {}
+    sources: list[str] = []
+    user = user_config_path(home)
+    if user.is_file():
+        user_values = _validate(_read_toml(user), str(user))
+        sources.append(str(user))
+    env_values = _from_env(env)
+    flag_values = {k: v for k, v in flags.items() if v is not None}
+    trusted = bool({**user_values, **env_values, **flag_values}.get("trust_repo_config", False))
+    merged = dict(user_values)
+    ignored: list[str] = []
+    repo_source: str | None = None
+    if repo is not None:
+        values, repo_source = repo_config(repo)
+        kept, ignored = untrusted_repo_values(values, trusted)
+        merged.update(kept)
+        if repo_source:
+            sources.append(repo_source)
+    merged.update(env_values)
+    merged.update(flag_values)
+    settings = dataclasses.replace(Settings(), **merged)
+    check(settings)
+    return LoadedSettings(settings, sources, ignored, repo_source if ignored else None)
+
+
+def ignored_warning(loaded: LoadedSettings) -> str | None:
+    """The one-line warning naming the repo settings left out, or None."""
+    if not loaded.ignored:
+        return None
+    return (
+        f"ignored the repository's settings {', '.join(loaded.ignored)} from {loaded.ignored_from} "
+        "(they widen the sandbox or choose what verifies the patch); "
+        "pass --trust-repo-config or set PATCHWRIGHT_TRUST_REPO_CONFIG=1 to use them"
+    )
+
+
 def load_settings(
     repo: Path | None, home: Path, env: dict[str, str], flags: dict[str, Any]
 ) -> tuple[Settings, list[str]]:
     """Merge every layer; returns the settings and the files that contributed."""
-    merged: dict[str, Any] = {}
-    sources: list[str] = []
-    user = user_config_path(home)
-    if user.is_file():
-        merged.update(_validate(_read_toml(user), str(user)))
-        sources.append(str(user))
-    if repo is not None:
-        values, source = repo_config(repo)
-        merged.update(values)
-        if source:
-            sources.append(source)
-    merged.update(_from_env(env))
-    merged.update({k: v for k, v in flags.items() if v is not None})
-    settings = dataclasses.replace(Settings(), **merged)
-    check(settings)
-    return settings, sources
-
-
-def size_bytes(text: str) -> int:
-    """`512m`, `4g`, `1048576`: bytes; 0 when it is not a size."""
-    match = re.fullmatch(r"(\d+)([kmg]?)b?", text.strip().lower())
-    if match is None:
-        return 0
-    return int(match.group(1)) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[match.group(2)]
+    loaded = load_settings_checked(repo, home, env, flags)
+    return loaded.settings, loaded.sources
 
 
 def check(settings: Settings) -> None:
@@ -220,7 +293,8 @@ def check(settings: Settings) -> None:
         raise ConfigError("setup_timeout must be a positive number of seconds")
     for name in ("memory", "workspace_size"):
         value = getattr(settings, name)
-        if size_bytes(value) < 64 * 2**20:
+        size = memory_bytes(value)
+        if size is None or size < 64 * 2**20:
             raise ConfigError(f"{name} must be a size of at least 64m, like 512m or 4g, not {value!r}")
     if settings.pids_limit < 16:
         raise ConfigError("pids_limit must be at least 16")

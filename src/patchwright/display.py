@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
 import time
 from typing import IO, Any, Protocol
@@ -19,6 +18,7 @@ from rich.status import Status
 from rich.text import Text
 
 from patchwright.outputs import RunSummary
+from patchwright.sanitize import clean_line, clean_lines
 
 
 class Display(Protocol):
@@ -31,12 +31,9 @@ class Display(Protocol):
     def close(self) -> None: ...
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def clean(text: str) -> str:
-    """Model-made text without control characters: no escape sequence reaches the terminal or log."""
-    return _CONTROL.sub("", text)
+    """Model-made text made one safe line: escapes shown, not obeyed (sanitize.py)."""
+    return clean_line(text)
 
 
 def describe_tool(name: str, tool_input: Any) -> str:
@@ -64,12 +61,17 @@ def format_cost(cost: float | None) -> str:
 
 
 def summary_lines(summary: RunSummary) -> list[str]:
+    """The text summary; every field the model or repo could shape is one escaped line, and the
+    model's last words are indented under it, so no line of theirs can pass for one of ours."""
     lines = [f"status: {summary.status} (exit {summary.exit_code})"]
     if summary.error:
-        lines.append(f"error: {summary.error}")
+        lines.append(clean_line(f"error: {summary.error}"))
+    if summary.ignored_repo_settings:
+        lines.append(f"ignored repo settings: {', '.join(summary.ignored_repo_settings)}")
     if summary.patch:
+        names = ", ".join(clean_line(name) for name in summary.files_changed[:8])
         lines.append(
-            f"patch: {summary.patch} ({len(summary.files_changed)} files: {', '.join(summary.files_changed[:8])})"
+            clean_line(f"patch: {summary.patch} ({len(summary.files_changed)} files: ") + names + ")"
         )
     else:
         lines.append("patch: none (no changes)")
@@ -81,7 +83,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
     )
     lines.append(f"run dir: {summary.run_dir}")
     if summary.final_message:
-        lines += ["", summary.final_message.strip()]
+        lines += ["", *(f"  {line}" for line in clean_lines(summary.final_message.strip()))]
     return lines
 
 
@@ -98,10 +100,15 @@ class PlainDisplay:
 
     def _line(self, text: str) -> None:
         if not self.quiet:
-            write_line(f"[patchwright {time.monotonic() - self.started:6.1f}s] {text}", self.stream)
+            write_line(
+                f"[patchwright {time.monotonic() - self.started:6.1f}s] {clean_line(text)}", self.stream
+            )
 
     def status(self, message: str) -> None:
-        self._line(message)
+        first, *rest = message.split("\n") or [""]
+        self._line(first)
+        for line in rest:  # e.g. `git apply --stat`: each line escaped on its own, indented
+            self._line(f"  {line}")
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "step":
@@ -132,7 +139,7 @@ class PlainDisplay:
         if self.quiet and out is self.stream:
             return
         for line in summary_lines(summary):
-            write_line(clean(line), out)
+            write_line(line, out)  # summary_lines escaped what needs it
 
     def close(self) -> None:
         pass
@@ -160,8 +167,9 @@ class RichDisplay(PlainDisplay):
             self._status.update(Text(line))  # Text, not markup: tool input must not be parsed
 
     def status(self, message: str) -> None:
-        self.console.print(clean(message), style="dim", markup=False, highlight=False)
-        self.tool = clean(message)
+        for line in message.split("\n"):
+            self.console.print(clean(line), style="dim", markup=False, highlight=False)
+        self.tool = clean(message.split("\n")[0])
         self._refresh()
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
@@ -182,9 +190,9 @@ class RichDisplay(PlainDisplay):
         self.close()
         colour = "green" if summary.exit_code == 0 else "yellow" if summary.exit_code in (1, 3) else "red"
         lines = summary_lines(summary)
-        self.console.print(clean(lines[0]), style=f"bold {colour}", highlight=False, markup=False)
+        self.console.print(lines[0], style=f"bold {colour}", highlight=False, markup=False)
         for line in lines[1:]:
-            self.console.print(clean(line), highlight=False, markup=False)
+            self.console.print(line, highlight=False, markup=False)
 
     def close(self) -> None:
         if self._status is not None:

@@ -34,6 +34,7 @@ from patchwright.prompt import RunFacts, system_blocks
 from patchwright.record import RunRecord
 from patchwright.sandbox.background import BackgroundStart
 from patchwright.sandbox.base import Sandbox, StartResult
+from patchwright.sandbox.baseline import PatchTooLarge
 from patchwright.sandbox.factory import SandboxFactory, open_factory
 from patchwright.selfcheck import SelfCheck, sandbox_check
 from patchwright.status import RunStatus, exit_code_for
@@ -52,6 +53,7 @@ class FixRequest:
     patch_path: Path | None = None
     apply: bool = False
     resume: str | None = None
+    ignored_repo_settings: tuple[str, ...] = ()  # the repo's untrusted settings left out (config.py)
 
 
 class Interrupted(BaseException):
@@ -155,8 +157,9 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     started = time.monotonic()
     prepared = prepare(request)
     check_credentials(request.settings.provider)  # type: ignore[arg-type]
-    factory = open_factory(request.settings, display.status)
+    factory = open_factory(request.settings, display.status, prepared.workspace.root)
     record = RunRecord.open(prepared, request.settings, request.resume, started)
+    record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
     patch: str | None = None
     try:
         with signals_interrupt() as shield:
@@ -286,6 +289,10 @@ def _run_agent(
 def _collect_patch(sandbox: Sandbox, record: RunRecord) -> str:
     try:
         return sandbox.diff()
+    except PatchTooLarge as err:  # a limit, not "no changes" (issue 13)
+        record.write("error", stage="diff", error=str(err))
+        record.fail(RunStatus.ERROR, err.exit_code, str(err))
+        return ""
     except (PatchwrightError, Interrupted, OSError) as err:
         record.write("error", stage="diff", error=str(err))
         record.summary.error = record.summary.error or f"could not collect the patch: {err}"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from patchwright.errors import OutputError
+from patchwright.sanitize import USERINFO
 
 REDACTED = "[REDACTED]"
 _SECRET_PATTERNS = [
@@ -25,19 +26,38 @@ _SECRET_PATTERNS = [
     for p in (
         r"\bsk-ant-[A-Za-z0-9_\-]{8,}",
         r"\bsk-[A-Za-z0-9_\-]{20,}",
+        r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}",  # Stripe
+        r"\bwhsec_[A-Za-z0-9]{20,}",
         r"\bgh[pousr]_[A-Za-z0-9]{20,}",
         r"\bgithub_pat_[A-Za-z0-9_]{20,}",
         r"\bglpat-[A-Za-z0-9_\-]{20,}",
-        r"\bAKIA[0-9A-Z]{16}\b",
-        r"\bASIA[0-9A-Z]{16}\b",
-        r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",
+        r"\bnpm_[A-Za-z0-9]{30,}",
+        r"\bpypi-[A-Za-z0-9_\-]{40,}",
+        r"\bhf_[A-Za-z0-9]{30,}",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+        r"(?i)\baws_secret_access_key\s*[=:]\s*\S+",
+        r"\bxox[a-z]-[A-Za-z0-9\-]{10,}",  # Slack: xoxb-, xoxp-, xoxa-, xoxe-, ...
+        r"\bxapp-[A-Za-z0-9\-]{10,}",
+        r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+",
         r"\bAIza[0-9A-Za-z_\-]{35}\b",
+        r"\bya29\.[A-Za-z0-9_\-]{20,}",
+        r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",  # SendGrid
+        r"\bdop_v1_[a-f0-9]{40,}",
         r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]{16,}",
         r"(?i)\bbasic\s+[A-Za-z0-9+/=]{16,}",
         r"eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",
         r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*",  # cut off before its end
     )
 ]
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy", "ftp_proxy")
+
+
+def looks_secret(text: str) -> bool:
+    """Whether `text` holds something shaped like a key or token (ghp_..., AKIA..., sk_live_...)."""
+    return any(p.search(text) for p in _SECRET_PATTERNS)
+
+
 # Name segments (split on "_") that mark a variable as secret: ANTHROPIC_API_KEY, GH_TOKEN, ...
 _SECRET_ENV_WORDS = {
     "KEY",
@@ -63,6 +83,10 @@ class Redactor:
     def from_environment(env: dict[str, str] | None = None) -> Redactor:
         env = dict(os.environ) if env is None else env
         values = [v for k, v in env.items() if _SECRET_ENV_WORDS & set(k.upper().split("_")) and len(v) >= 8]
+        for name, value in env.items():  # a proxy's user:password, whole and in parts
+            if name.lower() in PROXY_VARIABLES and (found := USERINFO.search(value)):
+                userinfo = found.group(0)[len(found.group(1)) : -1]
+                values += [part for part in (userinfo, *userinfo.split(":", 1)[1:]) if len(part) >= 4]
         return Redactor(sorted(set(values), key=len, reverse=True))
 
     def text(self, text: str) -> str:
@@ -71,7 +95,7 @@ class Redactor:
                 text = text.replace(value, REDACTED)
         for pattern in _SECRET_PATTERNS:
             text = pattern.sub(REDACTED, text)
-        return text
+        return USERINFO.sub(rf"\1{REDACTED}@", text)
 
     def data(self, value: Any) -> Any:
         """Redact every string inside a JSON-like structure."""
@@ -151,6 +175,7 @@ class RunSummary:
     apply_error: str | None = None  # why --apply left the repo alone (the patch is still written)
     error: str | None = None
     final_message: str | None = None
+    ignored_repo_settings: list[str] = field(default_factory=list)  # untrusted repo config left out
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

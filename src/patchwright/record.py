@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from patchwright.config import Settings
-from patchwright.errors import ExitCode, OutputError
+from patchwright.errors import ExitCode
 from patchwright.loop import LoopState
 from patchwright.model import ModelInfo
 from patchwright.outputs import Redactor, RunSummary, TrajectoryWriter, write_summary
 from patchwright.sandbox.base import CommandResult
 from patchwright.sandbox.checkpoint import Checkpoint
 from patchwright.status import RunStatus
-from patchwright.workspace import hide_run_dir
+from patchwright.workspace import hide_run_dir, real_run_dir
 
 if TYPE_CHECKING:
     from patchwright.fixer import Prepared
@@ -45,12 +45,8 @@ class RunRecord:
         ws = prepared.workspace
         redactor = Redactor.from_environment()
         run_id = resume_id or new_run_id()
-        run_dir = ws.run_dir(run_id)
         hide_run_dir(ws)
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OutputError(f"cannot create the run directory {run_dir}: {err.strerror}") from None
+        run_dir = real_run_dir(ws, run_id, create=True)  # never through a link (issue 13)
         summary = RunSummary(
             run_id=run_id,
             status=RunStatus.ERROR,

@@ -19,7 +19,7 @@ from patchwright.model import Usage
 from patchwright.outputs import TrajectoryWriter, read_trajectory
 from patchwright.sandbox.base import Sandbox
 from patchwright.verify import apply_in
-from patchwright.workspace import Workspace
+from patchwright.workspace import Workspace, real_run_dir
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class Resumed:
 
 def load(ws: Workspace, run_id: str, task: str) -> Resumed:
     """Read the run's trajectory; UsageError (exit 2) when there is no such run."""
-    trajectory = ws.run_dir(run_id) / "trajectory.jsonl"
-    if not trajectory.is_file():
+    trajectory = real_run_dir(ws, run_id, create=False) / "trajectory.jsonl"
+    if trajectory.is_symlink() or not trajectory.is_file():
         raise UsageError(f"--resume {run_id}: no run with that id in {ws.root / '.patchwright/runs'}")
     records = read_trajectory(trajectory)
     start = next((r for r in records if r.get("event") == "run_start"), None)

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import git
 
-from patchwright.errors import WorkspaceError
-from patchwright.outputs import diff_header_paths
+from patchwright.errors import OutputError, WorkspaceError
+from patchwright.hostgit import git_env, host_git, run_git
+from patchwright.outputs import diff_header_paths, files_in_patch, looks_secret
+from patchwright.sanitize import strip_userinfo
 
 RUNS_DIR = Path(".patchwright") / "runs"
 EXCLUDE_LINE = "/.patchwright/runs/"  # config and agents in .patchwright/ stay committable
@@ -29,10 +31,9 @@ TAR_CHUNK = 1 << 20
 
 # Credentials must not enter the sandbox: URL user-info and http extra headers
 # (actions/checkout stores the token as `http.<url>.extraheader`).
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-_SECRET_NAME = re.compile(r"(extraheader|pass|token|secret|cookie|oauth)", re.IGNORECASE)
+_SECRET_NAME = re.compile(r"(extraheader|pass|token|secret|cookie|oauth|auth|key|credential)", re.IGNORECASE)
 _DROPPED_SECTIONS = {"credential", "include"}
-_GIT_ENV = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
+_GIT_ENV = {**git_env(), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
 
 
 @dataclass(frozen=True)
@@ -88,20 +89,16 @@ _DIRTY_TAGS = frozenset("CR?MK")  # `ls-files -t`: changed, removed, other, unme
 def scan_files(ws: Workspace) -> FileScan:
     """One walk of the working tree (git's own, with its ignore rules and stat checks)."""
     try:
-        out = subprocess.run(
-            [
-                "git",
-                "ls-files",
-                "-z",
-                "-t",
-                "--cached",
-                "--others",
-                "--modified",
-                "--deleted",
-                "--exclude-standard",
-            ],
-            cwd=ws.root,
-            capture_output=True,
+        out = run_git(
+            ws.root,
+            "ls-files",
+            "-z",
+            "-t",
+            "--cached",
+            "--others",
+            "--modified",
+            "--deleted",
+            "--exclude-standard",
             check=True,
         ).stdout
     except subprocess.CalledProcessError as err:
@@ -164,13 +161,16 @@ def sanitize_git_config(text: str) -> str:
         subsection, _, name = rest.rpartition(".")
         if section in _DROPPED_SECTIONS or section.startswith("includeif") or _SECRET_NAME.search(name):
             continue
+        subsection = strip_userinfo(subsection)  # [url "https://token@host/"], [http "https://u:p@h"]
+        value = strip_userinfo(value)
+        if looks_secret(value) or looks_secret(subsection):
+            continue  # a token by its shape (ghp_..., AKIA...), whatever the key is called
         header = (section, subsection or None)
         if header != current:
             sub = subsection.replace("\\", "\\\\").replace('"', '\\"')
             lines.append(f'[{section} "{sub}"]' if subsection else f"[{section}]")
             current = header
-        clean = _URL_USERINFO.sub(r"\g<scheme>", value)
-        lines.append(f"\t{name} = {_quote_config_value(clean)}")
+        lines.append(f"\t{name} = {_quote_config_value(value)}")
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -183,14 +183,101 @@ def is_git_config(rel: str) -> bool:
     return os.path.basename(rel) in ("config", "config.worktree")
 
 
+# What of .git the model needs: the object store, refs, HEAD and the index (and the sanitized
+# config, sent on its own). Not hooks, logs, credential stores (.git-credentials), FETCH_HEAD
+# (remote URLs), submodules' and worktrees' git dirs, LFS caches or anything else found there.
+_GIT_FILES = frozenset(
+    {"HEAD", "ORIG_HEAD", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "index", "packed-refs", "shallow"}
+)
+_GIT_TREES = ("objects", "refs")
+_GIT_INFO = frozenset({"exclude", "attributes", "sparse-checkout"})
+REACHABILITY_TIMEOUT = 20.0  # seconds for `git rev-list --objects --all` before a stricter rule applies
+
+
+def _loose_objects(git_dir: Path) -> dict[str, str]:
+    """Loose object ids -> their path relative to git_dir."""
+    found: dict[str, str] = {}
+    objects = git_dir / "objects"
+    try:
+        folders = [e for e in os.scandir(objects) if len(e.name) == 2 and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return found
+    for folder in folders:
+        for entry in os.scandir(folder.path):
+            found[folder.name + entry.name] = f"objects/{folder.name}/{entry.name}"
+    return found
+
+
+def _listed_ids(ws: Workspace, *args: str, timeout: float, column: int = 0) -> set[str] | None:
+    """Object ids in a column of a git command's output; None when it fails or runs long."""
+    try:
+        out = subprocess.run(
+            host_git(ws.root, *args), capture_output=True, env=git_env(ws.root), timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    if out.returncode != 0:
+        return None
+    lines = out.stdout.decode(errors="replace").splitlines()
+    return {fields[column] for line in lines if len(fields := line.split("\t")[0].split()) > column}
+
+
+def unreachable_loose(ws: Workspace, git_dir: Path) -> set[str]:
+    """Loose objects (as paths relative to git_dir) no ref, HEAD or the index reaches: the blob of a
+    `.env` once added and reset, say. They stay on the host."""
+    loose = _loose_objects(git_dir)
+    if not loose:
+        return set()
+    staged = _listed_ids(ws, "ls-files", "-s", timeout=REACHABILITY_TIMEOUT, column=1) or set()
+    head = _listed_ids(ws, "ls-tree", "-r", "-t", "HEAD", timeout=REACHABILITY_TIMEOUT, column=2)
+    candidates = set(loose) - staged - (head or set())
+    if not candidates:
+        return set()
+    reachable = _listed_ids(
+        ws, "rev-list", "--objects", "--all", "--indexed-objects", timeout=REACHABILITY_TIMEOUT
+    )
+    if reachable is None:  # too slow or failed: keep only what the index and HEAD hold
+        reachable = set()
+    return {loose[oid] for oid in candidates - reachable}
+
+
+def _cruft_packs(git_dir: Path) -> set[str]:
+    """Packs of unreachable objects (`git gc --cruft`): every file of such a pack."""
+    pack_dir = git_dir / "objects" / "pack"
+    try:
+        names = os.listdir(pack_dir)
+    except OSError:
+        return set()
+    stems = {n.removesuffix(".mtimes") for n in names if n.endswith(".mtimes")}
+    return {f"objects/pack/{n}" for n in names if n.rpartition(".")[0] in stems}
+
+
 def _git_dir_members(ws: Workspace) -> list[str]:
-    """Every path under .git except its config files, which travel sanitized (git_config_tar)."""
+    """What of .git travels (see _GIT_FILES): never its config files, which travel sanitized
+    (git_config_tar), nor objects nothing reaches."""
+    git_dir = ws.root / ".git"
     members = [".git"]
-    base = ws.root
-    for dirpath, dirnames, filenames in os.walk(ws.root / ".git"):
-        rel = os.path.relpath(dirpath, base)
-        members.extend(os.path.join(rel, d) for d in dirnames)
-        members.extend(os.path.join(rel, f) for f in filenames if not is_git_config(os.path.join(rel, f)))
+    skip = unreachable_loose(ws, git_dir) | _cruft_packs(git_dir)
+    for name in sorted(_GIT_FILES):
+        path = git_dir / name
+        if path.is_file() and not path.is_symlink():
+            members.append(f".git/{name}")
+    info = git_dir / "info"
+    if info.is_dir() and not info.is_symlink():
+        members.append(".git/info")
+        members += [f".git/info/{n}" for n in sorted(_GIT_INFO) if (info / n).is_file()]
+    for tree in _GIT_TREES:
+        top = git_dir / tree
+        if not top.is_dir() or top.is_symlink():
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            rel = os.path.relpath(dirpath, git_dir)
+            members.append(f".git/{rel}")
+            dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+            for name in filenames:
+                inner = os.path.join(rel, name)
+                if inner not in skip:
+                    members.append(f".git/{inner}")
     return members
 
 
@@ -264,31 +351,63 @@ def tar_members(ws: Workspace, members: list[str], uid: int, gid: int) -> Iterat
 
 
 def git_config_tar(ws: Workspace, uid: int, gid: int) -> bytes | None:
-    """A tar of every git config file under .git, sanitized; None when there are none."""
+    """A tar of the repo's git config files (.git/config, .git/config.worktree), sanitized;
+    None when there are none. (Submodules' and worktrees' git dirs do not travel.)"""
     if not ws.git_dir_is_local:
         return None
     buf = io.BytesIO()
     count = 0
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        for dirpath, _, filenames in os.walk(ws.root / ".git"):
-            for name in filenames:
-                path = Path(dirpath) / name
-                rel = os.path.relpath(path, ws.root)
-                if not is_git_config(rel) or path.is_symlink() or not path.is_file():
-                    continue
-                data = sanitize_git_config(path.read_text(errors="surrogateescape")).encode(
-                    errors="surrogateescape"
-                )
-                info = tarfile.TarInfo(rel)
-                info.size, info.uid, info.gid, info.mode = len(data), uid, gid, 0o644
-                tar.addfile(info, io.BytesIO(data))
-                count += 1
+        for rel in (".git/config", ".git/config.worktree"):
+            path = ws.root / rel
+            if path.is_symlink() or not path.is_file():
+                continue
+            data = sanitize_git_config(path.read_text(errors="surrogateescape")).encode(
+                errors="surrogateescape"
+            )
+            info = tarfile.TarInfo(rel)
+            info.size, info.uid, info.gid, info.mode = len(data), uid, gid, 0o644
+            tar.addfile(info, io.BytesIO(data))
+            count += 1
     return buf.getvalue() if count else None
+
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def real_run_dir(ws: Workspace, run_id: str, create: bool) -> Path:
+    """The run folder, only ever a real folder inside the repository: a repo can commit
+    `.patchwright -> /elsewhere` (or the runs folder as a link), which would put a run's outputs,
+    and --resume's inputs, outside it. WorkspaceError (exit 2) for a link or a bad run id."""
+    if not _RUN_ID.fullmatch(run_id):
+        raise WorkspaceError(f"{run_id!r} is not a run id (letters, digits, '.', '_' and '-')")
+    current = ws.root
+    for part in (*RUNS_DIR.parts, run_id):
+        current = current / part
+        if current.is_symlink():
+            raise WorkspaceError(
+                f"{current} is a symbolic link; patchwright writes run outputs only inside the repository "
+                "(remove the link, or run on a clone without it)"
+            )
+        if create:
+            try:
+                current.mkdir(exist_ok=True)
+            except OSError as err:
+                raise OutputError(f"cannot create the run directory {current}: {err.strerror}") from None
+        if current.exists() and not current.is_dir():
+            raise WorkspaceError(f"{current} is not a directory")
+    if create and os.path.realpath(current) != os.path.join(
+        os.path.realpath(ws.root), *RUNS_DIR.parts, run_id
+    ):
+        raise WorkspaceError(f"{current} resolves outside the repository")
+    return current
 
 
 def hide_run_dir(ws: Workspace) -> None:
     """Keep `.patchwright/` out of git status through .git/info/exclude (idempotent)."""
     exclude = ws.git_dir / "info" / "exclude"
+    if exclude.is_symlink() or exclude.parent.is_symlink():
+        raise WorkspaceError(f"{exclude} is a symbolic link; patchwright does not write through it")
     try:
         existing = exclude.read_text() if exclude.exists() else ""
         if EXCLUDE_LINE in existing.splitlines():
@@ -308,32 +427,75 @@ class ApplyResult:
     message: str
 
 
+# Paths a model-made patch must never change on the host: each would let the model instruct,
+# configure or re-point the next run (agent and instruction files, patchwright's config) or
+# change what git itself does with the tree. Compared case-insensitively (macOS, Windows).
+PROTECTED_DIRS = frozenset({".git", ".patchwright", ".claude", ".cursor", ".windsurf"})
+PROTECTED_FILES = frozenset(
+    {
+        "claude.md",
+        "claude.local.md",
+        "agents.md",
+        "gemini.md",
+        ".cursorrules",
+        ".windsurfrules",
+        ".clinerules",
+        "copilot-instructions.md",
+        ".gitattributes",
+        ".gitmodules",
+    }
+)
+MAX_APPLY_BYTES = 50 * 1024 * 1024  # a patch for a human to review, not a data dump
+MAX_APPLY_FILES = 2000
+
+
+def _path_problem(name: str) -> str | None:
+    parts = name.split("/")
+    lowered = [p.lower() for p in parts]
+    if name.startswith("/") or ".." in parts:
+        return f"{name}: path leaves the repository"
+    if ".git" in lowered or lowered[0] == ".patchwright":
+        return f"{name}: touches git internals or patchwright's own files"
+    if PROTECTED_DIRS & set(lowered[:-1]) or lowered[-1] in PROTECTED_FILES:
+        return f"{name}: touches agent, instruction or git attribute files, which steer later runs"
+    return None
+
+
 def patch_problems(patch: str) -> list[str]:
     """Why a model-made patch must not touch the host repo: .git or .patchwright paths,
-    absolute or `..` paths, gitlinks, and symlinks that point outside the repository."""
+    absolute or `..` paths, agent/instruction files, gitlinks, and symlinks (new or retargeted)
+    that point outside the repository."""
     problems: list[str] = []
     path = ""
     symlink = False
+
+    def check(name: str) -> None:
+        problem = _path_problem(name)
+        if problem:
+            problems.append(problem)
+
     for line in patch.splitlines():
         if line.startswith("diff --git "):
             symlink = False
             targets = diff_header_paths(line)
-            path = targets[0] if targets else ""
+            path = targets[-1] if targets else ""
+            if not targets:
+                problems.append(f"{line[:120]!r}: a diff header patchwright cannot read")
             for name in dict.fromkeys(targets):
-                parts = name.split("/")
-                if name.startswith("/") or ".." in parts:
-                    problems.append(f"{name}: path leaves the repository")
-                elif any(p.lower() == ".git" for p in parts) or parts[0] == ".patchwright":
-                    problems.append(f"{name}: touches git internals or patchwright's own files")
-        elif line.startswith(("rename to ", "copy to ")):
-            name = line.split(" to ", 1)[1]
-            if name.startswith("/") or ".." in name.split("/") or ".git" in name.lower().split("/"):
-                problems.append(f"{name}: path leaves the repository or touches git internals")
+                check(name)
+        elif line.startswith(("rename to ", "copy to ", "rename from ", "copy from ")):
+            check(line.split(" ", 2)[2])
         elif line.startswith(("new file mode ", "new mode ")):
             mode = line.rsplit(" ", 1)[-1]
             symlink = mode == "120000"
             if mode == "160000":
                 problems.append(f"{path}: adds a submodule link")
+        elif line.startswith("index ") and line.endswith(" 120000"):
+            symlink = True  # an existing symlink whose target changes
+        elif line.startswith("index ") and line.endswith(" 160000"):
+            problems.append(f"{path}: changes a submodule link")
+        elif symlink and line.startswith("GIT binary patch"):
+            problems.append(f"{path}: a symlink target in binary form")
         elif symlink and line.startswith("+") and not line.startswith("+++"):
             target = line[1:]
             resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
@@ -342,55 +504,145 @@ def patch_problems(patch: str) -> list[str]:
     return problems
 
 
+def _file_section(patch: str, name: str) -> str:
+    """The part of `patch` that changes `name` (from its `diff --git` line to the next)."""
+    out: list[str] = []
+    inside = False
+    for line in patch.splitlines(keepends=True):
+        if line.startswith("diff --git "):
+            inside = name in diff_header_paths(line.rstrip("\n"))
+        if inside:
+            out.append(line)
+    return "".join(out)
+
+
+def _patchwright_table(text: str | None) -> object:
+    if text is None:
+        return None
+    import tomllib
+
+    return tomllib.loads(text).get("tool", {}).get("patchwright")
+
+
+def config_problems(ws: Workspace, patch: str) -> list[str]:
+    """A patch that changes `[tool.patchwright]` in the root pyproject.toml (the repo's
+    patchwright settings) is refused, like one touching .patchwright/config.toml."""
+    section = _file_section(patch, "pyproject.toml")
+    if not section:
+        return []
+    current = ws.root / "pyproject.toml"
+    with tempfile.TemporaryDirectory() as scratch:
+        before: str | None = None
+        if current.is_file() and not current.is_symlink():
+            before = current.read_text(errors="replace")
+            Path(scratch, "pyproject.toml").write_text(before)
+        Path(scratch, "p.diff").write_text(section)
+        applied = subprocess.run(
+            ["git", "-c", "core.hooksPath=/dev/null", "apply", "p.diff"],
+            cwd=scratch,
+            capture_output=True,
+            env={**_GIT_ENV, "GIT_CEILING_DIRECTORIES": os.path.dirname(scratch)},  # no repo: plain patch
+        )
+        if applied.returncode != 0:
+            return []  # git apply --check on the repo reports it
+        after_path = Path(scratch, "pyproject.toml")
+        after = after_path.read_text(errors="replace") if after_path.exists() else None
+    try:
+        changed = _patchwright_table(before) != _patchwright_table(after)
+    except ValueError:
+        changed = True
+    return ["pyproject.toml: changes [tool.patchwright], patchwright's own settings"] if changed else []
+
+
 def apply_patch(ws: Workspace, patch_file: Path) -> ApplyResult:
-    """Apply a patch to the host working tree, only if it is safe and `git apply --check` accepts it whole."""
-    problems = patch_problems(patch_file.read_text(errors="surrogateescape"))
+    """Apply a patch to the host working tree, only if it is safe, within the size and file
+    limits, and `git apply --check` accepts it whole. git runs no program the repo names."""
+    size = patch_file.stat().st_size
+    if size > MAX_APPLY_BYTES:
+        return ApplyResult(
+            False,
+            f"patch not applied: it is {size / 2**20:.1f} MiB, over the --apply limit of "
+            f"{MAX_APPLY_BYTES // 2**20} MiB",
+        )
+    text = patch_file.read_text(errors="surrogateescape")
+    count = len(files_in_patch(text))
+    if count > MAX_APPLY_FILES:
+        return ApplyResult(
+            False, f"patch not applied: it changes {count} files, over the --apply limit of {MAX_APPLY_FILES}"
+        )
+    problems = patch_problems(text) or config_problems(ws, text)
     if problems:
         return ApplyResult(
             False,
             f"patch not applied: {problems[0]}"
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
         )
-    check = subprocess.run(
-        ["git", "apply", "--check", "--binary", str(patch_file)], cwd=ws.root, capture_output=True, text=True
-    )
+    check = run_git(ws.root, "apply", "--check", "--binary", "--", str(patch_file))
     if check.returncode != 0:
-        return ApplyResult(
-            False, f"patch does not apply cleanly: {(check.stderr.strip().splitlines() or [''])[0]}"
-        )
-    done = subprocess.run(
-        ["git", "apply", "--binary", str(patch_file)], cwd=ws.root, capture_output=True, text=True
-    )
+        first = (check.stderr.decode(errors="replace").strip().splitlines() or [""])[0]
+        return ApplyResult(False, f"patch does not apply cleanly: {first}")
+    done = run_git(ws.root, "apply", "--binary", "--", str(patch_file))
     if done.returncode != 0:
-        return ApplyResult(False, f"git apply failed: {done.stderr.strip()}")
-    stat = subprocess.run(
-        ["git", "apply", "--stat", str(patch_file)], cwd=ws.root, capture_output=True, text=True
-    ).stdout.strip()
+        return ApplyResult(False, f"git apply failed: {done.stderr.decode(errors='replace').strip()}")
+    stat = run_git(ws.root, "apply", "--stat", "--", str(patch_file)).stdout.decode(errors="replace").strip()
     return ApplyResult(True, f"applied to {ws.root}:\n{stat}")
+
+
+def _plain_file(root: Path, name: str) -> bool:
+    """A regular file at the repo root, not a symlink (which could lead anywhere on the host)."""
+    path = root / name
+    return not path.is_symlink() and path.is_file()
+
+
+DETECT_MAX_ENTRIES = 20_000  # directory entries looked at when guessing the test command
+
+
+def _has_python_tests(root: Path) -> bool:
+    """test_*.py / *_test.py at the root, or test_*.py under a test* folder, never following a
+    symlink (a committed `tests -> /` would walk the host) and looking at a bounded number of entries."""
+    budget = DETECT_MAX_ENTRIES
+    try:
+        top = list(os.scandir(root))
+    except OSError:
+        return False
+    for entry in top:
+        if entry.is_file(follow_symlinks=False) and re.fullmatch(r"test_.*\.py|.*_test\.py", entry.name):
+            return True
+    for entry in top:
+        if not (entry.name.startswith("test") and entry.is_dir(follow_symlinks=False)):
+            continue
+        for _dirpath, dirnames, filenames in os.walk(entry.path, followlinks=False):
+            budget -= len(dirnames) + len(filenames)
+            if any(n.startswith("test_") and n.endswith(".py") for n in filenames):
+                return True
+            if budget <= 0:
+                return False
+    return False
 
 
 def detect_test_command(root: Path) -> str | None:
     """Guess the repo's test command from its files, the way a new contributor would."""
-    package_json = root / "package.json"
-    if package_json.is_file():
+    if _plain_file(root, "package.json"):
         import json
 
         try:
-            scripts = json.loads(package_json.read_text()).get("scripts", {})
+            with (root / "package.json").open("rb") as fh:
+                scripts = json.loads(fh.read(1 << 20)).get("scripts", {})
         except (ValueError, OSError, AttributeError):
             scripts = {}
         test = scripts.get("test") if isinstance(scripts, dict) else None
         if isinstance(test, str) and "no test specified" not in test:
             return "npm test"
-    if (root / "go.mod").is_file():
+    if _plain_file(root, "go.mod"):
         return "go test ./..."
-    if (root / "Cargo.toml").is_file():
+    if _plain_file(root, "Cargo.toml"):
         return "cargo test"
     python_markers = ("pytest.ini", "conftest.py", "tox.ini", "setup.cfg", "pyproject.toml", "setup.py")
-    python_tests = [*root.glob("test_*.py"), *root.glob("*_test.py"), *root.glob("test*/**/test_*.py")]
-    if any((root / m).is_file() for m in python_markers) or python_tests:
+    if any(_plain_file(root, m) for m in python_markers) or _has_python_tests(root):
         return "python3 -m pytest -q"
-    makefile = root / "Makefile"
-    if makefile.is_file() and re.search(r"^test\s*:", makefile.read_text(errors="replace"), re.MULTILINE):
-        return "make test"
+    if _plain_file(root, "Makefile"):
+        with (root / "Makefile").open("rb") as fh:
+            text = fh.read(1 << 20).decode(errors="replace")
+        if re.search(r"^test\s*:", text, re.MULTILINE):
+            return "make test"
     return None

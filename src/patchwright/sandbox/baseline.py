@@ -13,11 +13,18 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
-from patchwright.errors import SandboxError
+from patchwright.errors import ExitCode, SandboxError
 from patchwright.sandbox.base import CommandResult
 
 BASE_REF = "refs/patchwright/base"
-PATCH_LIMIT = 1 << 30  # bytes of patch read back at most
+PATCH_LIMIT = 256 * 1024 * 1024  # bytes of patch taken back at most (held in memory twice over)
+PATCH_FILE_LIMIT = 20_000  # files one patch may change
+
+
+class PatchTooLarge(SandboxError):
+    """The changes are past the patch limits: a limit was hit (exit 3), not "no changes"."""
+
+    exit_code = ExitCode.LIMIT
 
 
 def trusted_git(index_file: str) -> str:
@@ -27,6 +34,31 @@ def trusted_git(index_file: str) -> str:
         f"env -i HOME=/tmp PATH=/usr/bin:/bin GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null "
         f"GIT_INDEX_FILE={index_file} /usr/bin/git -c core.hooksPath=/dev/null -c core.quotepath=off "
         "-c core.fsmonitor=false -c core.splitIndex=false"
+    )
+
+
+# A git dir of patchwright's own, made afresh for each use in a new folder: no config file (so
+# no filter, textconv or fsmonitor program the repo or the model set in .git/config runs), no
+# info/attributes, no hooks; the workspace's .git is only an object store to read (and, while
+# recording, before the model's first command, to write). Made under /tmp, not the control dir,
+# which the sandbox user could have turned into a link.
+FRESH_GIT_DIR = (
+    'g=$(mktemp -d "${TMPDIR:-/tmp}/pwgit.XXXXXX"); mkdir -p "$g/refs" "$g/objects" "$g/info"; '
+    "echo 'ref: refs/heads/main' > \"$g/HEAD\"; "
+)
+
+
+def isolated_git(workspace: str, index_file: str, objects: str, alternates: str | None = None) -> str:
+    """git on `workspace` through the fresh git dir "$g" (FRESH_GIT_DIR): only the command line
+    configures it, so only patchwright decides what runs and how content is converted."""
+    extra = f"GIT_ALTERNATE_OBJECT_DIRECTORIES={alternates} " if alternates else ""
+    return (
+        f'env -i HOME="$g" XDG_CONFIG_HOME="$g" PATH=/usr/bin:/bin GIT_CONFIG_NOSYSTEM=1 '
+        f'GIT_CONFIG_GLOBAL=/dev/null GIT_ATTR_NOSYSTEM=1 GIT_DIR="$g" GIT_WORK_TREE={workspace} '
+        f"GIT_INDEX_FILE={index_file} GIT_OBJECT_DIRECTORY={objects} {extra}GIT_NO_REPLACE_OBJECTS=1 "
+        "/usr/bin/git -c core.hooksPath=/dev/null -c core.quotepath=off -c core.fsmonitor=false "
+        "-c core.splitIndex=false -c core.autocrlf=false -c core.safecrlf=false "
+        "-c core.attributesFile=/dev/null -c core.excludesFile=/dev/null -c core.untrackedCache=false"
     )
 
 
@@ -52,6 +84,9 @@ class Baseline:
     workspace: str
     control_dir: str
     tree: str | None = None
+    index_sum: str = ""  # sha256 of the base index, held where the sandbox cannot change it
+    max_bytes: int = PATCH_LIMIT
+    max_files: int = PATCH_FILE_LIMIT
 
     def record(self, box: Runs, dirty: list[str] | None = None) -> str:
         """Store the starting state as a tree and return its id.
@@ -59,9 +94,14 @@ class Baseline:
         `dirty`: the paths the host's git found differing from its index, when the workspace
         holds that index unchanged. Only those are hashed (their stat never matches the index),
         not the whole tree walked; a failure falls back to the walk.
+
+        The index is kept in the control dir with its checksum held here, on the host: `diff`
+        uses it only if it is still that index (a forged entry would put unseen content in).
         """
         index = f"{self.control_dir}/base.index"
-        git = trusted_git(index)
+        ws = self.workspace
+        plain = trusted_git(index)
+        git = isolated_git(ws, index, f"{ws}/.git/objects")
         # The copy kept mtimes and sizes, so the host index's hashes hold for unchanged files;
         # `cp -p` keeps the index's own mtime, which git's racy-entry check relies on.
         walk = f"{git} -c core.checkStat=minimal -c core.trustctime=false add -A"
@@ -73,41 +113,65 @@ class Baseline:
                 f"--stdin; then {walk}; fi"
             )
         script = (
-            f"set -e; mkdir -p {self.control_dir}; cd {self.workspace}; rm -f {index}; "
-            f"if [ ! -d .git ]; then {git} init -q; fi; "
+            f"set -e; mkdir -p {self.control_dir}; cd {ws}; rm -f {index}; "
+            f"if [ ! -d .git ]; then {plain} init -q; fi; mkdir -p .git/objects; {FRESH_GIT_DIR}"
             f"if [ -f .git/index ]; then cp -p .git/index {index}; fi; {fill}; "
-            f'tree=$({git} write-tree); {git} update-ref {BASE_REF} "$tree"; echo "$tree"'
+            f'tree=$({git} write-tree); {plain} update-ref {BASE_REF} "$tree"; rm -rf "$g"; '
+            f'echo "$tree $(sha256sum < {index} | cut -c1-64)"'
         )
         result = box.execute(["bash", "-c", script], timeout=600)
         found = result.output.strip().splitlines()[-1:] if result.exit_code == 0 else []
-        if not found or len(found[0]) < 40:
+        fields = found[0].split() if found else []
+        if len(fields) != 2 or len(fields[0]) < 40:
             raise SandboxError(
                 f"cannot record the starting state in the sandbox: {result.output.strip()[-300:]}"
             )
-        self.tree = found[0]
+        self.tree, self.index_sum = fields
         return self.tree
 
     def diff(self, box: Runs) -> str:
-        """A binary-safe patch of every change since `record`, as `git apply` takes it."""
+        """A binary-safe patch of every change since `record`, as `git apply` takes it.
+
+        Computed in a fresh git dir: new content is hashed into its own object store (a blob
+        the model planted under a false name in .git/objects is never taken for it), the base
+        index is used only if its checksum still matches, and no config or attributes file
+        the model could have written is read. Call it when no process of the model runs.
+        """
         if self.tree is None:
             raise SandboxError("the sandbox has no starting state")
-        index = f"{self.control_dir}/diff.index"
+        ws = self.workspace
+        git = isolated_git(ws, '"$g/index"', '"$g/objects"')
+        reader = isolated_git(ws, '"$g/index"', '"$g/objects"', alternates=f"{ws}/.git/objects")
         patch = f"{self.control_dir}/patch.diff"
-        git = trusted_git(index)
         script = (
-            f"set -e; cd {self.workspace}; mkdir -p {self.control_dir}; rm -f {index}; "
-            f"if [ -f {self.control_dir}/base.index ]; then cp -p {self.control_dir}/base.index {index}; fi; "
-            f"{git} -c core.checkStat=minimal -c core.trustctime=false add -A >/dev/null; tree=$({git} write-tree); "
-            f"{git} diff --binary --full-index -M --no-color --no-ext-diff --no-textconv "
-            f'--src-prefix=a/ --dst-prefix=b/ {self.tree} "$tree" > {patch}'
+            f"set -e; cd {ws}; mkdir -p {self.control_dir}; rm -f {patch}; {FRESH_GIT_DIR}"
+            f"if [ -f .git/info/exclude ] && [ ! -L .git/info/exclude ]; then "
+            f'cp .git/info/exclude "$g/info/exclude"; fi; '
+            f"if [ -f {self.control_dir}/base.index ] && "
+            f'[ "$(sha256sum < {self.control_dir}/base.index | cut -c1-64)" = "{self.index_sum}" ]; then '
+            f'cp -p {self.control_dir}/base.index "$g/index"; fi; '
+            f"{git} -c core.checkStat=minimal -c core.trustctime=false add -A >/dev/null; "
+            f"tree=$({git} write-tree --missing-ok); "
+            f"{reader} diff --binary --full-index -M --no-color --no-ext-diff --no-textconv "
+            f'--src-prefix=a/ --dst-prefix=b/ {self.tree} "$tree" > "$g/patch.diff"; '
+            f'files=$({reader} diff --name-only -z --no-renames {self.tree} "$tree" | tr -cd "\\0" | wc -c); '
+            f'mv "$g/patch.diff" {patch}; rm -rf "$g"; echo "$(wc -c < {patch}) $files"'
         )
         result = box.execute(["bash", "-c", script], timeout=600, output_limit=4096)
         if result.exit_code != 0:
             raise SandboxError(
                 f"cannot compute the patch (git exited with {result.exit_code}): {result.output.strip()[-200:]}"
             )
+        sizes = (result.output.strip().splitlines() or [""])[-1].split()
+        if len(sizes) == 2 and all(n.isdigit() for n in sizes):
+            size, files = int(sizes[0]), int(sizes[1])
+            if size > self.max_bytes or files > self.max_files:
+                raise PatchTooLarge(
+                    f"the changes make a patch of {size / 2**20:.1f} MiB in {files} files, over the limit of "
+                    f"{self.max_bytes / 2**20:.0f} MiB and {self.max_files} files; no patch was written"
+                )
         try:
-            data = box.read_file(patch, max_bytes=PATCH_LIMIT)
+            data = box.read_file(patch, max_bytes=self.max_bytes)
         except FileNotFoundError:
             raise SandboxError("cannot compute the patch (no patch file was written)") from None
         except OSError as err:

@@ -16,7 +16,6 @@ can under a read-only root (the workspace, /tmp, home), which tests check.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import secrets
 import signal
 import threading
@@ -38,25 +37,16 @@ from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, network_env
 from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
 from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
 from patchwright.sandbox.snapshot import (
-    FIND_ARGV,
     SnapshotBuild,
     SyncPlan,
     current_snapshot,
     load_manifest,
 )
-from patchwright.sandbox.stream import FrameReader
+from patchwright.sandbox.stream import CappedBuffer, FrameReader
 from patchwright.sandbox.transfer import HostView, Progress
 from patchwright.workspace import Workspace
 
 HOST_CA_PATH = f"{CONTROL_DIR}/{CA_FILE_NAME}"
-# Kills every process but init, the container's main process (init's oldest child) and itself.
-KILL_ALL = """
-main=$(pgrep -o -P 1)
-for pid in $(ps -e -o pid=); do
-  case " 1 $main $$ $PPID " in *" $pid "*) ;; *) kill -KILL "$pid" 2>/dev/null ;; esac
-done
-exit 0
-"""
 
 
 def _quiet(_: str) -> None:
@@ -234,38 +224,12 @@ class DockerSandbox:
         """Build the repo's snapshot in a container of its own, in the background (snapshot.py)."""
         if self._snapshot_labels is None or self._base_image is None or self._host is None:
             return
-        image_labels = {
-            **self._snapshot_labels,
-            labels.MANAGED: labels.MANAGED_VALUE,
-            labels.KIND: labels.KIND_SNAPSHOT,
-            labels.RUN_ID: "",
-            labels.OWNER: "",
-            labels.REPO_PATH: str(self.workspace.root),
-        }
-        self._snapshot_labels = None
         self.progress("saving a snapshot of the repository in the background, for faster starts next time")
-        base, host, spec = self._base_image, self._host, self.spec
-        builder_spec = dataclasses.replace(spec, run_id=f"{spec.run_id}-snapshot")
-
-        def make_builder() -> Container:
-            options = container_options(builder_spec, True, engine_cpus(self.client, spec.cpus))
-            container = self.client.containers.create(base, **options)
-            container.start()
-            return container
-
-        def runner(container: Container) -> ContainerExec:
-            return ContainerExec(self.client, str(container.id), WORKSPACE)
-
-        self._build = SnapshotBuild(
-            self.client,
-            self.workspace,
-            image_labels,
-            make_builder,
-            lambda container: transfer.copy_all(runner(container), self.workspace, host, _quiet),
-            lambda container: runner(container).collect(FIND_ARGV, max_bytes=1 << 30),
-            spec.manifest_dir,
+        image_labels = {**self._snapshot_labels, labels.REPO_PATH: str(self.workspace.root)}
+        self._snapshot_labels = None
+        self._build = transfer.build_snapshot(
+            self.client, self.workspace, self._base_image, self._host, self.spec, image_labels
         )
-        self._build.start()
 
     @property
     def snapshot_error(self) -> str | None:
@@ -320,9 +284,9 @@ class DockerSandbox:
             token,
         ]
         env = {**self._shell_env, "PW_RUNNER": RUNNER}
-        _, sock = self._runner().open(argv, env, what="open the sandbox shell")
+        opened = self._runner().open(argv, env, what="open the sandbox shell")
         try:
-            self._shell = ShellSession.handshake(sock, token)
+            self._shell = ShellSession.handshake(opened.sock, token, keepalive=opened)
         except ShellBroken as err:
             raise SandboxError(str(err)) from None
 
@@ -333,8 +297,7 @@ class DockerSandbox:
             self._shell.close()
             self._shell = None
         with contextlib.suppress(SandboxError):
-            self.execute(["bash", "-c", KILL_ALL], timeout=10)
-        self._files.close()  # killed with the rest; opened again when next needed
+            self.stop_user_processes()
         self._open_shell()
 
     def stop(self) -> None:
@@ -415,10 +378,37 @@ class DockerSandbox:
         return self._files.request(request, timeout)
 
     def _open_files(self) -> FileChannel:
-        _, sock = self._runner().open(helper_argv(WORKSPACE), what="start the file helper", stderr=False)
-        return FileChannel(sock, FrameReader(sock))
+        opened = self._runner().open(helper_argv(WORKSPACE), what="start the file helper", stderr=False)
+        return FileChannel(opened.sock, FrameReader(opened.sock), keepalive=opened)
 
     def diff(self) -> str:
-        """A binary-safe patch of every change since start, as `git apply` takes it."""
+        """A binary-safe patch of every change since start, as `git apply` takes it.
+
+        Every process of the sandbox user is killed first (a `setsid` child editing files after
+        the last command included), so the patch is what the tools saw; the next `run` opens a
+        fresh shell."""
         self._ready()
+        self.stop_user_processes()
         return self._baseline.diff(self._runner())
+
+    def stop_user_processes(self) -> None:
+        """SIGKILL every process of the sandbox user: `kill -1` reaches all the caller may signal
+        but itself, atomically against fork; the main process is root's and stays (issue 13)."""
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
+        self._files.close()  # killed with the rest; opened again when next needed
+        output = CappedBuffer(4096)
+
+        def keep(chunk: bytes) -> bool:
+            output.feed(chunk)
+            return True
+
+        script = "kill -KILL -1 2>/dev/null; sleep 0.1; kill -KILL -1 2>/dev/null; exit 0"
+        code = self._runner().stream(
+            ["bash", "-c", script], keep, timeout=30, what="stop the sandbox's processes"
+        )
+        if code != 0:
+            raise SandboxError(
+                f"cannot stop the sandbox's processes before the diff: {output.render()[0][-200:]}"
+            )

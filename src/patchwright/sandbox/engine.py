@@ -98,6 +98,16 @@ def raw_socket(raw: Any) -> socket.socket:
 
 
 @dataclass(frozen=True)
+class OpenExec:
+    """A started exec. `response` owns `sock`: when the collector frees it, it closes the socket,
+    so whoever talks to the process keeps this whole object, not the socket alone."""
+
+    exec_id: str
+    sock: socket.socket
+    response: object
+
+
+@dataclass(frozen=True)
 class ContainerExec:
     """Processes in one container, as the sandbox user, with the sandbox's base environment."""
 
@@ -113,8 +123,8 @@ class ContainerExec:
         env: dict[str, str] | None = None,
         what: str = "run a command",
         stderr: bool = True,
-    ) -> tuple[str, socket.socket]:
-        """Start a process with stdin attached; its exec id and the socket to talk to it."""
+    ) -> OpenExec:
+        """Start a process with stdin attached: its exec id and the socket to talk to it."""
         try:
             exec_id = self.client.api.exec_create(
                 self.container_id,
@@ -126,7 +136,8 @@ class ContainerExec:
                 workdir=self.workdir,
                 user=f"{UID}:{GID}",
             )["Id"]
-            return exec_id, raw_socket(self.client.api.exec_start(exec_id, socket=True))
+            response = self.client.api.exec_start(exec_id, socket=True)
+            return OpenExec(exec_id, raw_socket(response), response)
         except docker.errors.NotFound:
             raise SandboxError("the sandbox container is gone") from None
         except docker.errors.APIError as err:
@@ -147,7 +158,8 @@ class ContainerExec:
         Stops reading at the deadline, or when `sink` returns False; an early close of
         stdin by the process (it died) ends the writing, not the run.
         """
-        exec_id, sock = self.open(argv, env, what)
+        opened = self.open(argv, env, what)
+        exec_id, sock = opened.exec_id, opened.sock
         try:
             if stdin is not None:
                 try:
@@ -250,7 +262,9 @@ def container_options(spec: SandboxSpec, writable_root: bool, cpus: float) -> di
     return {
         "command": ["sleep", "infinity"],
         "init": True,
-        "user": f"{UID}:{GID}",
+        # The main process runs as root (with no capabilities), so no process of the sandbox
+        # user can kill it and end the container mid-run; every exec runs as the sandbox user.
+        "user": "0:0",
         "working_dir": WORKSPACE,
         "environment": BASE_ENV,
         "labels": {

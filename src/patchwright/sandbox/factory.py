@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Protocol
 
 import docker
+import docker.errors
 
 from patchwright.config import Settings
 from patchwright.sandbox.base import Sandbox, SandboxSpec
+from patchwright.sanitize import strip_userinfo
 from patchwright.workspace import Workspace
 
 Progress = Callable[[str], None]
@@ -81,6 +83,13 @@ def running_in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def proxy_env(env: dict[str, str], with_credentials: bool) -> dict[str, str]:
+    """The host's proxy variables for the sandbox; their user:password only when the user opts in
+    (`proxy_credentials`): anything in the sandbox can read them."""
+    found = {k: v for k, v in env.items() if k.lower() in PROXY_VARIABLES}
+    return found if with_credentials else {k: strip_userinfo(v) for k, v in found.items()}
+
+
 def sandbox_spec(settings: Settings, image: str) -> SandboxSpec:
     """The sandbox part of the settings (the run id is set per sandbox)."""
     return SandboxSpec(
@@ -96,15 +105,40 @@ def sandbox_spec(settings: Settings, image: str) -> SandboxSpec:
         command_timeout=settings.command_timeout,
         setup_timeout=settings.setup_timeout,
         host_ca_bundle=host_ca_bundle(),
-        proxy_env={k: v for k, v in os.environ.items() if k.lower() in PROXY_VARIABLES},
+        proxy_env=proxy_env(dict(os.environ), settings.proxy_credentials),
     )
 
 
-def open_factory(settings: Settings, progress: Progress) -> SandboxFactory:
-    """Reach the engine and make sure the image is there (built once if it is ours)."""
+def open_factory(settings: Settings, progress: Progress, repo: Path | None = None) -> SandboxFactory:
+    """Reach the engine and make sure the image is there (built once if it is ours).
+
+    `repo`: the repository the sandboxes will hold; an image holding another repo's
+    snapshot (or built from one) is refused for it."""
     from patchwright.sandbox.engine import docker_client
     from patchwright.sandbox.image import ensure_image
 
     client = docker_client()
     image = ensure_image(client, settings.image, progress)
+    check_image_for_repo(client, image, repo)
     return DockerFactory(client, sandbox_spec(settings, image))
+
+
+def check_image_for_repo(client: docker.DockerClient, image: str, repo: Path | None) -> None:
+    """A snapshot holds a repository's files (its secrets too): it only ever serves that repository.
+    UsageError for an image labelled as (or built from) a snapshot of any other path."""
+    from patchwright.errors import UsageError
+    from patchwright.sandbox import labels
+    from patchwright.sandbox.snapshot import SNAPSHOT_REPO
+
+    try:
+        found = client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return  # ensure_image said it exists; a race is the start's to report
+    tags = found.labels or {}
+    is_snapshot = tags.get(labels.KIND) == labels.KIND_SNAPSHOT or labels.REPO_PATH in tags
+    is_snapshot = is_snapshot or any(str(t).startswith(f"{SNAPSHOT_REPO}:") for t in found.tags)
+    if is_snapshot and (repo is None or tags.get(labels.REPO_PATH) != str(repo)):
+        raise UsageError(
+            f"image {image} is a snapshot of {tags.get(labels.REPO_PATH) or 'another repository'}, "
+            f"not of {repo}; a snapshot only ever serves the repository it was made from"
+        )

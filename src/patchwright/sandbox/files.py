@@ -39,6 +39,7 @@ class ChannelBroken(SandboxError):
 class FileChannel:
     sock: socket.socket
     reader: Reader
+    keepalive: object = None  # what owns `sock` (engine.OpenExec), kept for as long as the channel
     _pending: bytearray = field(default_factory=bytearray)
 
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -87,13 +88,19 @@ class FileHelper:
     _channel: FileChannel | None = None
 
     def request(self, message: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
-        if self._channel is None:
-            self._channel = self.open_channel()
-        try:
-            return self._channel.request(message, timeout)
-        except ChannelBroken:
-            self.close()
-            raise
+        """One round trip; a helper that died since its last reply (the model's `pkill`, a
+        restarted shell) is opened again once."""
+        fresh = self._channel is None
+        for attempt in range(1 if fresh else 2):
+            if self._channel is None:
+                self._channel = self.open_channel()
+            try:
+                return self._channel.request(message, timeout)
+            except ChannelBroken:
+                self.close()
+                if attempt == (0 if fresh else 1):
+                    raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         if self._channel is not None:

@@ -68,11 +68,16 @@ class ShellSession:
     sock: socket.socket
     reader: Reader
     driver_pid: int
-    carry: bytes = b""  # output that arrived after the last marker (background processes)
+    carry: bytes = b""
+    keepalive: object = None  # what owns `sock` (engine.OpenExec), kept for as long as the session  # output that arrived after the last marker (background processes)
 
     @staticmethod
     def handshake(
-        sock: socket.socket, token: str, timeout: float = 30.0, reader: Reader | None = None
+        sock: socket.socket,
+        token: str,
+        timeout: float = 30.0,
+        reader: Reader | None = None,
+        keepalive: object = None,
     ) -> ShellSession:
         """Wait for the driver's ready line; anything else means the shell could not start.
         `reader`: how output frames arrive (Docker's multiplexed frames unless told)."""
@@ -86,7 +91,7 @@ class ShellSession:
             except (StreamTimeout, StreamClosed) as err:
                 raise ShellBroken(f"the sandbox shell did not start: {seen[-300:]!r}") from err
         line = seen[at + len(expected) :].split(b"\n", 1)[0]
-        return ShellSession(sock=sock, reader=reader, driver_pid=int(line))
+        return ShellSession(sock=sock, reader=reader, driver_pid=int(line), keepalive=keepalive)
 
     def run(self, command: str, timeout: float, output_limit: int) -> CommandResult:
         """Send one command and collect its output until the nonce marker."""

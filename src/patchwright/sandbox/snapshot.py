@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import os
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.images import Image
 
+from patchwright.hostgit import run_git
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE
 from patchwright.workspace import Workspace, is_git_config
@@ -168,9 +168,7 @@ def plan_sync(
 
 def head_commit(ws: Workspace) -> str:
     """HEAD's commit id, or "" in a repo with no commits."""
-    out = subprocess.run(
-        ["git", "rev-parse", "-q", "--verify", "HEAD^{commit}"], cwd=ws.root, capture_output=True
-    )
+    out = run_git(ws.root, "rev-parse", "-q", "--verify", "HEAD^{commit}")
     return out.stdout.decode().strip() if out.returncode == 0 else ""
 
 
@@ -182,10 +180,16 @@ def drifted(ws: Workspace, snapshot_head: str, file_count: int) -> bool:
         return False
     if not head or not snapshot_head:
         return True
-    out = subprocess.run(
-        ["git", "diff", "--name-only", "--no-renames", "-z", snapshot_head, head],
-        cwd=ws.root,
-        capture_output=True,
+    out = run_git(
+        ws.root,
+        "diff",
+        "--name-only",
+        "--no-renames",
+        "--no-ext-diff",
+        "--no-textconv",
+        "-z",
+        snapshot_head,
+        head,
     )
     if out.returncode != 0:
         return True

@@ -8,16 +8,30 @@ follow in the same stream.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import docker
+from docker.models.containers import Container
+from docker.models.images import Image
+
 from patchwright.errors import SandboxError
-from patchwright.sandbox.base import WORKSPACE
-from patchwright.sandbox.engine import ContainerExec
+from patchwright.sandbox import labels
+from patchwright.sandbox.base import WORKSPACE, SandboxSpec
+from patchwright.sandbox.engine import ContainerExec, container_options, engine_cpus
 from patchwright.sandbox.env import GID, UID
-from patchwright.sandbox.snapshot import FIND_ARGV, Entry, SyncPlan, host_entries, parse_find, plan_sync
+from patchwright.sandbox.snapshot import (
+    FIND_ARGV,
+    Entry,
+    SnapshotBuild,
+    SyncPlan,
+    host_entries,
+    parse_find,
+    plan_sync,
+)
 from patchwright.sandbox.stream import CappedBuffer
 from patchwright.workspace import Workspace, copy_members, git_config_tar, scan_files, tar_members
 
@@ -103,3 +117,47 @@ def sync(
     sent = tar_members(ws, plan.send, UID, GID) if plan.send else iter(())
     extract(runner, itertools.chain(sent, _configs(ws)))
     return plan
+
+
+def build_snapshot(
+    client: docker.DockerClient,
+    ws: Workspace,
+    base: Image,
+    view: HostView,
+    spec: SandboxSpec,
+    image_labels: dict[str, str],
+) -> SnapshotBuild:
+    """Start building the repo's snapshot: its own copy of the repo in a container of its own
+    (hardened as a sandbox, labelled with the run so prune finds it), committed once the copy is in."""
+    builder_spec = dataclasses.replace(spec, run_id=f"{spec.run_id}-snapshot")
+
+    def make_builder() -> Container:
+        options = container_options(builder_spec, True, engine_cpus(client, spec.cpus))
+        container = client.containers.create(base, **options)
+        container.start()
+        return container
+
+    def runner(container: Container) -> ContainerExec:
+        return ContainerExec(client, str(container.id), WORKSPACE)
+
+    def quiet(_: str) -> None:
+        pass
+
+    found = {
+        **image_labels,
+        labels.MANAGED: labels.MANAGED_VALUE,
+        labels.KIND: labels.KIND_SNAPSHOT,
+        labels.RUN_ID: "",
+        labels.OWNER: "",
+    }
+    build = SnapshotBuild(
+        client,
+        ws,
+        found,
+        make_builder,
+        lambda container: copy_all(runner(container), ws, view, quiet),
+        lambda container: runner(container).collect(FIND_ARGV, max_bytes=1 << 30),
+        spec.manifest_dir,
+    )
+    build.start()
+    return build
