@@ -39,7 +39,9 @@ def example_git_repo(example: ExampleFix, root: Path) -> tuple[Path, str]:
     """A git repo of the example with a later commit on top; returns it and the base commit."""
     repo = root / example.name
     shutil.copytree(
-        example.source_dir, repo, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "node_modules")
+        example.source_dir,
+        repo,
+        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "node_modules"),
     )
     make_repo(repo, {})
     base = git(repo, "rev-parse", "HEAD").strip()
@@ -55,7 +57,12 @@ def plan(example: ExampleFix, instance_id: str, variant: int, pause: float) -> l
         message(
             tool_use(
                 EDITOR,
-                {"command": "str_replace", "path": f"/workspace/{e.file}", "old_str": e.old, "new_str": e.new},
+                {
+                    "command": "str_replace",
+                    "path": f"/workspace/{e.file}",
+                    "old_str": e.old,
+                    "new_str": e.new,
+                },
             )
         )
         for e in example.edits
@@ -64,7 +71,11 @@ def plan(example: ExampleFix, instance_id: str, variant: int, pause: float) -> l
     notes = message(
         tool_use(
             EDITOR,
-            {"command": "create", "path": f"/workspace/NOTES-{instance_id}.md", "file_text": f"{instance_id}\n"},
+            {
+                "command": "create",
+                "path": f"/workspace/NOTES-{instance_id}.md",
+                "file_text": f"{instance_id}\n",
+            },
         )
     )
     steps = {0: [*edits], 1: [*edits, notes], 2: [look]}[variant]

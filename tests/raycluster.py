@@ -107,13 +107,22 @@ class RayCluster:
             *self._ports(),
         ]
         with log.open("wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            )
         node = RayNode(proc, log)
         self.nodes.append(node)
         return node
 
     def start_head(self, resources: dict[str, float]) -> RayNode:
-        args = ["--head", "--port", str(self.port), "--include-dashboard=false", "--temp-dir", str(self.root / "tmp")]
+        args = [
+            "--head",
+            "--port",
+            str(self.port),
+            "--include-dashboard=false",
+            "--temp-dir",
+            str(self.root / "tmp"),
+        ]
         return self._start(args, resources, "head")
 
     def add_node(self, resources: dict[str, float]) -> RayNode:
@@ -135,7 +144,7 @@ class RayCluster:
                 timeout=120,
                 env={**os.environ, **LOOPBACK_ENV},
             )
-            seen = done.stdout.strip().splitlines()[-1:] and done.stdout.strip().splitlines()[-1] or done.stderr[-500:]
+            seen = (done.stdout.strip().splitlines() or [done.stderr[-500:]])[-1]
             with contextlib.suppress(ValueError):
                 if float(seen) >= amount:
                     return
