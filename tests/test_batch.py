@@ -111,7 +111,8 @@ def check_predictions(out: Path, scenario: Scenario) -> list[dict[str, Any]]:
             assert patch == ""
             continue
         edit = example.edits[0]
-        assert edit.new.splitlines()[1] in patch
+        added = next(line for line in edit.new.splitlines() if line not in edit.old.splitlines())
+        assert f"\n+{added}\n" in patch
         base_blob = git(Path(instance["repo"]), "rev-parse", f"{instance['base_commit']}:{edit.file}").strip()
         assert blob_of(patch, edit.file) == base_blob  # the base commit, not the later HEAD
         assert (f"NOTES-{instance['instance_id']}.md" in patch) == (variant == 1)
