@@ -27,8 +27,8 @@ from patchwright.sandbox import labels
 
 import batch_scenario
 from batch_scenario import Scenario
-from fakeapi import FakeAnthropic, delay, error, message, text
-from helpers import git
+from fakeapi import FakeAnthropic, delay, error, message, text, tool_use
+from helpers import SESSION_ID, TEST_LABEL, git, make_repo
 from raycluster import LOOPBACK_ENV, RayCluster
 from test_e2e import AGENT, agent_env
 
@@ -419,3 +419,46 @@ def test_ray_batch_survives_a_node_dying(
     ]
     # the fix on the dead node got SIGTERM with its worker: it removed its container
     wait_until(lambda: not watcher.containers_left(docker_client), timeout=120)
+
+
+def test_instance_whose_image_holds_the_repo(
+    tmp_path: Path, sandbox_image: str, docker_client: docker.DockerClient
+) -> None:
+    """SWE-bench's layout: the image has the repo and its history at /testbed; no host clone is used."""
+    files = {
+        "app.py": "def add(a, b):\n    return a - b\n",
+        "test_app.py": "from app import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+    }
+    source = make_repo(tmp_path / "context" / "testbed", files)
+    base = git(source, "rev-parse", "HEAD").strip()
+    (tmp_path / "context" / "Dockerfile").write_text(
+        f"FROM {sandbox_image}\nUSER root\nCOPY testbed /testbed\nRUN chown -R root:root /testbed && chmod -R a+rX,go-w /testbed\n"
+    )
+    tag = f"patchwright-test-testbed:{SESSION_ID}"
+    docker_client.images.build(
+        path=str(tmp_path / "context"), tag=tag, labels={TEST_LABEL: SESSION_ID}, rm=True
+    )
+    try:
+        instance = {
+            "instance_id": "img-1",
+            "problem_statement": "[img-1] add() subtracts",
+            "image": tag,
+            "workspace": "/testbed",
+            "test_cmd": "python3 -m pytest -q",
+        }
+        (tmp_path / "instances.jsonl").write_text(json.dumps(instance) + "\n")
+        edit = {"command": "str_replace", "path": "/workspace/app.py", "old_str": "a - b", "new_str": "a + b"}
+        plans = {"img-1": [message(tool_use(batch_scenario.EDITOR, edit)), message(text("done"))]}
+        out = tmp_path / "out"
+        with FixWatcher("pw-img-1-") as watcher, FakeAnthropic(batch_scenario.script_for(plans)) as api:
+            env = {**agent_env(api, sandbox_image)}
+            result = run_batch([str(tmp_path / "instances.jsonl"), "--out", str(out)], env)
+        assert result.returncode == 0, result.stderr
+        row = json.loads((out / "report.json").read_text())["instances"][0]
+        assert row["exit_code"] == 0 and row["verified"] is True, row  # the tests ran on the image's repo
+        patch = lines(out / "predictions.jsonl")[0]["model_patch"]
+        assert patch.startswith("diff --git a/app.py b/app.py") and "+    return a + b" in patch
+        assert blob_of(patch, "app.py") == git(source, "rev-parse", f"{base}:app.py").strip()
+        assert not watcher.containers_left(docker_client)
+    finally:
+        docker_client.images.remove(tag, force=True)

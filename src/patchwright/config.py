@@ -42,6 +42,7 @@ class Settings:
     snapshots: bool = True  # large repos start from a committed image of the repo (sandbox/snapshot.py)
     max_retries: int = DEFAULT_MAX_RETRIES
     max_tokens: int = 16_000
+    image_workspace: str | None = None  # the repo's path inside `image` (batch, SWE-bench images)
 
     def resolved_model(self, agent_model: str | None) -> str:
         # Claude Code agent files may say `model: inherit` or an alias like `sonnet`.
@@ -71,6 +72,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "snapshots": (bool,),
     "max_retries": (int,),
     "max_tokens": (int,),
+    "image_workspace": (str,),
 }
 assert set(FIELD_TYPES) == {f.name for f in fields(Settings)}
 

@@ -256,6 +256,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         setup_timeout=settings.setup_timeout,
         host_ca_bundle=host_ca_bundle(),
         proxy_env={k: v for k, v in os.environ.items() if k.lower() in PROXY_VARIABLES},
+        image_workspace=settings.image_workspace,  # issue 14 hook: the repo comes from the image
     )
     sandbox = DockerSandbox(docker, spec, ws, progress=display.status)
     state = LoopState(messages=[])

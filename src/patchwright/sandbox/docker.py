@@ -145,6 +145,7 @@ class DockerSandbox:
         self.progress = progress
         self.container: Container | None = None
         self._shell: ShellSession | None = None
+        self._shell_response: Any = None  # the SDK object owning the shell's socket (see _open_shell)
         self._base_tree: str | None = None
         self._shell_env: dict[str, str] = {}  # extra variables for the model's shell
         self._host: HostView | None = None
@@ -230,7 +231,7 @@ class DockerSandbox:
             raise self._missing_image() from None
         except docker.errors.APIError as err:
             raise SandboxError(f"cannot start the sandbox container: {err.explanation or err}") from None
-        if self.spec.snapshots:
+        if self.spec.snapshots and not self.spec.image_workspace:
             self._snapshot = self._current_snapshot(self._base_image)
         if self._snapshot is not None:
             self._host = self._list_host(with_entries=True)
@@ -247,7 +248,11 @@ class DockerSandbox:
         if self._host is None:
             self._host = self._list_host(with_entries=False)
         file_count = len(self._host.files)
-        if self.spec.snapshots and file_count >= self.spec.snapshot_min_files:
+        if (
+            self.spec.snapshots
+            and not self.spec.image_workspace
+            and file_count >= self.spec.snapshot_min_files
+        ):
             self._snapshot_labels = {
                 labels.BASE_IMAGE: str(self._base_image.id),
                 labels.FILE_COUNT: str(file_count),
@@ -341,6 +346,9 @@ class DockerSandbox:
         files come out owned by the sandbox user with no root step.
         """
         assert self.container is not None and self._host is not None
+        if self.spec.image_workspace:
+            self._copy_from_image(self.spec.image_workspace)
+            return
         config = git_config_tar(self.workspace, UID, GID)
         configs = [config] if config is not None else []
         if self._snapshot is not None:
@@ -354,6 +362,34 @@ class DockerSandbox:
             self._snapshot_labels.update(
                 {labels.COPIED_AT: str(copied_at), labels.SNAPSHOT_HEAD: head_commit(self.workspace)}
             )
+
+    # -- issue 14 hook: the repo is in the image (SWE-bench's /testbed) --------------------------
+    def _copy_from_image(self, path: str) -> None:
+        """Copy the image's repo at `path` into the workspace, as the sandbox user (so it can edit it).
+
+        The host repo is not used. Packages the image installed from `path` (an editable
+        install) still point there, not at the copy.
+        """
+        if not path.startswith("/") or "\0" in path:
+            raise SandboxError(f"image workspace {path!r}: not an absolute path")
+        self.progress(f"copying the image's repo from {path} into the sandbox")
+        result = self._execute_now(
+            [
+                "cp",
+                "-R",
+                "-P",
+                "--preserve=mode,timestamps,links",
+                "--",
+                f"{path.rstrip('/')}/.",
+                f"{WORKSPACE}/",
+            ],
+            timeout=max(600.0, self.spec.command_timeout),
+        )
+        if result.exit_code != 0:
+            tail = result.output.strip().splitlines()[-1:] or [f"cp exited with {result.exit_code}"]
+            raise SandboxError(f"cannot copy the repo from the image's {path}: {tail[0][:200]}")
+
+    # -- end of issue 14 hook ----------------------------------------------------------------
 
     def _sync_snapshot(self, snapshot: Image, configs: list[bytes]) -> None:
         """Bring the snapshot's workspace to the host's state: delete what went, send what changed."""
@@ -531,7 +567,8 @@ class DockerSandbox:
         walk = f"{git} -c core.checkStat=minimal -c core.trustctime=false add -A"
         fill = walk
         view = self._host
-        if view is not None and self.workspace.git_dir_is_local and not self.spec.setup_command:
+        from_host = not self.spec.image_workspace  # issue 14 hook: the host's index says nothing then
+        if view is not None and from_host and self.workspace.git_dir_is_local and not self.spec.setup_command:
             # The host's own git already told what differs from its index: only those paths are
             # hashed (their stat never matches a host entry's), not the whole tree walked.
             dirty = base64.b64encode(b"".join(os.fsencode(name) + b"\0" for name in view.dirty)).decode()
@@ -577,6 +614,9 @@ class DockerSandbox:
             raw = self.client.api.exec_start(exec_id, socket=True)
         except docker.errors.APIError as err:
             raise SandboxError(f"cannot open the sandbox shell: {err.explanation or err}") from None
+        # Keep the SDK's response alive with the shell: when the cyclic GC collects it, it closes the
+        # socket under the shell (EBADF on the next command; found by issue 14's batch runs).
+        self._shell_response = raw
         try:
             self._shell = ShellSession.handshake(_raw_socket(raw), token)
         except ShellBroken as err:
