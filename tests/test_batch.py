@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -137,6 +138,8 @@ def local_run(
             agent_env(api, sandbox_image),
         )
         seen = instances_seen(api)
+    if (root / "out" / "predictions.jsonl").is_file():  # as this run left it (later tests rerun into out/)
+        shutil.copy(root / "out" / "predictions.jsonl", root / "local-predictions.jsonl")
     return root, result, seen
 
 
@@ -380,7 +383,7 @@ def test_ray_batch_gives_the_local_predictions(
         )
     assert result.returncode == 0, result.stderr
     check_predictions(out, scenario)
-    local_predictions = (root / "out" / "predictions.jsonl").read_text()
+    local_predictions = (root / "local-predictions.jsonl").read_text()
     assert (out / "predictions.jsonl").read_text() == local_predictions
     report = json.loads((out / "report.json").read_text())
     assert len({r["node"] for r in report["instances"]}) == 2  # spread over both nodes
