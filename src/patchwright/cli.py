@@ -225,6 +225,94 @@ def fix(
         raise fail("interrupted", ExitCode.INTERRUPTED) from None
 
 
+# -- agent batch (issue 14): an addition; the work is in patchwright/batch/ -------------------------
+BATCH_EXIT_CODES_HELP = """Exit codes: 0 every instance ran to an ending (with or without a patch);
+2 bad usage or input (instances file, flags, --ray without Ray installed); 3 --total-cost was spent
+with instances left; 4 one or more instances failed (see DIR/report.json); 130 interrupted."""
+
+
+@app.command(epilog=BATCH_EXIT_CODES_HELP)
+def batch(
+    instances: Annotated[
+        Path, typer.Argument(help="JSONL (or a JSON list) of instances.", show_default=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (rerun the same command to resume).")],
+    repos: Annotated[
+        Path | None, typer.Option("--repos", help="Folder of local mirrors: owner/name is DIR/owner__name.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model ID for every instance.")] = None,
+    provider: Annotated[Provider | None, typer.Option(help="API provider.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Agent file name.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Per instance: stop after N model turns.")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Per instance: stop at USD.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Per instance: wall clock SEC.")] = None,
+    command_timeout: Annotated[float | None, typer.Option(help="Kill one command after SEC.")] = None,
+    setup: Annotated[str | None, typer.Option(help="Setup command (network on) for every instance.")] = None,
+    test_cmd: Annotated[str | None, typer.Option(help="Test command for every instance.")] = None,
+    image: Annotated[str | None, typer.Option(help="Sandbox image for every instance.")] = None,
+    network: Annotated[
+        bool | None, typer.Option("--network/--no-network", help="Give the model's commands a network.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Instances at a time (default: what the machine or cluster holds).")
+    ] = None,
+    total_cost: Annotated[
+        float | None, typer.Option(help="Start no new instance once the batch has spent USD.")
+    ] = None,
+    redo: Annotated[bool, typer.Option("--redo", help="Run finished instances again.")] = False,
+    ray: Annotated[
+        str | None, typer.Option("--ray", help="Run on the Ray cluster at ADDRESS (or 'auto').")
+    ] = None,
+    ray_retries: Annotated[int, typer.Option(help="Resubmit an instance lost with its node N times.")] = 2,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="text, json (the report) or stream-json.")
+    ] = OutputFormat.text,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Run `agent fix` over many instances; write SWE-bench predictions, runs and a report to --out."""
+    from patchwright.batch.command import BatchCommand
+    from patchwright.batch.command import batch as run_batch_command
+    from patchwright.batch.execute import FixOptions
+
+    options = FixOptions(
+        model=model,
+        provider=provider.value if provider else None,
+        agent=agent,
+        max_steps=max_steps,
+        max_cost=max_cost,
+        timeout=timeout,
+        command_timeout=command_timeout,
+        setup=setup,
+        test_cmd=test_cmd,
+        image=image,
+        network=network,
+        repos_dir=str(repos.resolve()) if repos else None,
+    )
+    command = BatchCommand(
+        instances,
+        out.resolve(),
+        options,
+        workers,
+        total_cost,
+        redo,
+        ray,
+        ray_retries,
+        output_format.value,
+        quiet,
+    )
+    try:
+        code = run_batch_command(command)
+    except PatchwrightError as err:
+        if debug:
+            traceback.print_exc()
+        raise fail(str(err), err.exit_code) from None
+    raise typer.Exit(code)
+
+
+# -- end of agent batch ---------------------------------------------------------------------------
+
+
 @sandbox_app.command("build")
 def sandbox_build(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if the image exists.")] = False,

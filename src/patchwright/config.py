@@ -61,6 +61,7 @@ class Settings:
     # -- security (issue 13): only the user's own layers may set these --------------------
     trust_repo_config: bool = False  # take the repo's widening settings (REPO_WIDENING) too
     proxy_credentials: bool = False  # pass the proxy's user:password into the sandbox
+    image_workspace: str | None = None  # the repo's path inside `image` (batch, SWE-bench images)
 
     def resolved_model(self, agent_model: str | None, env: dict[str, str] | None = None) -> str:
         # Claude Code agent files may say `model: inherit` or an alias like `sonnet` (aliases.py).
@@ -93,6 +94,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "context_trigger": (int,),
     "trust_repo_config": (bool,),
     "proxy_credentials": (bool,),
+    "image_workspace": (str,),
 }
 assert set(FIELD_TYPES) == {f.name for f in fields(Settings)}
 
@@ -184,7 +186,9 @@ def repo_config(repo: Path) -> tuple[dict[str, Any], str | None]:
 USER_ONLY = frozenset({"trust_repo_config", "proxy_credentials"})
 # Taken from the repository only with trust_repo_config: they widen the sandbox, pick its image,
 # the API provider (and so the credentials used), or the command that verifies the patch.
-REPO_WIDENING = frozenset({"network", "setup", "setup_timeout", "image", "provider", "test_cmd"})
+REPO_WIDENING = frozenset(
+    {"network", "setup", "setup_timeout", "image", "image_workspace", "provider", "test_cmd"}
+)
 # Limits the repository may lower but, untrusted, not raise above the defaults.
 REPO_CAPPED = ("memory", "workspace_size", "cpus", "pids_limit", "max_steps", "timeout", "command_timeout")
 

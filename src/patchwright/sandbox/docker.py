@@ -139,6 +139,8 @@ class DockerSandbox:
             self.sync_plan = transfer.sync(
                 self._exec, self.workspace, self._host, manifest, racy_from, self.progress
             )
+        elif self.spec.image_workspace:  # the repo is in the image (SWE-bench's /testbed)
+            transfer.copy_from_image(self._exec, self.spec.image_workspace, self.progress)
         else:
             transfer.copy_all(self._exec, self.workspace, self._host, self.progress)
         if self.spec.network:  # the model's own installs go through the same proxy as setup's
@@ -169,7 +171,7 @@ class DockerSandbox:
             raise self._missing_image() from None
         except docker.errors.APIError as err:
             raise SandboxError(f"cannot start the sandbox container: {err.explanation or err}") from None
-        if self.spec.snapshots:
+        if self.spec.snapshots and not self.spec.image_workspace:
             self._snapshot = current_snapshot(self.client, self.workspace, self._base_image)
         if self._snapshot is not None:
             self._host = transfer.list_host(self.workspace, with_entries=True)
@@ -187,7 +189,11 @@ class DockerSandbox:
         if self._host is None:
             self._host = transfer.list_host(self.workspace, with_entries=False)
         file_count = len(self._host.files)
-        if self.spec.snapshots and file_count >= self.spec.snapshot_min_files:
+        if (
+            self.spec.snapshots
+            and not self.spec.image_workspace
+            and file_count >= self.spec.snapshot_min_files
+        ):
             self._snapshot_labels = {
                 labels.BASE_IMAGE: str(self._base_image.id),
                 labels.FILE_COUNT: str(file_count),
@@ -246,7 +252,12 @@ class DockerSandbox:
         if self._started and self._baseline.tree is None:
             view = self._host
             # The host's own git already said what differs from its index (see Baseline.record).
-            use_dirty = view is not None and self.workspace.git_dir_is_local and not self.spec.setup_command
+            use_dirty = (
+                view is not None
+                and self.workspace.git_dir_is_local
+                and not self.spec.setup_command
+                and not self.spec.image_workspace  # the host's index says nothing of the image's repo
+            )
             self._baseline.record(self._runner(), view.dirty if use_dirty and view is not None else None)
 
     def _trust_host_ca(self) -> dict[str, str]:

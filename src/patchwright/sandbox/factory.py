@@ -98,6 +98,7 @@ def sandbox_spec(settings: Settings, image: str) -> SandboxSpec:
         network=settings.network,
         setup_command=settings.setup,
         memory=settings.memory,
+        image_workspace=settings.image_workspace,
         workspace_size=settings.workspace_size,
         cpus=settings.cpus,
         pids_limit=settings.pids_limit,

@@ -72,6 +72,28 @@ def extract(runner: ContainerExec, chunks: Iterable[bytes]) -> None:
         raise SandboxError(f"cannot copy the repository into the sandbox: {detail[0][:200]}")
 
 
+def copy_from_image(runner: ContainerExec, path: str, progress: Progress) -> None:
+    """The image already holds the repo at `path` (SWE-bench's /testbed): copy it into the workspace
+    as the sandbox user, who can then edit it. Packages the image installed from `path` in editable
+    mode still import from there, not from the copy."""
+    if not path.startswith("/") or "\0" in path:
+        raise SandboxError(f"image workspace {path!r}: not an absolute path")
+    progress(f"copying the image's repo from {path} into the sandbox")
+    argv = [
+        "cp",
+        "-R",
+        "-P",
+        "--preserve=mode,timestamps,links",
+        "--",
+        f"{path.rstrip('/')}/.",
+        f"{WORKSPACE}/",
+    ]
+    result = runner.execute(argv, timeout=600)
+    if result.exit_code != 0:
+        tail = result.output.strip().splitlines()[-1:] or [f"cp exited with {result.exit_code}"]
+        raise SandboxError(f"cannot copy the repo from the image's {path}: {tail[0][:200]}")
+
+
 def _configs(ws: Workspace) -> list[bytes]:
     config = git_config_tar(ws, UID, GID)
     return [config] if config is not None else []
