@@ -53,6 +53,7 @@ from patchwright.sandbox.snapshot import (
     snapshot_tag,
 )
 from patchwright.sandbox.stream import CappedBuffer, FrameReader, StreamClosed, StreamTimeout, command_result
+from patchwright.services import ServiceSet
 from patchwright.workspace import (
     Workspace,
     copy_members,
@@ -138,8 +139,11 @@ class DockerSandbox:
         spec: SandboxSpec,
         workspace: Workspace,
         progress: Progress = _quiet,
+        services: ServiceSet | None = None,
     ) -> None:
         self.client = client
+        # -- services (issue 11): started in this container's network namespace, gone with it
+        self.services = services if services is not None else ServiceSet(None, [])
         self.spec = spec
         self.workspace = workspace
         self.progress = progress
@@ -179,6 +183,7 @@ class DockerSandbox:
                 self._snapshot = None
                 self._start_fresh()
                 self._fill()
+            self.services.wait_ready()  # services (issue 11): up before setup and the first turn
             if self.spec.setup_command:
                 self._begin_snapshot()  # before setup: what setup makes differs run to run
                 self._run_setup(self.spec.setup_command)
@@ -268,6 +273,7 @@ class DockerSandbox:
         try:
             self.container = self.client.containers.create(image, **self.container_options(writable_root))
             self.container.start()
+            self.services.attach(self.container)  # services (issue 11): join this network namespace
         except docker.errors.ImageNotFound:
             raise
         except docker.errors.APIError as err:
@@ -331,6 +337,7 @@ class DockerSandbox:
             "mounts": [] if writable_root else [Mount(target=WORKSPACE, source=None, type="volume")],
             "stdin_open": False,
             "tty": False,
+            **({"extra_hosts": self.services.hosts()} if self.services.specs else {}),  # services (issue 11)
         }
 
     def _copy_repository(self) -> None:
@@ -500,7 +507,7 @@ class DockerSandbox:
     def _run_setup(self, command: str) -> None:
         """Run the setup command with the network on, then cut the network for good."""
         assert self.container is not None
-        env = self._trust_host_ca()
+        env = {**self._trust_host_ca(), **self.services.env()}  # services (issue 11)
         self.progress(f"setup (network on): {command}")
         result = self.setup_result = self.execute(
             ["bash", "-c", command], timeout=self.spec.setup_timeout, env=env
@@ -570,7 +577,7 @@ class DockerSandbox:
                 stdin=True,
                 stdout=True,
                 stderr=True,
-                environment={**BASE_ENV, **self._shell_env, "PW_RUNNER": RUNNER},
+                environment={**BASE_ENV, **self.services.env(), **self._shell_env, "PW_RUNNER": RUNNER},
                 workdir=WORKSPACE,
                 user=f"{UID}:{GID}",
             )["Id"]
@@ -604,6 +611,7 @@ class DockerSandbox:
             if self._committer is not None:  # removing a paused container mid-commit can fail
                 self._committer.join(timeout=300)
                 self._committer = None
+            self.services.stop()  # services (issue 11)
             self._discard_container()
         finally:
             if previous is not None:
