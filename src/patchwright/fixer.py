@@ -40,6 +40,9 @@ from patchwright.persona import AgentDefinition, find_agent, load_project_instru
 from patchwright.sandbox.base import WORKSPACE, SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.image import docker_client, ensure_image
+from patchwright.services import ServiceSet
+from patchwright.services.image import ensure_services_image
+from patchwright.services.plan import ServicePlan, plan_services, service_notes
 from patchwright.tools import build_toolset
 from patchwright.verify import verify_patch
 from patchwright.workspace import Workspace, apply_patch, detect_test_command, hide_run_dir, open_workspace
@@ -121,6 +124,7 @@ class Prepared:
     test_command: str | None
     resume_records: list[dict[str, Any]] | None
     followup: str | None = None  # --resume with a task: the next instruction in the conversation
+    services: ServicePlan | None = None  # services (issue 11): what runs beside the sandbox
 
 
 MAX_TASK_CHARS = 100_000  # about 25k tokens: a task, not a document
@@ -180,6 +184,7 @@ def prepare(request: FixRequest) -> Prepared:
         test_command,
         records,
         followup,
+        services=plan_services(settings.services, workspace.root),  # services (issue 11): exit 2 here
     )
 
 
@@ -200,10 +205,13 @@ def system_prompt(prepared: Prepared, settings: Settings, tool_names: list[str])
         extra += ", `search_code` (ripgrep)"
     if "run_tests" in tool_names and prepared.test_command:
         extra += f", `run_tests` (runs `{prepared.test_command}`)"
+    if "service" in tool_names:  # services (issue 11)
+        extra += ", `service` (status, logs, stop/start/restart of the run's databases)"
     network = "with network access" if settings.network else "with no network: nothing can be downloaded"
     persona = prepared.agent.prompt.rstrip() + RUN_NOTES.format(
         workspace=WORKSPACE, network=network, extra=extra
     )
+    persona += service_notes(prepared.services)  # services (issue 11)
     return loop_mod.system_blocks(persona, prepared.instructions)
 
 
@@ -221,6 +229,8 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
     docker = docker_client()
     image = ensure_image(docker, settings.image, display.status)
+    plan = prepared.services or ServicePlan([], detected=False)  # services (issue 11)
+    services_image = ensure_services_image(docker, display.status) if plan.specs else ""
 
     ws = prepared.workspace
     redactor = Redactor.from_environment()
@@ -257,7 +267,20 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         host_ca_bundle=host_ca_bundle(),
         proxy_env={k: v for k, v in os.environ.items() if k.lower() in PROXY_VARIABLES},
     )
-    sandbox = DockerSandbox(docker, spec, ws, progress=display.status)
+    # -- services (issue 11): the run's databases, started by the sandbox in its network namespace
+    for note in plan.notes:
+        display.status(f"warning: {note}")
+    if plan.specs:
+        display.status(f"services{' (detected)' if plan.detected else ''}: {plan.describe()}")
+    services = ServiceSet(
+        docker,
+        plan.specs,
+        services_image,
+        progress=display.status,
+    )
+    summary.services = services.describe()
+    # -- end services
+    sandbox = DockerSandbox(docker, spec, ws, progress=display.status, services=services)
     state = LoopState(messages=[])
     patch = ""
     # False until the sandbox holds the run's starting state (for --resume: the partial patch
@@ -284,6 +307,11 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
                 sandbox.start()
             finally:
                 _record_setup(sandbox, trajectory)
+            if plan.specs:  # services (issue 11)
+                summary.services = services.describe()
+                trajectory.write(
+                    "services", detected=plan.detected, services=summary.services, notes=plan.notes
+                )
             if prepared.resume_records is not None:
                 _restore_partial_patch(sandbox, run_dir, display)
                 state.messages = loop_mod.messages_from_trajectory(prepared.resume_records)
@@ -309,7 +337,12 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
                 state.messages = [loop_mod.first_message(prepared.task)]
                 trajectory.write("message", role="user", content=state.messages[0]["content"])
             toolset = build_toolset(
-                sandbox, prepared.model, settings.command_timeout, prepared.agent.tools, prepared.test_command
+                sandbox,
+                prepared.model,
+                settings.command_timeout,
+                prepared.agent.tools,
+                prepared.test_command,
+                services=services,  # services (issue 11)
             )
             agent_loop = AgentLoop(
                 model=ModelClient(client, prepared.model, settings.max_tokens),
@@ -364,6 +397,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
                     trajectory,
                     display,
                     time.monotonic() - started,
+                    services.fresh(),  # services (issue 11): verification's own, fresh ones
                 )
             if request.apply and patch.strip() and summary.exit_code == ExitCode.PATCHED:
                 result = apply_patch(ws, run_dir / "patch.diff")
@@ -465,10 +499,15 @@ def _verify(
     trajectory: TrajectoryWriter,
     display: Display,
     elapsed: float,
+    services: ServiceSet | None = None,
 ) -> None:
     display.status(f"verifying the patch in a fresh sandbox: {test_command}")
     fresh = DockerSandbox(
-        docker, dataclasses.replace(spec, run_id=f"{spec.run_id}-verify"), ws, progress=display.status
+        docker,
+        dataclasses.replace(spec, run_id=f"{spec.run_id}-verify"),
+        ws,
+        progress=display.status,
+        services=services,  # services (issue 11)
     )
     try:
         timeout = settings.command_timeout * 5

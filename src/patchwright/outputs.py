@@ -145,6 +145,7 @@ class RunSummary:
     apply_error: str | None = None  # why --apply left the repo alone (the patch is still written)
     error: str | None = None
     final_message: str | None = None
+    services: list[dict[str, Any]] = field(default_factory=list)  # services (issue 11): what ran beside
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -28,7 +28,7 @@ AGENT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # An agent file becomes a system prompt; anything larger is a mistake, not a persona.
 MAX_AGENT_FILE_BYTES = 256 * 1024
 
-OUR_TOOLS: tuple[str, ...] = ("bash", "str_replace_based_edit_tool", "search_code", "run_tests")
+OUR_TOOLS: tuple[str, ...] = ("bash", "str_replace_based_edit_tool", "search_code", "run_tests", "service")
 
 # Tool name as written in an agent file -> our tool, or None for a Claude Code tool
 # that patchwright does not offer (recorded in `ignored_tools`, not an error).
@@ -38,6 +38,7 @@ TOOL_NAME_MAP: dict[str, str | None] = {
     "str_replace_based_edit_tool": "str_replace_based_edit_tool",
     "search_code": "search_code",
     "run_tests": "run_tests",
+    "service": "service",  # the run's databases (issue 11)
     # Claude Code tools we can serve
     "Bash": "bash",
     "Read": "str_replace_based_edit_tool",

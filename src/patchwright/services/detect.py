@@ -195,7 +195,7 @@ def _workflow_services(document: Any) -> list[tuple[str, dict[str, Any], bool]]:
 def _value(raw: Any) -> str | None:
     """A setting's value as the service would see it; None when it depends on something we do
     not have (an Actions expression, an unset compose variable without a default)."""
-    if raw is None or isinstance(raw, dict | list):
+    if not isinstance(raw, str | int | float | bool):  # mappings, lists, dates: nothing we use
         return None
     text = str(raw).lower() if isinstance(raw, bool) else str(raw)
     if "${{" in text:
@@ -216,8 +216,10 @@ def _environment(raw: Any) -> dict[str, str]:
     if isinstance(raw, dict):
         pairs = list(raw.items())
     elif isinstance(raw, list):
-        for item in raw:
-            key, sep, value = str(item).partition("=")
+        for item in raw[:200]:
+            if not isinstance(item, str):  # str() of a nested (aliased) list can be exponential
+                continue
+            key, sep, value = item.partition("=")
             pairs.append((key, value if sep else None))
     env = {}
     for key, value in pairs[:200]:

@@ -130,9 +130,9 @@ def _same_version(asked: str, have: str) -> bool:
     match = re.match(r"\d+(?:\.\d+)?", asked)
     if match is None:
         return True  # "alpine", "bookworm": no version to miss
-    numbers = match.group(0).split(".")
-    wanted = have.split(".")
-    return numbers == wanted[: len(numbers)]
+    numbers, have_numbers = match.group(0).split("."), have.split(".")
+    shared = min(len(numbers), len(have_numbers))
+    return numbers[:shared] == have_numbers[:shared]
 
 
 def parse_spec(text: str, source: str = "--service") -> ServiceSpec:

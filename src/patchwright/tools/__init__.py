@@ -6,13 +6,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from patchwright.sandbox.base import Sandbox
+from patchwright.services import ServiceSet
 from patchwright.tools.base import CommandTime, Tool, ToolError, ToolResult
 from patchwright.tools.bash import BashTool
 from patchwright.tools.editor import LEGACY_EDITOR_NAME, EditorTool
 from patchwright.tools.search import SearchTool
+from patchwright.tools.service import ServiceTool
 from patchwright.tools.tests import RunTestsTool
 
-ALL_TOOLS = ("bash", "str_replace_based_edit_tool", "search_code", "run_tests")
+ALL_TOOLS = ("bash", "str_replace_based_edit_tool", "search_code", "run_tests", "service")
 
 __all__ = ["ALL_TOOLS", "CommandTime", "Tool", "ToolError", "ToolResult", "Toolset", "build_toolset"]
 
@@ -50,6 +52,7 @@ def build_toolset(
     command_timeout: float,
     allowed: tuple[str, ...] | None = None,
     test_command: str | None = None,
+    services: ServiceSet | None = None,
 ) -> Toolset:
     """The run's tools; `allowed` (our names, from an agent file's `tools:`) restricts them."""
     wanted = set(ALL_TOOLS if allowed is None else allowed)
@@ -63,4 +66,6 @@ def build_toolset(
         tools.append(SearchTool(sandbox))
     if "run_tests" in wanted and test_command:
         tools.append(RunTestsTool(sandbox, test_command, command_time))
+    if "service" in wanted and services is not None and services.specs:  # the run's databases (issue 11)
+        tools.append(ServiceTool(services))
     return Toolset({tool.name: tool for tool in tools}, command_time)
