@@ -240,11 +240,11 @@ def test_stop_start_restart_keep_the_data_and_drop_connections(box_with) -> None
 def test_a_service_that_fails_to_start_names_itself_and_leaves_nothing(  # type: ignore[no-untyped-def]
     box_with, docker_client
 ) -> None:
-    # PostgreSQL refuses a superuser named pg_*: initdb fails and the container exits.
+    # PostgreSQL refuses a role named pg_*: the first start's setup fails and the container exits.
     clash = dataclasses.replace(parse_spec("postgres"), user="pg_bad")
     with pytest.raises(
         ServiceError,
-        match=r"service postgres \(postgres\) failed to start: it exited .*last log lines: .*superuser name .pg_bad. is disallowed",
+        match=r"service postgres \(postgres\) failed to start: it exited.*last log lines: .*role name .pg_bad. is reserved",
     ):
         box_with("redis", clash, ready_timeout=30)
     assert our_containers(docker_client) == []

@@ -131,7 +131,7 @@ def test_a_service_that_cannot_start_is_exit_4_naming_it(
     assert result.returncode == 4, result.stderr
     [line] = [line for line in result.stderr.splitlines() if line.startswith("agent: error:")]
     assert line.startswith("agent: error: service db (postgres) failed to start:")
-    assert 'superuser name "pg_app" is disallowed' in line
+    assert 'role name "pg_app" is reserved' in line
     summary = json.loads((only_run(repo) / "summary.json").read_text())
     assert summary["exit_code"] == 4 and summary["services"][0]["name"] == "db"
     assert not containers_of(docker_client, summary["run_id"])

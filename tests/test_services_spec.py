@@ -235,3 +235,21 @@ def test_settings_flags_config_and_environment(tmp_path: Path) -> None:
     write(tmp_path, ".patchwright/config.toml", "services = [1]\n")
     with pytest.raises(ConfigError, match="list of strings"):
         load_settings(tmp_path, tmp_path, {}, {})
+
+
+def test_the_github_actions_example_needs_no_flags(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "github-actions" / "patchwright-fix.yml"
+    write(tmp_path, ".github/workflows/patchwright-fix.yml", example.read_text())
+    plan = plan_services(None, tmp_path)
+    [pg] = plan.specs
+    assert plan.detected and plan.notes == []
+    assert (pg.kind, pg.names, pg.user, pg.password, pg.database, pg.port) == (
+        "postgres",
+        ("postgres",),
+        "app",
+        "app",
+        "app_test",
+        5432,
+    )
+    # the job's DATABASE_URL is what the sandbox gets, but with the loopback address
+    assert sandbox_env(plan.specs)["DATABASE_URL"] == "postgresql://app:app@127.0.0.1:5432/app_test"

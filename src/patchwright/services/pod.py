@@ -31,7 +31,8 @@ SERVICE_UID = 2000  # the image's `svc` user
 READY_TIMEOUT = 90.0
 LOG_LINES_ON_FAILURE = 5
 LOG_LIMIT = 16 * 1024  # bytes of a service's log the tool hands the model
-PROBE_INTERVAL = 0.1
+PROBE_INTERVAL = 0.05  # between probes, inside the container
+PROBE_SLICE = 10.0  # seconds one probing exec may take
 
 
 class ServiceError(SandboxError):
@@ -272,23 +273,38 @@ class ServiceSet:
         container = self.containers.get(spec.name)
         why = "its container was not created"
         while container is not None:
+            # One exec that probes inside the container until ready, in slices well under the
+            # SDK's read timeout: an exec per probe would cost the busy engine more than the probe.
+            left = deadline - time.monotonic()
             try:
-                code, _ = container.exec_run(servers.probe(spec), user=f"{SERVICE_UID}:{SERVICE_UID}")
+                code, _ = container.exec_run(
+                    servers.wait_probe(spec, max(0.1, min(PROBE_SLICE, left)), PROBE_INTERVAL),
+                    user=f"{SERVICE_UID}:{SERVICE_UID}",
+                )
             except docker.errors.APIError as err:  # exited: exec is refused
                 why = f"it exited ({_reason(err)})"
                 break
             if code == 0:
                 return
+            if not self._running(container):
+                why = "it exited"
+                break
             if time.monotonic() >= deadline:
                 why = f"it was not ready after {self.ready_timeout:.0f} s"
                 break
-            time.sleep(PROBE_INTERVAL)
         tail = self._log_tail(container)
         if remove_on_failure:
             self.stop()
         raise ServiceError(
             f"service {spec.name} ({spec.kind}) failed to start: {why}; last log lines: {tail}"
         )
+
+    def _running(self, container: Container) -> bool:
+        try:
+            container.reload()
+        except docker.errors.DockerException:
+            return False
+        return container.status == "running"
 
     def _log_tail(self, container: Container | None) -> str:
         if container is None:

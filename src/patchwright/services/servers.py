@@ -18,8 +18,12 @@ DATA_DIR = "/data"
 CONTROL = "/tmp/pw"
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
+PG_TEMPLATE = "/usr/share/patchwright/pg-template"  # a cluster made at image build (build-rootfs.sh)
+INITIALIZED = f"{CONTROL}/initialized"  # the first start's own setup (roles, database) is done
+
 # The loop every kind shares: `init` once, then `serve` again whenever the server ends, unless
-# `$CONTROL/stopped` exists (the service tool's stop). TERM ends the server and the loop.
+# `$CONTROL/stopped` exists (the service tool's stop); `after_start` once, after the first
+# start (a failure there ends the container). TERM ends the server and the loop.
 SUPERVISOR = f"""
 set -u
 mkdir -p {CONTROL}
@@ -30,6 +34,7 @@ while :; do
   if [ -e {CONTROL}/stopped ]; then rm -f {CONTROL}/pid; sleep 0.2; continue; fi
   serve & pid=$!
   echo "$pid" > {CONTROL}/pid
+  [ -e {INITIALIZED} ] || {{ after_start && touch {INITIALIZED}; }} || {{ kill -KILL "$pid"; exit 1; }}
   wait "$pid"
   code=$?
   rm -f {CONTROL}/pid
@@ -37,20 +42,24 @@ while :; do
 done
 """
 
+# The data directory is a copy of the image's template cluster (initdb costs seconds), whose
+# credentials are set once the server is up, over its unix socket (trusted locally only).
 POSTGRES = f"""
 init() {{
   [ -s {DATA_DIR}/PG_VERSION ] && return 0
-  printf '%s' "$PW_PASSWORD" > {CONTROL}/pwfile
-  if ! {PG_BIN}/initdb -D {DATA_DIR} -U "$PW_USER" --pwfile={CONTROL}/pwfile --auth-local=trust \\
-      --auth-host="$PW_AUTH" -E UTF8 --no-locale -N > {CONTROL}/init.log 2>&1; then
-    cat {CONTROL}/init.log; exit 1
+  if [ -s {PG_TEMPLATE}/PG_VERSION ]; then
+    cp -a {PG_TEMPLATE}/. {DATA_DIR}/ && chmod 700 {DATA_DIR} && return 0
   fi
-  rm -f {CONTROL}/pwfile
-  if [ "$PW_DATABASE" != postgres ]; then
-    printf 'CREATE DATABASE "%s"\\n' "$PW_DATABASE" \\
-      | {PG_BIN}/postgres --single -D {DATA_DIR} -j -c fsync=off postgres > {CONTROL}/init.log 2>&1 \\
-      || {{ cat {CONTROL}/init.log; exit 1; }}
-  fi
+  {PG_BIN}/initdb -D {DATA_DIR} -U postgres --auth-local=trust --auth-host=scram-sha-256 -E UTF8 \\
+    --no-locale -N > {CONTROL}/init.log 2>&1 || {{ cat {CONTROL}/init.log; exit 1; }}
+}}
+after_start() {{
+  for i in $(seq 600); do {PG_BIN}/pg_isready -q -h {CONTROL} -p "$PW_PORT" && break; sleep 0.05; done
+  [ "$PW_AUTH" = trust ] && sed -i 's/scram-sha-256$/trust/' {DATA_DIR}/pg_hba.conf
+  printf '%s\\n' "$PW_SETUP_SQL" | {PG_BIN}/psql -X -q -v ON_ERROR_STOP=1 -h {CONTROL} -p "$PW_PORT" \\
+    -U postgres -d postgres > {CONTROL}/init.log 2>&1 || {{ cat {CONTROL}/init.log; return 1; }}
+  [ "$PW_AUTH" = trust ] && {PG_BIN}/pg_ctl -D {DATA_DIR} reload -s
+  return 0
 }}
 serve() {{
   exec {PG_BIN}/postgres -D {DATA_DIR} -c listen_addresses={LOOPBACK} -c port="$PW_PORT" \\
@@ -75,10 +84,12 @@ serve() {{
     --innodb-flush-log-at-trx-commit=0 --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci \\
     --init-file={CONTROL}/init.sql
 }}
+after_start() {{ :; }}
 """
 
 REDIS = f"""
 init() {{ :; }}
+after_start() {{ :; }}
 serve() {{
   exec redis-server --bind {LOOPBACK} --port "$PW_PORT" --dir {DATA_DIR} --save '' --appendonly no \\
     --protected-mode no --daemonize no
@@ -95,6 +106,20 @@ def script(spec: ServiceSpec) -> str:
 
 def _sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _postgres_setup_sql(spec: ServiceSpec) -> str:
+    """The run's credentials on the template cluster, as the official image would make them."""
+    password = _sql_string(spec.password)
+    user = f'"{spec.user}"'  # spec.py allows no quotes in names
+    lines = []
+    if spec.user == "postgres":
+        lines.append(f"ALTER ROLE postgres PASSWORD {password};")
+    else:
+        lines.append(f"CREATE ROLE {user} SUPERUSER LOGIN PASSWORD {password};")
+    if spec.database != "postgres":
+        lines.append(f'CREATE DATABASE "{spec.database}" OWNER {user};')
+    return "\n".join(lines)
 
 
 def _mariadb_init_sql(spec: ServiceSpec) -> str:
@@ -130,6 +155,8 @@ def container_env(spec: ServiceSpec) -> dict[str, str]:
     }
     if spec.kind == "mariadb":
         env["PW_INIT_SQL"] = _mariadb_init_sql(spec)
+    if spec.kind == "postgres":
+        env["PW_SETUP_SQL"] = _postgres_setup_sql(spec)
     return env
 
 
@@ -142,7 +169,14 @@ def probe(spec: ServiceSpec) -> list[str]:
         check = f"mariadb --no-defaults -h {LOOPBACK} -P {port} -uroot -p\"$PW_PASSWORD\" -e 'select 1'"
     else:
         check = f'[ "$(redis-cli -h {LOOPBACK} -p {port} ping)" = PONG ]'
-    return ["bash", "-c", f"[ -e {CONTROL}/pid ] && {check} >/dev/null 2>&1"]
+    return ["bash", "-c", f"[ -e {INITIALIZED} ] && [ -e {CONTROL}/pid ] && {check} >/dev/null 2>&1"]
+
+
+def wait_probe(spec: ServiceSpec, seconds: float, interval: float = 0.05) -> list[str]:
+    """The probe repeated inside the container for up to `seconds`: one exec, not one per try."""
+    once = probe(spec)[2]
+    tries = max(1, int(seconds / interval))
+    return ["bash", "-c", f"for i in $(seq {tries}); do {once} && exit 0; sleep {interval}; done; exit 1"]
 
 
 def sandbox_env(specs: list[ServiceSpec]) -> dict[str, str]:
