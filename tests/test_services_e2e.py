@@ -6,17 +6,21 @@ database to check, and verification passes with fresh services of its own."""
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import docker
 
+from patchwright.sandbox import labels
+from patchwright.sandbox.prune import prune
 from test_services import services_image  # noqa: F401  (the session fixture: the image, built once)
 
 from example_fixes import INVENTORY_SERVICE_POSTGRES as EXAMPLE
 from fakeapi import FakeAnthropic, RecordedRequest, last_tool_results, message, text, tool_use
 from helpers import make_repo
-from test_e2e import EDITOR, agent_env, containers_of, example_repo, only_run, run_agent
+from test_e2e import AGENT, EDITOR, agent_env, containers_of, example_repo, only_run, run_agent
 
 
 def test_fixes_a_connection_bug_against_the_runs_own_postgres(
@@ -135,3 +139,59 @@ def test_a_service_that_cannot_start_is_exit_4_naming_it(
     summary = json.loads((only_run(repo) / "summary.json").read_text())
     assert summary["exit_code"] == 4 and summary["services"][0]["name"] == "db"
     assert not containers_of(docker_client, summary["run_id"])
+
+
+def _start_and_wait(
+    repo: Path, env: dict[str, str], api: FakeAnthropic, *flags: str
+) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [*AGENT, "fix", "x", "--repo", str(repo), "--quiet", *flags],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not api.requests and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the `sleep 100` is running in the sandbox now
+    return proc
+
+
+def _run_id(client: docker.DockerClient, repo: Path) -> str:
+    [run] = list((repo / ".patchwright" / "runs").iterdir())
+    return run.name
+
+
+def test_sigterm_removes_the_services_too(
+    tmp_path: Path, sandbox_image: str, docker_client: docker.DockerClient
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"app.py": "x = 1\n"})
+    replies = [message(tool_use("bash", {"command": "sleep 100"})), message(text("never"))]
+    with FakeAnthropic(replies) as api:
+        proc = _start_and_wait(
+            repo, agent_env(api, sandbox_image), api, "--service", "postgres", "--service", "redis"
+        )
+        running = containers_of(docker_client, _run_id(docker_client, repo))
+        proc.terminate()
+        proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert len(running) == 3  # the sandbox and its two services, while the run ran
+    assert not containers_of(docker_client, _run_id(docker_client, repo))
+
+
+def test_prune_removes_the_services_of_a_killed_run(
+    tmp_path: Path, sandbox_image: str, docker_client: docker.DockerClient
+) -> None:
+    repo = make_repo(tmp_path / "repo", {"app.py": "x = 1\n"})
+    replies = [message(tool_use("bash", {"command": "sleep 100"})), message(text("never"))]
+    with FakeAnthropic(replies) as api:
+        proc = _start_and_wait(repo, agent_env(api, sandbox_image), api, "--service", "redis")
+        proc.kill()  # SIGKILL: no cleanup at all
+        proc.communicate(timeout=60)
+    run_id = _run_id(docker_client, repo)
+    left = containers_of(docker_client, run_id)
+    assert len(left) == 2  # the sandbox and its redis
+    report = prune(docker_client, extra_labels={labels.RUN_ID: run_id})  # this run's only
+    assert len(report.containers_removed) == 2
+    assert not containers_of(docker_client, run_id)

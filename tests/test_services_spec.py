@@ -253,3 +253,37 @@ def test_the_github_actions_example_needs_no_flags(tmp_path: Path) -> None:
     )
     # the job's DATABASE_URL is what the sandbox gets, but with the loopback address
     assert sandbox_env(plan.specs)["DATABASE_URL"] == "postgresql://app:app@127.0.0.1:5432/app_test"
+
+
+def test_the_service_tool_checks_its_input_before_touching_anything() -> None:
+    from patchwright.services import ServiceSet
+    from patchwright.tools import build_toolset
+    from patchwright.tools.base import ToolError
+    from patchwright.tools.service import ServiceTool
+
+    services = ServiceSet(None, merge([parse_spec("db=postgres"), parse_spec("redis")]))
+    tool = ServiceTool(services)
+    assert tool.definition()["input_schema"]["properties"]["action"]["enum"] == [
+        "status",
+        "logs",
+        "restart",
+        "stop",
+        "start",
+    ]
+    assert "db (postgres), redis (redis)" in tool.definition()["description"]
+    with pytest.raises(ToolError, match="`action` must be one of"):
+        tool.run({"action": "drop"})
+    with pytest.raises(ToolError, match="`name` is required: one of db, redis"):
+        tool.run({"action": "restart"})
+    with pytest.raises(ToolError, match="no service 'mongo'; the run's services: db, postgres, redis"):
+        tool.run({"action": "logs", "name": "mongo"})
+    status = tool.run({"action": "status"}).content.splitlines()
+    assert (
+        status[0]
+        == "db/postgres: postgres 15 on 127.0.0.1:5432 (user postgres, database postgres): not started"
+    )
+    failed = tool.run({"action": "logs", "name": "postgres"})  # by its second name
+    assert failed.is_error and "service postgres is not running" in failed.content
+    # Offered only when the run has services.
+    assert "service" in build_toolset(None, "m", 10.0, services=services).tools  # type: ignore[arg-type]
+    assert "service" not in build_toolset(None, "m", 10.0, services=ServiceSet(None, [])).tools  # type: ignore[arg-type]
