@@ -177,7 +177,7 @@ def test_service_containers_are_hardened_and_labelled(box_with, docker_client) -
         assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
         assert host["ReadonlyRootfs"] is True
         assert "no-new-privileges" in host["SecurityOpt"]
-        assert host["Memory"] > 0 and host["PidsLimit"] > 0
+        assert host["Memory"] == 2**30 and host["PidsLimit"] == 256 and host["NanoCpus"] == 10**9
         assert not host.get("Binds") and not container.attrs.get("Mounts")
         assert not host.get("PortBindings")
         assert container.attrs["Config"]["User"] == "2000:2000"

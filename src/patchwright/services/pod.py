@@ -11,6 +11,7 @@ pids limits and no host mount, and are removed with the sandbox.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable
@@ -53,6 +54,7 @@ class ServiceSet:
     extra_labels: dict[str, str] = field(default_factory=dict)
     memory: str = "1g"
     pids_limit: int = 256
+    cpus: float = 1.0  # each server; the engine refuses more than it has, and 1 fits every engine
     ready_timeout: float = READY_TIMEOUT
     progress: Progress = _quiet
     containers: dict[str, Container] = field(default_factory=dict)
@@ -61,16 +63,7 @@ class ServiceSet:
 
     def fresh(self) -> ServiceSet:
         """The same services, not started: verification's own, clean ones."""
-        return ServiceSet(
-            self.client,
-            self.specs,
-            self.image,
-            self.extra_labels,
-            self.memory,
-            self.pids_limit,
-            self.ready_timeout,
-            self.progress,
-        )
+        return dataclasses.replace(self, containers={}, ready_seconds={}, _attached_at=0.0)
 
     # -- what the sandbox needs --------------------------------------------------------------
 
@@ -226,6 +219,7 @@ class ServiceSet:
             "pids_limit": self.pids_limit,
             "mem_limit": self.memory,
             "memswap_limit": self.memory,
+            "nano_cpus": int(self.cpus * 1e9),
             "tmpfs": {
                 servers.DATA_DIR: f"rw,nosuid,nodev,noexec,size=512m,{owned}",
                 "/tmp": f"rw,nosuid,nodev,noexec,size=64m,{owned}",
