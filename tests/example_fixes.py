@@ -125,3 +125,41 @@ LEDGER_SQLITE = ExampleFix(
 )
 
 EXAMPLES: list[ExampleFix] = [NOTES_API_SQLITE, ORDERS_SERVICE_NODE, LEDGER_SQLITE]
+
+
+# Needs a real PostgreSQL (the run's own service, see patchwright.services), so it is not in
+# EXAMPLES, whose suites run on this host; tests/test_services_e2e.py runs it through `agent fix`.
+INVENTORY_SERVICE_POSTGRES = ExampleFix(
+    name="inventory-service-postgres",
+    path="examples/inventory-service-postgres",
+    test_command="python3 -m pytest -q",
+    task=(
+        "After the database restarts, every request fails with 'server closed the connection "
+        "unexpectedly' until the service is restarted."
+    ),
+    failing_test_hint="test_service_survives_the_database_ending_its_session",
+    # Database keeps its connection for ever: once the server has ended the session, every
+    # execute() fails. The fix opens a new connection when the old one was closed under it.
+    edits=(
+        Edit(
+            file="inventory/db.py",
+            old=(
+                "    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:\n"
+                "        with self.connection().cursor() as cur:\n"
+            ),
+            new=(
+                "    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:\n"
+                "        try:\n"
+                "            return self._run(sql, params)\n"
+                "        except psycopg2.OperationalError:\n"
+                "            if self._conn is None or not self._conn.closed:\n"
+                "                raise\n"
+                "            self._conn = None  # the server ended the session: open a new one\n"
+                "            return self._run(sql, params)\n"
+                "\n"
+                "    def _run(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:\n"
+                "        with self.connection().cursor() as cur:\n"
+            ),
+        ),
+    ),
+)

@@ -1455,7 +1455,7 @@ class FakeAnthropic:
         path = handler.path.split("?", 1)[0]
         received = time.monotonic()
         slot = self._record(
-            RecordedRequest(body if isinstance(body, dict) else {}, headers, 0, path, None, received)
+            RecordedRequest(body if isinstance(body, dict) else {}, headers, 0, path, received=received)
         )
         try:
             status = self._respond(out, handler.command, path, headers, body, slot)

@@ -121,6 +121,18 @@ def fix(
     network: Annotated[
         bool | None, typer.Option("--network/--no-network", help="Give the model's commands a network.")
     ] = None,
+    service: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--service",
+            help="Start a database beside the sandbox: postgres, mysql, mariadb or redis, with an "
+            "optional :VERSION or NAME= (repeatable; default: those the repo's compose file and "
+            "workflows declare).",
+        ),
+    ] = None,
+    no_services: Annotated[
+        bool, typer.Option("--no-services", help="Start no services, detect none.")
+    ] = False,
     apply: Annotated[
         bool, typer.Option("--apply", help="Apply the patch to the repo if it applies cleanly.")
     ] = False,
@@ -186,6 +198,7 @@ def fix(
             "max_tokens": max_tokens,
             "context_trigger": context_trigger,
             "trust_repo_config": trust_repo_config,
+            "services": _services_flag(service, no_services),  # services (issue 11)
         }
         loaded = load_settings_checked(ws.root, Path.home(), dict(os.environ), flags)  # issue 13: trust
         settings = loaded.settings
@@ -319,17 +332,25 @@ def sandbox_build(
     method: Annotated[
         BuildMethod, typer.Option(help="auto, dockerfile (needs a registry) or debootstrap.")
     ] = BuildMethod.auto,
+    services: Annotated[
+        bool, typer.Option("--services", help="Also build the image of the run's databases.")
+    ] = False,
 ) -> None:
     """Build the default sandbox image (tagged by a hash of its definition; seconds when up to date)."""
     from patchwright.sandbox.engine import docker_client
     from patchwright.sandbox.image import build_image
+    from patchwright.services.image import build_services_image
 
     try:
-        result = build_image(docker_client(), method=method.value, force=force, progress=_progress)
+        client = docker_client()
+        results = [build_image(client, method=method.value, force=force, progress=_progress)]
+        if services:  # services (issue 11): PostgreSQL, MariaDB and Redis from Debian packages
+            results.append(build_services_image(client, method=method.value, force=force, progress=_progress))
     except PatchwrightError as err:
         raise fail(str(err), err.exit_code) from None
-    state = "up to date" if result.skipped else f"built with {result.method} in {result.seconds:.0f}s"
-    print(f"{result.tag} ({state})")
+    for result in results:
+        state = "up to date" if result.skipped else f"built with {result.method} in {result.seconds:.0f}s"
+        print(f"{result.tag} ({state})")
 
 
 @sandbox_app.command("prune")
@@ -373,6 +394,15 @@ def agents_list(
         print(clean_line(f"{found.name:24} {found.origin:28} {found.path}"))
     for _path, message in listing.errors:
         print(f"agent: warning: {clean_line(message)}", file=sys.stderr)
+
+
+def _services_flag(service: list[str] | None, no_services: bool) -> tuple[str, ...] | None:
+    """--service/--no-services as the `services` setting: None leaves config and detection be."""
+    if service and no_services:
+        raise UsageError("give --service or --no-services, not both")
+    if no_services:
+        return ()
+    return tuple(service) if service else None
 
 
 def _progress(line: str) -> None:

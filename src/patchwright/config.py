@@ -62,6 +62,8 @@ class Settings:
     trust_repo_config: bool = False  # take the repo's widening settings (REPO_WIDENING) too
     proxy_credentials: bool = False  # pass the proxy's user:password into the sandbox
     image_workspace: str | None = None  # the repo's path inside `image` (batch, SWE-bench images)
+    # services (issue 11): ["postgres:15", "redis"]; None: detect from the repo; empty: none
+    services: tuple[str, ...] | None = None
 
     def resolved_model(self, agent_model: str | None, env: dict[str, str] | None = None) -> str:
         # Claude Code agent files may say `model: inherit` or an alias like `sonnet` (aliases.py).
@@ -95,6 +97,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "trust_repo_config": (bool,),
     "proxy_credentials": (bool,),
     "image_workspace": (str,),
+    "services": (str, list, tuple),  # a list, or one comma-separated string
 }
 assert set(FIELD_TYPES) == {f.name for f in fields(Settings)}
 
@@ -123,6 +126,14 @@ def _validate(values: dict[str, Any], source: str) -> dict[str, Any]:
         kinds = FIELD_TYPES[name]
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             raise ConfigError(f"{source}: setting {key!r} must be {' or '.join(k.__name__ for k in kinds)}")
+        if name == "services":  # services (issue 11): a list of strings
+            if isinstance(value, str):
+                value = [item.strip() for item in value.split(",") if item.strip()]
+            if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+                raise ConfigError(
+                    f"{source}: setting 'services' must be a list of strings like \"postgres:15\""
+                )
+            value = tuple(value)
         out[name] = value
     return out
 
@@ -134,7 +145,10 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
         if raw is None or raw == "":
             continue
         try:
-            if bool in kinds:
+            if name == "services":  # services (issue 11): comma-separated
+                items = [item.strip() for item in raw.split(",") if item.strip()]
+                out[name] = () if items == ["none"] else tuple(items)
+            elif bool in kinds:
                 if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
                     raise ValueError(raw)
                 out[name] = raw.lower() in ("1", "true", "yes")

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -37,6 +37,7 @@ from patchwright.sandbox.base import Sandbox, StartResult
 from patchwright.sandbox.baseline import PatchTooLarge
 from patchwright.sandbox.factory import SandboxFactory, open_factory
 from patchwright.selfcheck import SelfCheck, sandbox_check
+from patchwright.services.plan import ServicePlan, plan_services, service_notes
 from patchwright.status import RunStatus, exit_code_for
 from patchwright.tools import build_toolset
 from patchwright.verify import SuiteOutcome, Verification, verify_patch
@@ -106,6 +107,7 @@ class Prepared:
     instructions: str | None
     test_command: str | None
     resumed: resume.Resumed | None
+    services: ServicePlan = field(default_factory=lambda: ServicePlan([], detected=False))
 
 
 def prepare(request: FixRequest) -> Prepared:
@@ -138,7 +140,8 @@ def prepare(request: FixRequest) -> Prepared:
             f"--max-cost needs a known price, and model {model} has none in patchwright's price table"
         )
     instructions = load_project_instructions(workspace.root)
-    return Prepared(workspace, task, agent, model, instructions, test_command, resumed)
+    services = plan_services(settings.services, workspace.root)  # a bad spec is exit 2 here
+    return Prepared(workspace, task, agent, model, instructions, test_command, resumed, services)
 
 
 def _check_writable(path: Path) -> None:
@@ -157,7 +160,12 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     started = time.monotonic()
     prepared = prepare(request)
     check_credentials(request.settings.provider)  # type: ignore[arg-type]
-    factory = open_factory(request.settings, display.status, prepared.workspace.root)
+    plan = prepared.services
+    for note in plan.notes:
+        display.status(f"warning: {note}")
+    if plan.specs:
+        display.status(f"services{' (detected)' if plan.detected else ''}: {plan.describe()}")
+    factory = open_factory(request.settings, display.status, prepared.workspace.root, tuple(plan.specs))
     record = RunRecord.open(prepared, request.settings, request.resume, started)
     record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
     patch: str | None = None
@@ -187,7 +195,8 @@ def _run_in_sandbox(
 
     The sandbox starts on a thread of its own: the SDK's import and the model's first request
     need no sandbox, so they overlap the copy; the first tool call waits for it. With a setup
-    command the first request waits too: a setup that fails must not cost a model turn.
+    command or services the first request waits too: they are ready before the model's first
+    turn, and a setup or service that fails must not cost one.
     None: the sandbox never held the run's starting state (for --resume: the partial patch
     re-applied), so there is nothing new to save, and a saved patch must not be overwritten.
     """
@@ -198,6 +207,10 @@ def _run_in_sandbox(
         setup = result.setup if result is not None else getattr(error, "result", None)
         if setup is not None:
             record.setup(settings.setup, setup)
+        services = sandbox.services
+        if services is not None and prepared.services.specs:  # started or not: what was asked for
+            record.summary.services = services.describe()
+            record.write("services", detected=prepared.services.detected, services=record.summary.services)
 
     checkpoint = str(record.checkpoint.folder) if settings.setup else None  # verification starts from it
     sandbox = BackgroundStart(
@@ -210,7 +223,7 @@ def _run_in_sandbox(
     patch: str | None = None
     try:
         client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
-        if settings.setup:  # a setup that fails must not cost a model turn first
+        if settings.setup or prepared.services.specs:  # a failed setup or service must not cost a turn
             sandbox.start()
         if prepared.resumed is not None:
             sandbox.start()
@@ -257,7 +270,13 @@ def _run_agent(
     toolset = build_toolset(
         sandbox, prepared.model, settings.command_timeout, prepared.agent.tools, prepared.test_command
     )
-    facts = RunFacts(sandbox.workdir, settings.network, tuple(toolset.tools), prepared.test_command)
+    facts = RunFacts(
+        sandbox.workdir,
+        settings.network,
+        tuple(toolset.tools),
+        prepared.test_command,
+        service_notes(prepared.services),
+    )
     params = request_params(
         info,
         settings.effort or prepared.agent.effort,

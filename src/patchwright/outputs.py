@@ -176,6 +176,7 @@ class RunSummary:
     error: str | None = None
     final_message: str | None = None
     ignored_repo_settings: list[str] = field(default_factory=list)  # untrusted repo config left out
+    services: list[dict[str, Any]] = field(default_factory=list)  # services (issue 11): what ran beside
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

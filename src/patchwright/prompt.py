@@ -24,6 +24,7 @@ class RunFacts:
     network: bool
     tool_names: tuple[str, ...]
     test_command: str | None = None
+    services_note: str = ""  # which databases run beside the sandbox, and how to reach them
 
 
 def run_notes(facts: RunFacts) -> str:
@@ -32,8 +33,10 @@ def run_notes(facts: RunFacts) -> str:
         extra += ", `search_code` (ripgrep)"
     if "run_tests" in facts.tool_names and facts.test_command:
         extra += f", `run_tests` (runs `{facts.test_command}`)"
+    if "service" in facts.tool_names:
+        extra += ", `service` (status, logs, stop/start/restart of the run's databases)"
     network = "with network access" if facts.network else "with no network: nothing can be downloaded"
-    return RUN_NOTES.format(workdir=facts.workdir, network=network, extra=extra)
+    return RUN_NOTES.format(workdir=facts.workdir, network=network, extra=extra) + facts.services_note
 
 
 def system_blocks(persona: str, facts: RunFacts, instructions: str | None) -> list[dict[str, Any]]:

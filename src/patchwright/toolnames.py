@@ -17,6 +17,7 @@ TOOL_NAME_MAP: dict[str, str | None] = {
     "str_replace_based_edit_tool": "str_replace_based_edit_tool",
     "search_code": "search_code",
     "run_tests": "run_tests",
+    "service": "service",  # the run's databases (services/)
     # Claude Code tools we can serve
     "Bash": "bash",
     "Read": "str_replace_based_edit_tool",

@@ -22,6 +22,7 @@ class BackgroundStart:
         self.inner = inner
         self.on_started = on_started  # called on the start's thread when it is over, either way
         self.workdir = inner.workdir
+        self.services = inner.services
         self._thread: threading.Thread | None = None
         self._result: StartResult | None = None
         self._error: BaseException | None = None

@@ -8,6 +8,7 @@ describes the contract, and tests/test_sandbox_contract.py holds every backend t
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -88,6 +89,43 @@ class SetupFailed(SandboxError):
         self.result = result
 
 
+class NamedService(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
+
+class ServiceControl(Protocol):
+    """What the tool needs of the run's services (services.ServiceSet on Docker)."""
+
+    @property
+    def log_limit(self) -> int: ...
+
+    @property
+    def specs(self) -> Sequence[NamedService]: ...
+
+    def status(self) -> list[dict[str, Any]]: ...
+
+    def spec(self, name: str) -> NamedService: ...
+
+    def logs(self, name: str, limit: int = ...) -> str: ...
+
+    def stop_one(self, name: str) -> None: ...
+
+    def start_one(self, name: str) -> float: ...
+
+    def restart_one(self, name: str) -> float: ...
+
+    def describe(self) -> list[dict[str, Any]]:
+        """What ran, for summary.json and the trajectory."""
+        ...
+
+
 class Sandbox(Protocol):
     """Start, run, read, write, diff, stop: all the loop and tools ever need.
 
@@ -95,6 +133,11 @@ class Sandbox(Protocol):
     """
 
     workdir: str
+
+    @property
+    def services(self) -> ServiceControl | None:
+        """The run's databases beside the sandbox, if it has any."""
+        ...
 
     def start(self) -> StartResult:
         """Bring the repository in and run setup; SetupFailed or SandboxError when that fails,

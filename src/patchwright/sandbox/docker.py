@@ -44,6 +44,7 @@ from patchwright.sandbox.snapshot import (
 )
 from patchwright.sandbox.stream import CappedBuffer, FrameReader
 from patchwright.sandbox.transfer import HostView, Progress
+from patchwright.services import ServiceSet
 from patchwright.workspace import Workspace
 
 HOST_CA_PATH = f"{CONTROL_DIR}/{CA_FILE_NAME}"
@@ -64,8 +65,11 @@ class DockerSandbox:
         spec: SandboxSpec,
         workspace: Workspace,
         progress: Progress = _quiet,
+        services: ServiceSet | None = None,
     ) -> None:
         self.client = client
+        # the run's databases (services/): in this container's network namespace, gone with it
+        self.services = services if services is not None else ServiceSet(None, [])
         self.spec = spec
         self.workspace = workspace
         self.progress = progress
@@ -108,6 +112,7 @@ class DockerSandbox:
                 self._snapshot = None
                 self._start_fresh()
                 self._fill()
+            self.services.wait_ready()  # up before setup and the model's first command
             setup = self._run_setup(self.spec.setup_command) if self.spec.setup_command else None
             if setup is not None and self.spec.checkpoint_to:
                 checkpoint.save(self._runner(), Checkpoint(Path(self.spec.checkpoint_to)))
@@ -127,6 +132,7 @@ class DockerSandbox:
             raise self._missing_image() from None
         self._start_container(self._base_image, writable_root=False)
         checkpoint.restore(self._runner(), saved)
+        self.services.wait_ready()
         self._open_shell()
 
     def _fill(self) -> None:
@@ -214,6 +220,7 @@ class DockerSandbox:
         try:
             self.container = self.client.containers.create(image, **self.container_options(writable_root))
             self.container.start()
+            self.services.attach(self.container)  # they join this container's network namespace
         except docker.errors.ImageNotFound:
             raise
         except docker.errors.APIError as err:
@@ -224,7 +231,10 @@ class DockerSandbox:
 
     def container_options(self, writable_root: bool = False) -> dict[str, Any]:
         """The hardened container's settings, as `containers.create` keyword arguments."""
-        return container_options(self.spec, writable_root, engine_cpus(self.client, self.spec.cpus))
+        options = container_options(self.spec, writable_root, engine_cpus(self.client, self.spec.cpus))
+        if self.services.specs:  # the services' names (db, postgres...) resolve to 127.0.0.1
+            options["extra_hosts"] = self.services.hosts()
+        return options
 
     def _begin_snapshot(self) -> None:
         """Build the repo's snapshot in a container of its own, in the background (snapshot.py)."""
@@ -269,7 +279,7 @@ class DockerSandbox:
 
     def _run_setup(self, command: str) -> CommandResult:
         """Run the setup command with the network on, then cut the network for good."""
-        env = self._trust_host_ca()
+        env = {**self._trust_host_ca(), **self.services.env()}
         self.progress(f"setup (network on): {command}")
         result = self._runner().execute(["bash", "-c", command], timeout=self.spec.setup_timeout, env=env)
         if not self.spec.network:
@@ -294,7 +304,7 @@ class DockerSandbox:
             WORKSPACE,
             token,
         ]
-        env = {**self._shell_env, "PW_RUNNER": RUNNER}
+        env = {**self.services.env(), **self._shell_env, "PW_RUNNER": RUNNER}
         opened = self._runner().open(argv, env, what="open the sandbox shell")
         try:
             self._shell = ShellSession.handshake(opened.sock, token, keepalive=opened)
@@ -323,6 +333,7 @@ class DockerSandbox:
             if self._build is not None and self._build.running:
                 self.progress("finishing the repository's snapshot")
                 self._build.wait(timeout=300)
+            self.services.stop()
             self._discard_container()
         finally:
             if previous is not None:

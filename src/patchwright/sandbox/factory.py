@@ -20,6 +20,7 @@ import docker.errors
 from patchwright.config import Settings
 from patchwright.sandbox.base import Sandbox, SandboxSpec
 from patchwright.sanitize import strip_userinfo
+from patchwright.services import ServiceSet, ServiceSpec
 from patchwright.workspace import Workspace
 
 Progress = Callable[[str], None]
@@ -48,6 +49,8 @@ class DockerFactory:
 
     client: docker.DockerClient
     spec: SandboxSpec
+    services: tuple[ServiceSpec, ...] = ()  # the run's databases, started fresh for each sandbox
+    services_image: str = ""
 
     def create(
         self,
@@ -62,7 +65,8 @@ class DockerFactory:
         spec = dataclasses.replace(
             self.spec, run_id=run_id, checkpoint_to=checkpoint_to, restore_from=restore_from
         )
-        return DockerSandbox(self.client, spec, ws, progress=progress)
+        services = ServiceSet(self.client, list(self.services), self.services_image, progress=progress)
+        return DockerSandbox(self.client, spec, ws, progress=progress, services=services)
 
 
 def host_ca_bundle() -> str | None:
@@ -110,18 +114,25 @@ def sandbox_spec(settings: Settings, image: str) -> SandboxSpec:
     )
 
 
-def open_factory(settings: Settings, progress: Progress, repo: Path | None = None) -> SandboxFactory:
-    """Reach the engine and make sure the image is there (built once if it is ours).
+def open_factory(
+    settings: Settings,
+    progress: Progress,
+    repo: Path | None = None,
+    services: tuple[ServiceSpec, ...] = (),
+) -> SandboxFactory:
+    """Reach the engine and make sure the images are there (built once if they are ours).
 
     `repo`: the repository the sandboxes will hold; an image holding another repo's
-    snapshot (or built from one) is refused for it."""
+    snapshot (or built from one) is refused for it. `services`: each sandbox gets fresh ones."""
     from patchwright.sandbox.engine import docker_client
     from patchwright.sandbox.image import ensure_image
+    from patchwright.services.image import ensure_services_image
 
     client = docker_client()
     image = ensure_image(client, settings.image, progress)
     check_image_for_repo(client, image, repo)
-    return DockerFactory(client, sandbox_spec(settings, image))
+    services_image = ensure_services_image(client, progress) if services else ""
+    return DockerFactory(client, sandbox_spec(settings, image), tuple(services), services_image)
 
 
 def check_image_for_repo(client: docker.DockerClient, image: str, repo: Path | None) -> None:

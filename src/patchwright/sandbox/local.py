@@ -25,6 +25,7 @@ from patchwright.sandbox.base import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_OUTPUT_LIMIT,
     CommandResult,
+    ServiceControl,
     SetupFailed,
     StartResult,
 )
@@ -49,6 +50,7 @@ class LocalSandbox:
         self.repo = workspace
         self.root = Path(root or tempfile.mkdtemp(prefix="patchwright-local-"))
         self.workdir = str(self.root / "workspace")
+        self.services: ServiceControl | None = None
         self.control_dir = str(self.root / "control")
         self.setup_command = setup_command
         self.command_timeout = command_timeout

@@ -19,6 +19,7 @@ from patchwright.sandbox import labels
 from patchwright.sandbox.engine import docker_errors
 from patchwright.sandbox.image import DEFAULT_IMAGE_REPO, definition_hash
 from patchwright.sandbox.snapshot import SNAPSHOT_REPO, remove_manifests
+from patchwright.services.image import SERVICES_IMAGE_REPO, services_image_hash
 
 _CONFLICT = 409  # the engine's answer for "in use" or "removal already in progress"
 
@@ -74,9 +75,13 @@ def prune(
     current = definition_hash()
     report = PruneReport()
     with docker_errors("cannot prune patchwright's containers"):
-        for container in client.containers.list(
-            all=True, filters=_filters(labels.KIND_SANDBOX, extra_labels)
-        ):
+        # services (issue 11): a run's service containers go like its sandbox
+        found = [
+            container
+            for kind in (labels.KIND_SANDBOX, labels.KIND_SERVICE)
+            for container in client.containers.list(all=True, filters=_filters(kind, extra_labels))
+        ]
+        for container in found:
             if not include_live and labels.owner_alive(container.labels.get(labels.OWNER, "")):
                 report.containers_kept.append(str(container.id))
                 continue
@@ -97,6 +102,14 @@ def prune(
             if image.labels.get(labels.IMAGE_HASH) == current and tags:
                 continue
             _remove_images(client, [tag for tag in tags if _ours(tag)] if tags else [str(image.id)], report)
+        # services (issue 11): service images of outdated definitions
+        services_current = services_image_hash()
+        for image in client.images.list(filters=_filters(labels.KIND_SERVICE_IMAGE, extra_labels)):
+            tags = list(image.tags)
+            if image.labels.get(labels.IMAGE_HASH) == services_current and tags:
+                continue
+            ours = [tag for tag in tags if tag.rpartition(":")[0] == SERVICES_IMAGE_REPO]
+            _remove_images(client, ours if tags else [str(image.id)], report)
         if manifest_dir:
             remaining = client.images.list(filters=_filters(labels.KIND_SNAPSHOT, None))
             remove_manifests(manifest_dir, keep={str(image.id) for image in remaining})

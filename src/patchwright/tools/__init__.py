@@ -11,8 +11,9 @@ from patchwright.tools.bash import BashTool
 from patchwright.tools.editor import LEGACY_EDITOR_NAME, EditorTool
 from patchwright.tools.run_tests import RunTestsTool
 from patchwright.tools.search import SearchTool
+from patchwright.tools.service import ServiceTool
 
-ALL_TOOLS = ("bash", "str_replace_based_edit_tool", "search_code", "run_tests")
+ALL_TOOLS = ("bash", "str_replace_based_edit_tool", "search_code", "run_tests", "service")
 
 __all__ = ["ALL_TOOLS", "CommandTime", "Tool", "ToolError", "ToolResult", "Toolset", "build_toolset"]
 
@@ -63,4 +64,7 @@ def build_toolset(
         tools.append(SearchTool(sandbox))
     if "run_tests" in wanted and test_command:
         tools.append(RunTestsTool(sandbox, test_command, command_time))
+    services = sandbox.services
+    if "service" in wanted and services is not None and services.specs:  # the run's databases (issue 11)
+        tools.append(ServiceTool(services))
     return Toolset({tool.name: tool for tool in tools}, command_time)

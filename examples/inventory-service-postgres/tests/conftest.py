@@ -1,0 +1,25 @@
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from inventory.db import Database  # noqa: E402
+from inventory.store import InventoryStore  # noqa: E402
+
+
+@pytest.fixture
+def db() -> Iterator[Database]:
+    database = Database()
+    database.execute("DROP TABLE IF EXISTS stock")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def store(db: Database) -> InventoryStore:
+    store = InventoryStore(db)
+    store.migrate()
+    return store
