@@ -10,9 +10,11 @@ trajectory and summary.json, and removes the sandbox.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -158,6 +160,9 @@ def _check_writable(path: Path) -> None:
 def run_fix(request: FixRequest, display: Display) -> RunSummary:
     """The whole `agent fix`; raises PatchwrightError only before the run record exists."""
     started = time.monotonic()
+    # The SDK takes a second or more to import; it loads while the input is checked and the
+    # engine and image are looked up, which wait on other processes.
+    threading.Thread(target=importlib.import_module, args=("anthropic",), daemon=True).start()
     prepared = prepare(request)
     check_credentials(request.settings.provider)  # type: ignore[arg-type]
     plan = prepared.services
