@@ -42,7 +42,7 @@ from patchwright.sandbox.snapshot import (
     current_snapshot,
     load_manifest,
 )
-from patchwright.sandbox.stream import CappedBuffer, FrameReader
+from patchwright.sandbox.stream import FrameReader
 from patchwright.sandbox.transfer import HostView, Progress
 from patchwright.services import ServiceSet
 from patchwright.workspace import Workspace
@@ -420,17 +420,4 @@ class DockerSandbox:
             self._shell.close()
             self._shell = None
         self._files.close()  # killed with the rest; opened again when next needed
-        output = CappedBuffer(4096)
-
-        def keep(chunk: bytes) -> bool:
-            output.feed(chunk)
-            return True
-
-        script = "kill -KILL -1 2>/dev/null; sleep 0.1; kill -KILL -1 2>/dev/null; exit 0"
-        code = self._runner().stream(
-            ["bash", "-c", script], keep, timeout=30, what="stop the sandbox's processes"
-        )
-        if code != 0:
-            raise SandboxError(
-                f"cannot stop the sandbox's processes before the diff: {output.render()[0][-200:]}"
-            )
+        self._runner().kill_user_processes()

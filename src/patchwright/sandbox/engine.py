@@ -206,6 +206,21 @@ class ContainerExec:
         code = self.stream(wrapped, keep, stdin=stdin_chunks, env=env, timeout=limit + 15)
         return command_result(buffer, code, time.monotonic() - started, limit)
 
+    def kill_user_processes(self) -> None:
+        """SIGKILL every process of the sandbox user: `kill -1` reaches all the caller may signal
+        but itself, atomically against fork; the main process is root's and stays."""
+        script = "kill -KILL -1 2>/dev/null; sleep 0.1; kill -KILL -1 2>/dev/null; exit 0"
+        output = CappedBuffer(4096)
+
+        def keep(chunk: bytes) -> bool:
+            output.feed(chunk)
+            return True
+
+        # Not under `timeout`, which `kill -1` would take down with the rest.
+        code = self.stream(["bash", "-c", script], keep, timeout=30, what="stop the sandbox's processes")
+        if code != 0:
+            raise SandboxError(f"cannot stop the sandbox's processes: {output.render()[0][-200:]}")
+
     def collect(self, argv: list[str], max_bytes: int, timeout: float = 600) -> tuple[bytes, int | None]:
         """A process's raw stdout and exit code; OSError past `max_bytes`."""
         chunks: list[bytes] = []
