@@ -57,9 +57,8 @@ class RunRecord:
             agent=prepared.agent.name,
             task=redactor.text(prepared.task),
         )
-        saved = Checkpoint(
-            Path(tempfile.gettempdir()) / f"patchwright-checkpoint-{run_id}-{secrets.token_hex(3)}"
-        )
+        # A private folder (0700, a name no one could have made first): the state after setup.
+        saved = Checkpoint(Path(tempfile.mkdtemp(prefix=f"patchwright-checkpoint-{run_id}-")))
         trajectory = TrajectoryWriter(run_dir / "trajectory.jsonl", redactor)
         record = RunRecord(run_dir, summary, trajectory, redactor, started, saved)
         record.write(
