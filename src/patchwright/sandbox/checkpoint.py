@@ -51,13 +51,10 @@ def save(runner: ContainerExec, checkpoint: Checkpoint) -> None:
         target = checkpoint.path(name)
         partial = target.with_suffix(".partial")
         with open(partial, "wb") as fh:
-
-            def keep(chunk: bytes, fh: object = fh) -> bool:
-                fh.write(chunk)  # type: ignore[attr-defined]
-                return True
-
             code = runner.stream(
-                ["tar", "-c", "-f", "-", "-C", folder, "."], keep, what="save the state after setup"
+                ["tar", "-c", "-f", "-", "-C", folder, "."],
+                lambda chunk: fh.write(chunk) >= 0,  # every chunk written; read on to the end
+                what="save the state after setup",
             )
         if code != 0:
             partial.unlink(missing_ok=True)
@@ -75,14 +72,9 @@ def restore(runner: ContainerExec, checkpoint: Checkpoint) -> None:
     """Extract each saved folder into the container, as the sandbox user."""
     for name, folder in SAVED.items():
         errors = CappedBuffer(4096)
-
-        def keep(chunk: bytes, errors: CappedBuffer = errors) -> bool:
-            errors.feed(chunk)
-            return True
-
         argv = ["tar", "-x", "-f", "-", "-C", folder]
         code = runner.stream(
-            argv, keep, stdin=_chunks(checkpoint.path(name)), what="restore the state after setup"
+            argv, errors.take, stdin=_chunks(checkpoint.path(name)), what="restore the state after setup"
         )
         if code != 0:
             detail = errors.render()[0].strip().splitlines()[-1:] or [f"tar exited with {code}"]

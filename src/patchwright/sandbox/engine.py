@@ -28,7 +28,14 @@ from patchwright.errors import SandboxError
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE, CommandResult, SandboxSpec
 from patchwright.sandbox.env import BASE_ENV, GID, HOME, UID
-from patchwright.sandbox.stream import CappedBuffer, FrameReader, StreamClosed, StreamTimeout, command_result
+from patchwright.sandbox.stream import (
+    CappedBuffer,
+    FrameReader,
+    StreamClosed,
+    StreamTimeout,
+    command_result,
+    under_timeout,
+)
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -195,15 +202,11 @@ class ContainerExec:
         """Run one process under `timeout`, its output capped (head and tail kept)."""
         limit = timeout or self.default_timeout
         buffer = CappedBuffer(output_limit or self.output_limit)
-
-        def keep(chunk: bytes) -> bool:
-            buffer.feed(chunk)
-            return True
-
         started = time.monotonic()
-        wrapped = ["timeout", "-k", "2", str(max(1, int(limit))), *argv]
         stdin_chunks = [stdin] if stdin is not None else None
-        code = self.stream(wrapped, keep, stdin=stdin_chunks, env=env, timeout=limit + 15)
+        code = self.stream(
+            under_timeout(argv, limit), buffer.take, stdin=stdin_chunks, env=env, timeout=limit + 15
+        )
         return command_result(buffer, code, time.monotonic() - started, limit)
 
     def kill_user_processes(self) -> None:
@@ -211,13 +214,10 @@ class ContainerExec:
         but itself, atomically against fork; the main process is root's and stays."""
         script = "kill -KILL -1 2>/dev/null; sleep 0.1; kill -KILL -1 2>/dev/null; exit 0"
         output = CappedBuffer(4096)
-
-        def keep(chunk: bytes) -> bool:
-            output.feed(chunk)
-            return True
-
         # Not under `timeout`, which `kill -1` would take down with the rest.
-        code = self.stream(["bash", "-c", script], keep, timeout=30, what="stop the sandbox's processes")
+        code = self.stream(
+            ["bash", "-c", script], output.take, timeout=30, what="stop the sandbox's processes"
+        )
         if code != 0:
             raise SandboxError(f"cannot stop the sandbox's processes: {output.render()[0][-200:]}")
 

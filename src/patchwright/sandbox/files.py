@@ -90,17 +90,17 @@ class FileHelper:
     def request(self, message: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
         """One round trip; a helper that died since its last reply (the model's `pkill`, a
         restarted shell) is opened again once."""
-        fresh = self._channel is None
-        for attempt in range(1 if fresh else 2):
-            if self._channel is None:
-                self._channel = self.open_channel()
+        if self._channel is not None:
             try:
                 return self._channel.request(message, timeout)
             except ChannelBroken:
                 self.close()
-                if attempt == (0 if fresh else 1):
-                    raise
-        raise AssertionError("unreachable")
+        self._channel = self.open_channel()
+        try:
+            return self._channel.request(message, timeout)
+        except ChannelBroken:
+            self.close()
+            raise
 
     def close(self) -> None:
         if self._channel is not None:

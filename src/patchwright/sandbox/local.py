@@ -32,7 +32,7 @@ from patchwright.sandbox.base import (
 from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
 from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
-from patchwright.sandbox.stream import CappedBuffer, RawReader, command_result
+from patchwright.sandbox.stream import CappedBuffer, RawReader, command_result, under_timeout
 from patchwright.workspace import Workspace, git_config_tar, scan_files, tar_stream
 
 
@@ -156,7 +156,7 @@ class LocalSandbox:
         buffer = CappedBuffer(output_limit or self.output_limit)
         started = time.monotonic()
         process = subprocess.Popen(
-            ["timeout", "-k", "2", str(max(1, int(limit))), *argv],
+            under_timeout(argv, limit),
             cwd=self.workdir,
             env={**self._env, **(env or {})},
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,

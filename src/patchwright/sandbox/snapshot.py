@@ -277,7 +277,6 @@ class SnapshotBuild:
     error: str | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
     _builder: Container | None = field(default=None, repr=False)
-    _cancelled: bool = field(default=False, repr=False)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._build, daemon=True)
@@ -291,12 +290,6 @@ class SnapshotBuild:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def cancel(self) -> None:
-        """Give the build up: its builder container goes, and no snapshot is tagged."""
-        self._cancelled = True
-        self._remove_builder()
-        self.wait(timeout=60)
-
     def _build(self) -> None:
         tag = snapshot_tag(self.ws)
         try:
@@ -304,8 +297,6 @@ class SnapshotBuild:
             copied_at = int(time.time())
             self.fill(self._builder)
             manifest, code = self.list_files(self._builder)
-            if self._cancelled:
-                return
             try:
                 previous: str | None = self.client.images.get(tag).id
             except docker.errors.ImageNotFound:

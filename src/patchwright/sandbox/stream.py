@@ -48,6 +48,11 @@ class CappedBuffer:
             if len(self._tail) > 2 * half:  # trim in batches, not on every feed
                 del self._tail[: len(self._tail) - half]
 
+    def take(self, data: bytes) -> bool:
+        """`feed` as a ContainerExec.stream sink: keeps reading to the end."""
+        self.feed(data)
+        return True
+
     @property
     def truncated(self) -> bool:
         return self.total > len(self._head) + min(len(self._tail), self.limit // 2)
@@ -103,6 +108,11 @@ class FrameReader:
         """One frame's payload; raises StreamTimeout or StreamClosed."""
         _, size = HEADER.unpack(self._recv_exact(HEADER.size, deadline))
         return self._recv_exact(size, deadline) if size else b""
+
+
+def under_timeout(argv: list[str], limit: float) -> list[str]:
+    """`argv` killed (with its children) after `limit` seconds, by coreutils' timeout."""
+    return ["timeout", "-k", "2", str(max(1, int(limit))), *argv]
 
 
 class RawReader:

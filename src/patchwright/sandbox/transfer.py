@@ -60,13 +60,8 @@ def extract(runner: ContainerExec, chunks: Iterable[bytes]) -> None:
     """Extract the tar archives in `chunks`, one after another (--ignore-zeros reads past
     each one's end), as the sandbox user."""
     errors = CappedBuffer(4096)
-
-    def keep(chunk: bytes) -> bool:
-        errors.feed(chunk)
-        return True
-
     argv = ["tar", "-x", "-i", "-f", "-", "-C", WORKSPACE]
-    code = runner.stream(argv, keep, stdin=chunks, what="copy the repository")
+    code = runner.stream(argv, errors.take, stdin=chunks, what="copy the repository")
     if code != 0:
         detail = errors.render()[0].strip().splitlines()[-1:] or [f"tar exited with {code}"]
         raise SandboxError(f"cannot copy the repository into the sandbox: {detail[0][:200]}")
@@ -126,12 +121,8 @@ def sync(
     if plan.delete:  # on stdin: any bytes a name holds arrive as they are
         listing = b"".join(os.fsencode(path) + b"\0" for path in plan.delete)
         output = CappedBuffer(4096)
-
-        def keep(chunk: bytes) -> bool:
-            output.feed(chunk)
-            return True
-
-        code = runner.stream(["xargs", "-0", "-r", "rm", "-rf", "--"], keep, stdin=[listing], what="sync")
+        argv = ["xargs", "-0", "-r", "rm", "-rf", "--"]
+        code = runner.stream(argv, output.take, stdin=[listing], what="sync")
         if code != 0:
             raise SandboxError(
                 f"cannot remove what the repo no longer has: {output.render()[0].strip()[-200:]}"
