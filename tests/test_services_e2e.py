@@ -20,7 +20,7 @@ from test_services import services_image  # noqa: F401  (the session fixture: th
 from example_fixes import INVENTORY_SERVICE_POSTGRES as EXAMPLE
 from fakeapi import FakeAnthropic, RecordedRequest, last_tool_results, message, text, tool_use
 from helpers import make_repo
-from test_e2e import AGENT, EDITOR, agent_env, containers_of, example_repo, only_run, run_agent
+from test_e2e import AGENT, EDITOR, agent_env, containers_of, edit_then, example_repo, only_run, run_agent
 
 
 def test_fixes_a_connection_bug_against_the_runs_own_postgres(
@@ -195,3 +195,48 @@ def test_prune_removes_the_services_of_a_killed_run(
     report = prune(docker_client, extra_labels={labels.RUN_ID: run_id})  # this run's only
     assert len(report.containers_removed) == 2
     assert not containers_of(docker_client, run_id)
+
+
+def test_verification_runs_setup_again_when_setup_filled_the_databases(
+    tmp_path: Path,
+    sandbox_image: str,
+    services_image: str,  # noqa: F811
+    docker_client: docker.DockerClient,
+) -> None:
+    # A migration in --setup lives in the service, not in the workspace: fresh services for
+    # verification need it again, so the saved post-setup state is not used there.
+    repo = make_repo(
+        tmp_path / "svc",
+        {
+            "app.py": "def add(a, b):\n    return a - b\n",
+            "test_app.py": "from app import add\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+        },
+    )
+    setup = "psql -c 'create table migrated (id int)'"
+    test_cmd = "psql -tAc 'select count(*) from migrated' && python3 -m pytest -q -p no:cacheprovider"
+    with FakeAnthropic(edit_then(message(text("done")))) as api:
+        result = run_agent(
+            [
+                "fix",
+                "add is wrong",
+                "--repo",
+                str(repo),
+                "--service",
+                "postgres",
+                "--setup",
+                setup,
+                "--test-cmd",
+                test_cmd,
+                "--max-continues",
+                "0",
+                "--format",
+                "json",
+            ],
+            agent_env(api, sandbox_image),
+            timeout=600,
+        )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["tests"]["from_setup_state"] is False
+    assert summary["verified"] is True, summary["tests"]
+    assert not containers_of(docker_client, summary["run_id"])

@@ -217,7 +217,10 @@ def _run_in_sandbox(
             record.summary.services = services.describe()
             record.write("services", detected=prepared.services.detected, services=record.summary.services)
 
-    checkpoint = str(record.checkpoint.folder) if settings.setup else None  # verification starts from it
+    # Verification starts from the state setup left, unless setup also filled databases: their
+    # data lives in the service containers, not in the saved folders, so there setup runs again.
+    saved = settings.setup and not prepared.services.specs
+    checkpoint = str(record.checkpoint.folder) if saved else None
     sandbox = BackgroundStart(
         factory.create(record.summary.run_id, prepared.workspace, display.status, checkpoint_to=checkpoint),
         started,
@@ -228,10 +231,9 @@ def _run_in_sandbox(
     patch: str | None = None
     try:
         client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
-        if settings.setup or prepared.services.specs:  # a failed setup or service must not cost a turn
-            sandbox.start()
+        if settings.setup or prepared.services.specs or prepared.resumed is not None:
+            sandbox.start()  # a failed setup or service must not cost a turn; resume needs the sandbox
         if prepared.resumed is not None:
-            sandbox.start()
             if resume.restore_patch(sandbox, record.run_dir):
                 display.status("restored the interrupted run's changes")
             resume.rebuild(state, prepared.resumed, record.trajectory)
