@@ -57,6 +57,8 @@ def verify_patch(sandbox: Sandbox, patch: str, test_command: str, timeout: float
     sandbox.start()
     try:
         before = _run_tests(sandbox, test_command, timeout)
+        # Nothing the first run left running (the repository's own code) may touch the second.
+        sandbox.restart_shell()
         applied = apply_in(sandbox, patch)
         if applied.exit_code != 0:
             return Verification(test_command, False, before, None)

@@ -149,7 +149,8 @@ class Sandbox(Protocol):
         ...
 
     def restart_shell(self) -> None:
-        """Replace the persistent shell with a fresh one (cwd back to the workspace)."""
+        """Replace the persistent shell with a fresh one (cwd back to the workspace); a backend
+        that owns its processes (docker) also stops every process earlier commands left running."""
         ...
 
     def execute(

@@ -16,7 +16,6 @@ can under a read-only root (the workspace, /tmp, home), which tests check.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import signal
 import threading
 from pathlib import Path
@@ -35,7 +34,7 @@ from patchwright.sandbox.checkpoint import Checkpoint
 from patchwright.sandbox.engine import ContainerExec, container_options, disconnect_networks, engine_cpus
 from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, network_env
 from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
-from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
+from patchwright.sandbox.shell import ShellBroken, ShellSession, driver_argv
 from patchwright.sandbox.snapshot import (
     SnapshotBuild,
     SyncPlan,
@@ -292,22 +291,10 @@ class DockerSandbox:
         return result
 
     def _open_shell(self) -> None:
-        token = secrets.token_hex(6)
-        argv = [
-            "bash",
-            "--noprofile",
-            "--norc",
-            "-c",
-            DRIVER,
-            "driver",
-            f"{CONTROL_DIR}/shell-{token}",
-            WORKSPACE,
-            token,
-        ]
-        env = {**self.services.env(), **self._shell_env, "PW_RUNNER": RUNNER}
-        opened = self._runner().open(argv, env, what="open the sandbox shell")
+        env = {**self.services.env(), **self._shell_env}
+        opened = self._runner().open(driver_argv(WORKSPACE), env, what="open the sandbox shell", stderr=False)
         try:
-            self._shell = ShellSession.handshake(opened.sock, token, keepalive=opened)
+            self._shell = ShellSession.handshake(opened.sock, FrameReader(opened.sock), keepalive=opened)
         except ShellBroken as err:
             raise SandboxError(str(err)) from None
 

@@ -12,19 +12,18 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from patchwright.errors import SandboxError
+from patchwright.sandbox.programs import program_argv, program_source
 from patchwright.sandbox.stream import StreamClosed, StreamTimeout
 
-HELPER_SOURCE = (Path(__file__).with_name("filehelper.py")).read_text(encoding="utf-8")
+HELPER_SOURCE = program_source("filehelper.py")
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 
 
-def helper_argv(workdir: str) -> list[str]:
-    """-I: neither the repository (the cwd) nor PYTHON* variables reach the helper's imports."""
-    return ["python3", "-I", "-S", "-B", "-c", HELPER_SOURCE, workdir]
+def helper_argv(workdir: str, python: str = "python3") -> list[str]:
+    return program_argv(HELPER_SOURCE, workdir, python=python)
 
 
 class Reader(Protocol):

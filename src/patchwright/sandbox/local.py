@@ -10,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +31,7 @@ from patchwright.sandbox.base import (
 )
 from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
-from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
+from patchwright.sandbox.shell import ShellBroken, ShellSession, driver_argv
 from patchwright.sandbox.stream import CappedBuffer, RawReader, command_result, under_timeout
 from patchwright.workspace import Workspace, git_config_tar, scan_files, tar_stream
 
@@ -101,20 +101,18 @@ class LocalSandbox:
             raise SandboxError("cannot copy the repository into the local sandbox")
 
     def _open_shell(self) -> None:
-        token = secrets.token_hex(6)
         ours, theirs = socket.socketpair()
-        shell_dir = f"{self.control_dir}/shell-{token}"
         self._driver = subprocess.Popen(
-            ["bash", "--noprofile", "--norc", "-c", DRIVER, "driver", shell_dir, self.workdir, token],
+            driver_argv(self.workdir, python=sys.executable),
             stdin=theirs.fileno(),
             stdout=theirs.fileno(),
-            stderr=theirs.fileno(),
-            env={**self._env, "PW_RUNNER": RUNNER},
+            stderr=subprocess.DEVNULL,
+            env=self._env,
             start_new_session=True,
         )
         theirs.close()
         try:
-            self._shell = ShellSession.handshake(ours, token, reader=RawReader(ours))
+            self._shell = ShellSession.handshake(ours, RawReader(ours))
         except ShellBroken as err:
             raise SandboxError(str(err)) from None
 

@@ -1,56 +1,35 @@
-"""The persistent shell: one long-lived bash driver per sandbox, fed commands over stdin.
+"""The persistent shell, host side: one long-lived driver per sandbox (shelldriver.py), fed
+commands over an open channel.
 
-A `docker exec` per command costs a process launch in the engine; keeping one
-driver open makes a tool round trip a few milliseconds. Each command still runs
-in its own process group under `timeout`, so a hung or runaway command is killed
-without losing the session. The working directory and exported variables are
-saved after every command and restored before the next, which is the state
-Anthropic's bash tool promises to keep.
+A `docker exec` per command costs a process launch in the engine; keeping one driver open
+makes a tool round trip a few milliseconds. The driver runs each command in a fresh bash in
+its own process group, restores the working directory and exported variables the command
+before left (the state Anthropic's bash tool promises to keep), and answers in length-prefixed
+frames that no output of a command can forge (see shelldriver.py for why it holds).
 """
 
 from __future__ import annotations
 
 import contextlib
-import secrets
+import json
 import socket
+import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from patchwright.sandbox.base import CommandResult
-from patchwright.sandbox.stream import CappedBuffer, FrameReader, StreamClosed, StreamTimeout, command_result
+from patchwright.sandbox.programs import program_argv, program_source
+from patchwright.sandbox.shelldriver import KILL_GRACE
+from patchwright.sandbox.stream import CappedBuffer, StreamClosed, StreamTimeout, command_result
 
-MARKER = b"\n__PW_DONE_"
-KILL_GRACE = 2  # seconds between TERM and KILL for a command past its timeout
+DRIVER_SOURCE = program_source("shelldriver.py")
+FRAME = struct.Struct(">cL")
+MAX_CONTROL_FRAME = 1 << 16  # ready, exit and error frames are short; output frames are streamed
 
-# Runs each command: restore state, save it again on any exit, then source the command.
-RUNNER = r"""
-__pw_dir=$1; shift
-. "$__pw_dir/env" >/dev/null 2>&1
-trap '__pw_rc=$?; { export -p; printf "cd -- %q\n" "$PWD"; } > "$__pw_dir/env.new" 2>/dev/null \
-  && mv -f "$__pw_dir/env.new" "$__pw_dir/env"; exit $__pw_rc' EXIT
-. "${PW_CMD_FILE:-/dev/null}"
-"""
 
-# The driver: reads "<nonce> <timeout> <length>\n<command bytes>" records; replies with
-# the command's output followed by "\n__PW_DONE_<nonce> <exit code>\n".
-DRIVER = r"""
-LC_ALL=C  # read -N counts bytes; not exported, so commands keep their locale
-d=$1
-mkdir -p "$d" && chmod 700 "$d" || exit 90
-cd "${2:-/}" 2>/dev/null || cd /
-printf '%s' "$PW_RUNNER" > "$d/run"
-unset PW_RUNNER
-{ export -p; printf 'cd -- %q\n' "$PWD"; } > "$d/env"
-printf '__PW_READY_%s %d\n' "$3" "$$"
-while IFS=' ' read -r nonce limit size; do
-  IFS= read -r -N "$size" cmd
-  printf '%s' "$cmd" > "$d/cmd"
-  timeout -k __KILL_GRACE__ "$limit" env -i PW_CMD_FILE="$d/cmd" /bin/bash --noprofile --norc "$d/run" "$d" \
-    < /dev/null 2>&1
-  printf '\n__PW_DONE_%s %d\n' "$nonce" "$?"
-done
-""".replace("__KILL_GRACE__", str(KILL_GRACE))
+def driver_argv(workdir: str, python: str = "python3") -> list[str]:
+    return program_argv(DRIVER_SOURCE, workdir, python=python)
 
 
 class Reader(Protocol):
@@ -58,7 +37,7 @@ class Reader(Protocol):
 
 
 class ShellBroken(Exception):
-    """The driver died or stopped answering; the caller starts a new one."""
+    """The driver died, stopped answering or broke its protocol; the caller starts a new one."""
 
 
 @dataclass
@@ -67,74 +46,75 @@ class ShellSession:
 
     sock: socket.socket
     reader: Reader
-    driver_pid: int
-    carry: bytes = b""
-    keepalive: object = None  # what owns `sock` (engine.OpenExec), kept for as long as the session  # output that arrived after the last marker (background processes)
+    driver_pid: int = 0
+    keepalive: object = None  # what owns `sock` (engine.OpenExec), kept for as long as the session
+    _pending: bytearray = field(default_factory=bytearray)
+
+    def _frame(self, deadline: float) -> tuple[bytes, bytes]:
+        """The next (kind, payload); output payloads arrive whole, however long."""
+        try:
+            while len(self._pending) < FRAME.size:
+                self._pending += self.reader.read_payload(deadline)
+            kind, size = FRAME.unpack_from(self._pending)
+            if kind not in b"ROXE" or (kind != b"O" and size > MAX_CONTROL_FRAME):
+                raise ShellBroken(f"the sandbox shell broke its protocol: {bytes(self._pending[:40])!r}")
+            while len(self._pending) < FRAME.size + size:
+                self._pending += self.reader.read_payload(deadline)
+        except StreamTimeout:
+            raise ShellBroken("the sandbox shell stopped answering") from None
+        except StreamClosed:
+            raise ShellBroken("the sandbox shell exited") from None
+        payload = bytes(self._pending[FRAME.size : FRAME.size + size])
+        del self._pending[: FRAME.size + size]
+        if kind == b"E":
+            raise ShellBroken(f"the sandbox shell failed: {payload.decode('utf-8', 'replace')[:300]}")
+        return kind, payload
 
     @staticmethod
     def handshake(
         sock: socket.socket,
-        token: str,
+        reader: Reader,
         timeout: float = 30.0,
-        reader: Reader | None = None,
         keepalive: object = None,
     ) -> ShellSession:
-        """Wait for the driver's ready line; anything else means the shell could not start.
-        `reader`: how output frames arrive (Docker's multiplexed frames unless told)."""
-        reader = reader or FrameReader(sock)
-        deadline = time.monotonic() + timeout
-        seen = b""
-        expected = f"__PW_READY_{token} ".encode()
-        while (at := seen.find(expected)) < 0 or b"\n" not in seen[at:]:
-            try:
-                seen += reader.read_payload(deadline)
-            except (StreamTimeout, StreamClosed) as err:
-                raise ShellBroken(f"the sandbox shell did not start: {seen[-300:]!r}") from err
-        line = seen[at + len(expected) :].split(b"\n", 1)[0]
-        return ShellSession(sock=sock, reader=reader, driver_pid=int(line), keepalive=keepalive)
+        """Wait for the driver's ready frame; anything else means the shell could not start."""
+        session = ShellSession(sock=sock, reader=reader, keepalive=keepalive)
+        try:
+            kind, payload = session._frame(time.monotonic() + timeout)
+        except ShellBroken as err:
+            raise ShellBroken(
+                f"the sandbox shell did not start ({err}); the image needs bash and python3 (3.8 or later)"
+            ) from None
+        if kind != b"R" or not payload.isdigit():
+            raise ShellBroken(f"the sandbox shell did not start: {payload[:100]!r}")
+        session.driver_pid = int(payload)
+        return session
 
     def run(self, command: str, timeout: float, output_limit: int) -> CommandResult:
-        """Send one command and collect its output until the nonce marker."""
-        nonce = secrets.token_hex(8)
-        # bash's `read -N` drops NUL bytes without counting them, which would stall the driver.
-        payload = command.replace("\0", "").encode("utf-8", "surrogateescape")
-        header = f"{nonce} {max(1, round(timeout))} {len(payload)}\n".encode()
+        """Send one command; collect its output frames until its exit frame."""
+        # bash would drop NUL bytes itself; they are dropped here so the model sees the same.
+        body = json.dumps({"command": command.replace("\0", ""), "timeout": max(1.0, timeout)}).encode()
         started = time.monotonic()
         try:
-            self.sock.sendall(header + payload)
+            self.sock.sendall(b"%d\n" % len(body) + body)
         except OSError as err:
             raise ShellBroken(f"cannot write to the sandbox shell: {err}") from err
-
-        marker = MARKER + nonce.encode() + b" "
         buffer = CappedBuffer(output_limit)
-        window = self.carry  # unscanned bytes that may hold the start of the marker
-        self.carry = b""
-        deadline = started + timeout + KILL_GRACE + 10
+        deadline = started + timeout + 2 * KILL_GRACE + 10
         while True:
-            at = window.find(marker)
-            if at >= 0:
-                end = window.find(b"\n", at + len(marker))
-                if end >= 0:
-                    buffer.feed(window[:at])
-                    digits = window[at + len(marker) : end]
-                    if not digits.isdigit():  # only something forging the marker writes this
-                        raise ShellBroken("the sandbox shell's protocol was interfered with")
-                    code = int(digits)
-                    self.carry = window[end + 1 :]
-                    break
+            kind, payload = self._frame(deadline)
+            if kind == b"O":
+                buffer.feed(payload)
+            elif kind == b"X":
+                break
             else:
-                keep = len(marker) + 12
-                if len(window) > keep:
-                    buffer.feed(window[:-keep])
-                    window = window[-keep:]
-            try:
-                window += self.reader.read_payload(deadline)
-            except StreamTimeout as err:
-                raise ShellBroken("the sandbox shell stopped answering") from err
-            except StreamClosed as err:
-                raise ShellBroken("the sandbox shell exited") from err
-
-        return command_result(buffer, code, time.monotonic() - started, timeout)
+                raise ShellBroken(f"the sandbox shell broke its protocol (frame {kind!r})")
+        try:
+            ending = json.loads(payload)
+            code, timed_out = ending["code"], bool(ending["timed_out"])
+        except (ValueError, KeyError, TypeError):
+            raise ShellBroken("the sandbox shell broke its protocol (exit frame)") from None
+        return command_result(buffer, code, time.monotonic() - started, timeout, timed_out)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

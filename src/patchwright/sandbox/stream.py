@@ -125,9 +125,13 @@ class RawReader:
         return recv_some(self._sock, deadline)
 
 
-def command_result(buffer: CappedBuffer, code: int | None, duration: float, limit: float) -> CommandResult:
-    """A finished command's result; `timeout`'s exit codes count as a timeout only once the limit passed."""
-    timed_out = code in (124, 128 + 9, None) and duration >= limit - 0.5
+def command_result(
+    buffer: CappedBuffer, code: int | None, duration: float, limit: float, timed_out: bool | None = None
+) -> CommandResult:
+    """A finished command's result. Unless the caller knows (`timed_out`), `timeout`'s exit codes
+    count as a timeout only once the limit passed."""
+    if timed_out is None:
+        timed_out = code in (124, 128 + 9, None) and duration >= limit - 0.5
     text, truncated = buffer.render()
     return CommandResult(
         output=text,

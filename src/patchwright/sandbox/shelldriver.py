@@ -1,0 +1,240 @@
+"""The shell driver: one long-lived Python process in the sandbox that runs the model's commands.
+
+The host sends this file's text (behind programs.py's prologue) to `python3 -I -S -B -c` once
+per shell. Each command then runs
+in a fresh bash (its own process group), restored to the state the one before left (working
+directory and exported variables), as Anthropic's bash tool promises.
+
+Why a driver the commands cannot reach (issue 13, item 6): the host must learn where a
+command's output ends and what its exit code was, and no process of the model or of the
+repository may forge either. So:
+
+- The driver is non-dumpable from its first statement (programs.py's prologue): a process of
+  the same uid can neither read nor write its memory, nor open its descriptors through /proc.
+- A command writes only to a pipe of its own; the driver alone writes to the channel to the
+  host, in length-prefixed frames. No byte a command prints can end a frame.
+- The exit code is the one `waitpid` gives for the command's bash, not a line it printed.
+- The command's text and the state restored before it reach bash as sealed in-memory files
+  (no file in a folder the sandbox user can write), and the state a command leaves comes
+  back over a pipe made for that command.
+
+What this does not cover: the command's bash is an ordinary process of the sandbox user, so a
+process the model left running can interfere with later commands (trace them, write to their
+descriptors), as it can change files or put programs on the PATH. That is why the diff and
+the verification's second test run start only after every process of the user is killed.
+
+Wire format. Host to driver: an ASCII length, a newline, then that many bytes of JSON
+({"command": str, "timeout": seconds}; bytes travel decoded with surrogateescape). Driver to
+host: frames of one type byte, a 4-byte big-endian length and the payload: R (ready; the
+driver's pid), O (output bytes), X (exit: JSON {"code": int|null, "timed_out": bool}),
+E (the driver's own error, as text).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+KILL_GRACE = 2.0  # seconds between TERM and KILL for a command past its timeout
+CHUNK = 1 << 16
+
+# Runs one command. $1: restored state (file descriptor), $2: the command, $3: where the state
+# goes on any exit; the command runs with $3 closed (eval: a descriptor in a variable).
+RUNNER = r"""
+__pw_state=$1 __pw_cmd=$2 __pw_out=$3
+set --
+. "/dev/fd/$__pw_state" >/dev/null 2>&1
+eval "exec $__pw_state<&-"
+trap '__pw_rc=$?; { export -p; printf "cd -- %q\n" "$PWD"; } >&"$__pw_out" 2>/dev/null; exit $__pw_rc' EXIT
+eval ". /dev/fd/$__pw_cmd $__pw_out>&-"
+"""
+
+
+def sealed(data: bytes) -> int:
+    """A read-only in-memory file holding `data`; a pipe where memfd is not available."""
+    if hasattr(os, "memfd_create"):
+        import fcntl
+
+        fd = os.memfd_create("pw", os.MFD_ALLOW_SEALING)
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+        seals = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_SEAL
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+        return fd
+    read_end, write_end = os.pipe()
+    if len(data) > 60000:
+        os.close(read_end)
+        os.close(write_end)
+        raise OSError("this sandbox's python3 has no memfd_create; commands are limited to 60000 bytes")
+    os.write(write_end, data)
+    os.close(write_end)
+    return read_end
+
+
+class Driver:
+    def __init__(self, out: int, workdir: str) -> None:
+        self.out = out
+        self.lingering: list[int] = []  # output pipes still held open by background processes
+        self.state = self.initial_state(workdir)
+
+    def send(self, kind: bytes, payload: bytes) -> None:
+        frame = kind + struct.pack(">L", len(payload)) + payload
+        view = memoryview(frame)
+        while view:
+            view = view[os.write(self.out, view) :]
+
+    @staticmethod
+    def initial_state(workdir: str) -> bytes:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PW_")}
+        script = 'export -p; printf "cd -- %q\\n" "$PWD"'
+        done = subprocess.run(
+            ["/bin/bash", "--noprofile", "--norc", "-c", script],
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+        return done.stdout
+
+    def run(self, command: str, limit: float) -> None:
+        state_in = sealed(self.state)
+        text = sealed(command.encode("utf-8", "surrogateescape"))
+        state_read, state_write = os.pipe()
+        out_read, out_write = os.pipe()
+        fds = (state_in, text, state_write)
+        try:
+            child = subprocess.Popen(
+                ["/bin/bash", "--noprofile", "--norc", "-c", RUNNER, "runner", *map(str, fds)],
+                env={},
+                stdin=subprocess.DEVNULL,
+                stdout=out_write,
+                stderr=out_write,
+                pass_fds=fds,
+                start_new_session=True,
+            )
+        finally:
+            for fd in (state_in, text, state_write, out_write):
+                os.close(fd)
+        state = bytearray()
+        code, timed_out = self.follow(child, out_read, state_read, state, limit)
+        if state and not timed_out:
+            self.state = bytes(state)
+        os.close(state_read)
+        self.send(b"X", json.dumps({"code": code, "timed_out": timed_out}).encode())
+
+    def follow(
+        self, child: subprocess.Popen[bytes], out_read: int, state_read: int, state: bytearray, limit: float
+    ) -> tuple[int | None, bool]:
+        """Forward output until the command's bash exits (its group killed past `limit`)."""
+        poller = select.poll()
+        open_fds = {out_read, state_read, *self.lingering}
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN)
+        exited = os.pidfd_open(child.pid) if hasattr(os, "pidfd_open") else None  # readable at exit
+        if exited is not None:
+            poller.register(exited, select.POLLIN)
+        deadline = time.monotonic() + limit
+        signalled = 0
+        while child.poll() is None:
+            now = time.monotonic()
+            if now >= deadline:
+                signalled += 1
+                if signalled > 2:  # KILLed and still not reaped: should not happen
+                    child.wait()
+                    break
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGTERM if signalled == 1 else signal.SIGKILL)
+                deadline = now + KILL_GRACE
+            wait = min(deadline - now, 0.25 if exited is not None else 0.01)
+            for fd, _ in poller.poll(max(1, int(wait * 1000))):
+                if fd != exited and not self.forward(fd, state_read, state):
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+        if exited is not None:
+            os.close(exited)
+        # What was written just before the end is in the pipes: take it without waiting (bounded,
+        # as a background process may write on and on).
+        for fd in list(open_fds):
+            for _ in range(64):
+                if not select.select([fd], [], [], 0)[0]:
+                    break
+                if not self.forward(fd, state_read, state):
+                    open_fds.discard(fd)
+                    break
+        self.lingering = [fd for fd in [*self.lingering, out_read] if fd in open_fds]
+        if signalled:
+            return None, True
+        code = child.wait()
+        return (code if code >= 0 else 128 - code), False
+
+    def forward(self, fd: int, state_read: int, state: bytearray) -> bool:
+        """Move what `fd` has to the host (or into `state`); False at its end (then it is closed)."""
+        try:
+            data = os.read(fd, CHUNK)
+        except BlockingIOError:
+            return True
+        if not data:
+            if fd != state_read:
+                os.close(fd)
+            return False
+        if fd == state_read:
+            state += data
+        else:
+            self.send(b"O", data)
+        return True
+
+
+def read_request(stdin: int, pending: bytearray) -> dict[str, object] | None:
+    """The next request, or None at the end of input."""
+    while b"\n" not in pending:
+        data = os.read(stdin, CHUNK)
+        if not data:
+            return None
+        pending += data
+    header, _, rest = bytes(pending).partition(b"\n")
+    size = int(header)
+    pending[:] = rest
+    while len(pending) < size:
+        data = os.read(stdin, CHUNK)
+        if not data:
+            return None
+        pending += data
+    body = bytes(pending[:size])
+    del pending[:size]
+    request = json.loads(body)
+    return request if isinstance(request, dict) else None
+
+
+def main() -> int:
+    out = os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (1, 2):  # nothing but frames may reach the host's channel
+        os.dup2(null, fd)
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    try:
+        driver = Driver(out, sys.argv[1] if len(sys.argv) > 1 else "/")
+        driver.send(b"R", str(os.getpid()).encode())
+        pending = bytearray()
+        while (request := read_request(0, pending)) is not None:
+            command, limit = request.get("command"), request.get("timeout")
+            if not isinstance(command, str) or not isinstance(limit, (int, float)):
+                raise ValueError("malformed request")
+            driver.run(command, float(limit))
+    except Exception as err:
+        frame = f"{type(err).__name__}: {err}".encode("utf-8", "replace")
+        os.write(out, b"E" + struct.pack(">L", len(frame)) + frame)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
