@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import docker
@@ -54,6 +55,17 @@ def test_timeout_kills_the_tree_and_the_shell_recovers(sandbox: DockerSandbox) -
     after = sandbox.run("pgrep -f 'sleep 30[01]' || echo none")
     assert after.output.strip() == "none"
     assert sandbox.run("echo ok").output == "ok\n"
+
+
+def test_background_processes_outlive_their_command_and_their_output_is_not_lost(
+    sandbox: DockerSandbox,
+) -> None:
+    started = sandbox.run("(sleep 1; echo late) & sleep 300 >/dev/null 2>&1 & echo started")
+    assert started.output == "started\n" and started.exit_code == 0 and started.duration < 1
+    time.sleep(1.5)
+    later = sandbox.run("echo now")
+    assert later.output.splitlines() == ["late", "now"]  # shown with the next command
+    assert sandbox.run("pgrep -x sleep").exit_code == 0  # still running between commands
 
 
 def test_busy_loop_in_the_shell_itself_is_killed(sandbox: DockerSandbox) -> None:

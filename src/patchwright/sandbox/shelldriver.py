@@ -44,6 +44,7 @@ import time
 
 KILL_GRACE = 2.0  # seconds between TERM and KILL for a command past its timeout
 CHUNK = 1 << 16
+MAX_LINGERING = 64  # output pipes kept open for processes earlier commands left running
 
 # Runs one command. $1: restored state (file descriptor), $2: the command, $3: where the state
 # goes on any exit; the command runs with $3 closed (eval: a descriptor in a variable).
@@ -170,7 +171,10 @@ class Driver:
                 if not self.forward(fd, state_read, state):
                     open_fds.discard(fd)
                     break
-        self.lingering = [fd for fd in [*self.lingering, out_read] if fd in open_fds]
+        lingering = [fd for fd in [*self.lingering, out_read] if fd in open_fds]
+        for fd in lingering[:-MAX_LINGERING]:  # the oldest go: their writers get EPIPE from now on
+            os.close(fd)
+        self.lingering = lingering[-MAX_LINGERING:]
         if signalled:
             return None, True
         code = child.wait()
