@@ -47,14 +47,14 @@ CHUNK = 1 << 16
 MAX_LINGERING = 64  # output pipes kept open for processes earlier commands left running
 
 # Runs one command. $1: restored state (file descriptor), $2: the command, $3: where the state
-# goes on any exit; the command runs with $3 closed (eval: a descriptor in a variable).
+# goes on any exit (a pipe of this command's own, read by the driver until this bash exits).
 RUNNER = r"""
 __pw_state=$1 __pw_cmd=$2 __pw_out=$3
 set --
 . "/dev/fd/$__pw_state" >/dev/null 2>&1
 eval "exec $__pw_state<&-"
-trap '__pw_rc=$?; { export -p; printf "cd -- %q\n" "$PWD"; } >&"$__pw_out" 2>/dev/null; exit $__pw_rc' EXIT
-eval ". /dev/fd/$__pw_cmd $__pw_out>&-"
+trap '__pw_rc=$?; { export -p; printf "cd -- %q\n" "$PWD"; } 2>/dev/null >&"$__pw_out"; exit $__pw_rc' EXIT
+. "/dev/fd/$__pw_cmd"
 """
 
 
