@@ -60,6 +60,9 @@ def test_the_shell_keeps_cwd_and_exports_and_reports_exit_codes(started: Sandbox
     assert started.run("cd docs && export CONTRACT=kept").exit_code == 0
     here = started.run('pwd; echo "$CONTRACT"; exit 7')
     assert here.output.split() == [f"{started.workdir}/docs", "kept"] and here.exit_code == 7
+    ended = started.run("cd /; export SIGNALLED=yes; kill -TERM $$")  # ended by a signal: kept too
+    assert ended.exit_code == 128 + 15 and ended.output == ""
+    assert started.run('pwd; echo "$SIGNALLED"').output.split() == ["/", "yes"]
     started.restart_shell()
     assert started.run('pwd; echo "[$CONTRACT]"').output.split() == [started.workdir, "[]"]
 
