@@ -581,6 +581,45 @@ def test_9_a_partial_patch_through_agent_fix_is_named_escaped_and_never_applied(
     assert not (clone / "d" / f"f{limit + 1}").exists()
 
 
+def test_9_a_sha256_repository_gets_a_patch_that_applies(tmp_path: Path, sandbox_image: str) -> None:
+    """`git init --object-format=sha256`: the starting state and the diff use the repo's object
+    format (64-digit ids in the patch), and the patch applies on the host with git apply."""
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git(repo, "init", "-q", "--object-format=sha256")
+    (repo / "app.py").write_text("def add(a, b):\n    return a - b\n")
+    (repo / "old.txt").write_text("old\n")
+    (repo / "data.bin").write_bytes(bytes(range(256)))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "init")
+    (repo / "notes.txt").write_text("uncommitted, part of the starting state\n")
+    edit = {"command": "str_replace", "path": "/workspace/app.py", "old_str": "a - b", "new_str": "a + b"}
+    change = "rm old.txt; printf '\\000\\001\\002' > new.bin; echo more >> notes.txt"
+    script = [
+        message(tool_use(EDITOR, edit)),
+        message(tool_use("bash", {"command": change})),
+        message(text("done")),
+    ]
+    with FakeAnthropic(script) as api:
+        result = run_agent(["fix", "add is wrong", "--repo", str(repo)], agent_env(api, sandbox_image))
+    assert result.returncode == 0, result.stderr
+    patch = only_run(repo) / "patch.diff"
+    text_ = patch.read_text()
+    assert "GIT binary patch" in text_ and len(text_.split("\nindex ")[1].split("..")[0]) == 64
+    assert sorted(json.loads((only_run(repo) / "summary.json").read_text())["files_changed"]) == [
+        "app.py",
+        "new.bin",
+        "notes.txt",
+        "old.txt",
+    ]
+    git(repo, "apply", "--check", "--binary", str(patch))
+    git(repo, "apply", "--binary", str(patch))
+    assert "a + b" in (repo / "app.py").read_text() and not (repo / "old.txt").exists()
+    assert (repo / "new.bin").read_bytes() == b"\0\1\2" and (repo / "notes.txt").read_text().endswith(
+        "more\n"
+    )
+
+
 # -- 10: terminal and log injection -------------------------------------------------------------
 
 
