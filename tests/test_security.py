@@ -574,6 +574,8 @@ def test_9_a_partial_patch_through_agent_fix_is_named_escaped_and_never_applied(
     errors = [line for line in result.stderr.splitlines() if str(partial) in line]
     assert errors and "11 left out: d/f20001, d/f20001\\x1b]0;pwned\\x07.txt, d/f20002" in errors[-1]
     assert "\x1b" not in result.stderr + result.stdout and "\x07" not in result.stderr + result.stdout
+    assert "no changes" not in result.stdout
+    assert [line for line in result.stdout.splitlines() if line.startswith("partial patch, not applied: ")]
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(repo), str(clone))
     git(clone, "apply", str(partial))
