@@ -26,7 +26,7 @@ from patchwright.config import load_settings_checked
 from patchwright.display import PlainDisplay, summary_lines
 from patchwright.errors import OutputError, UsageError, WorkspaceError
 from patchwright.outputs import REDACTED, Redactor, RunSummary, files_in_patch_file
-from patchwright.sandbox import labels
+from patchwright.sandbox import baseline, labels
 from patchwright.sandbox.base import Sandbox, SandboxSpec
 from patchwright.sandbox.baseline import PATCH_FILE_LIMIT, Baseline
 from patchwright.sandbox.docker import DockerSandbox
@@ -521,6 +521,35 @@ def test_9_past_the_limits_the_files_that_fit_make_a_partial_patch(
         box.stop()
 
 
+@pytest.mark.parametrize("kind", ["local", "docker"])
+def test_9_the_patch_comes_out_in_pieces_byte_for_byte(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host holds one piece at a time (1 MiB here): a patch of several pieces, and one that is
+    an exact number of them, come out whole and apply."""
+    monkeypatch.setattr(baseline, "PIECE", 1 << 20)
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    box = _partial_sandbox(kind, repo, tmp_path, request)
+    box.start()
+    try:
+        box.run("head -c 2500000 /dev/urandom > blob.bin; seq 300000 > lines.txt")
+        patch = box.diff(tmp_path / "pieces.diff")
+        assert patch.size > 4 << 20 and patch.path.stat().st_size == patch.size
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", str(repo), str(clone))
+        git(clone, "apply", "--binary", str(patch.path))
+        assert (clone / "blob.bin").read_bytes() == box.read_file(f"{box.workdir}/blob.bin")
+        target = ((patch.size >> 20) + 2) << 20  # a line of about the difference, then trimmed to fit
+        box.run(f"head -c {target - patch.size - 2} /dev/zero | tr '\\0' y >> lines.txt; echo >> lines.txt")
+        over = box.diff(tmp_path / "over.diff").size - target  # the hunk header grew too
+        assert 0 <= over < 100
+        box.run(f"truncate -s -{over + 1} lines.txt; echo >> lines.txt")
+        exact = box.diff(tmp_path / "exact.diff")
+        assert exact.size == target and exact.path.stat().st_size == target
+    finally:
+        box.stop()
+
+
 def test_9_the_section_index_keeps_a_type_change_whole_and_stops_where_it_was_cut() -> None:
     index = (
         b"0:diff --git a/a b/a\n40:diff --git a/link b/link\n90:diff --git a/link b/link\n"
@@ -581,6 +610,20 @@ def test_9_a_partial_patch_through_agent_fix_is_named_escaped_and_never_applied(
     git(clone, "apply", str(partial))
     assert (clone / "d" / f"f{limit:05d}").read_text() == f"{limit}\n"
     assert not (clone / "d" / f"f{limit + 1}").exists()
+
+
+def test_9_a_diff_that_cannot_be_taken_is_an_error_not_no_changes(tmp_path: Path, sandbox_image: str) -> None:
+    """The model fills the sandbox's /tmp, where the diff is made: the run is an infrastructure
+    error (exit 4) saying the patch could not be collected, never "finished without changes"."""
+    repo = make_repo(tmp_path / "r", {"app.py": "x = 1\n"})
+    fill = "echo 'x = 2' > app.py; head -c 4G /dev/zero > /tmp/fill 2>/dev/null; df --output=avail /tmp | tail -1"
+    script = [message(tool_use("bash", {"command": fill})), message(text("done"))]
+    with FakeAnthropic(script) as api:
+        result = run_agent(["fix", "fill it", "--repo", str(repo)], agent_env(api, sandbox_image))
+    assert result.returncode == 4, result.stderr
+    summary = json.loads((only_run(repo) / "summary.json").read_text())
+    assert summary["status"] == "error" and summary["error"].startswith("could not collect the patch")
+    assert "no changes" not in result.stdout and "could not collect the patch" in result.stderr
 
 
 def test_9_a_sha256_repository_gets_a_patch_that_applies(tmp_path: Path, sandbox_image: str) -> None:

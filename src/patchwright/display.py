@@ -83,6 +83,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
         )
     elif summary.files_left_out:
         lines.append(f"patch: none ({summary.files_left_out} files changed, past the patch limits)")
+    elif summary.status == "error":  # the error says why; it may not be for want of changes
+        lines.append("patch: none")
     else:
         lines.append("patch: none (no changes)")
     if summary.verified is not None:

@@ -181,12 +181,13 @@ class Baseline:
             f"tree=$({git} write-tree --missing-ok); "
             f'files=$({reader} diff --name-only -z --no-renames {self.tree} "$tree" | tr -cd "\\0" | wc -c); '
             f'over=0; size=0; if [ "$files" -gt {self.max_files} ]; then over=1; else '
-            f'{{ {reader} {DIFF_OPTIONS} -M {self.tree} "$tree"; echo $? > "$g/rc"; }} '
+            f'{{ if {reader} {DIFF_OPTIONS} -M {self.tree} "$tree"; then echo 0 > "$g/rc"; else echo $? > "$g/rc"; fi; }} '
             f"| head -c {self.max_bytes + 1} > {patch}; size=$(wc -c < {patch}); "
             f'if [ "$size" -gt {self.max_bytes} ]; then over=1; '
             f'elif [ "$(cat "$g/rc")" != 0 ]; then echo "git diff failed"; exit 5; fi; fi; '
             f"if [ $over = 1 ]; then rm -f {patch}; "
-            f'{{ {reader} {DIFF_OPTIONS} --no-renames {self.tree} "$tree"; echo "diff --git END $?"; }} '
+            f'{{ if {reader} {DIFF_OPTIONS} --no-renames {self.tree} "$tree"; then rc=0; else rc=$?; fi; '
+            f'echo "diff --git END $rc"; }} '
             f"| grep -a -b '^diff --git ' | head -c {INDEX_LIMIT} > {index}; "
             f'echo "over $files $g $tree"; else rm -rf "$g"; echo "ok $size $files"; fi'
         )
@@ -265,37 +266,42 @@ class Baseline:
         )
 
     def _copy_out(self, box: Runs, path: str, size: int, dest: Path) -> None:
-        """Copy `path` in the sandbox to `dest` PIECE bytes at a time, through a temporary file."""
-        piece = f"{self.control_dir}/patch.piece"
+        """Copy `path` in the sandbox to `dest` PIECE bytes at a time, through a temporary file:
+        the host holds one piece at a time, whatever the patch's size."""
         part = dest.with_name(f".{dest.name}.part")
         written = 0
         try:
             with part.open("wb") as out:
                 for offset in range(0, size, PIECE):
-                    source = path
-                    if size > PIECE:
-                        argv = ["dd", f"if={path}", f"of={piece}", "bs=1M", f"skip={offset // 2**20}"]
-                        argv += [f"count={PIECE // 2**20}", "iflag=fullblock", "status=none"]
-                        cut = box.execute(argv, timeout=120, output_limit=4096)
-                        if cut.exit_code != 0:
-                            raise SandboxError(f"cannot read the patch: {cut.output.strip()[-200:]}")
-                        source = piece
-                    data = box.read_file(source, max_bytes=PIECE)
+                    data = self._piece(box, path, offset, size)
                     out.write(data)
                     written += len(data)
                     del data
             if written != size:
                 raise SandboxError(f"cannot read the patch: {written} of {size} bytes came back")
             os.replace(part, dest)
-        except FileNotFoundError:
-            raise SandboxError("cannot compute the patch (no patch file was written)") from None
-        except SandboxError:
-            raise
         except OSError as err:
             raise OutputError(f"cannot write the patch to {dest}: {err.strerror or err}") from None
         finally:
             with contextlib.suppress(OSError):
                 part.unlink(missing_ok=True)
+
+    def _piece(self, box: Runs, path: str, offset: int, size: int) -> bytes:
+        """PIECE bytes of `path` from `offset`: cut into a file of their own by dd, then read."""
+        source = path
+        if size > PIECE:
+            source = f"{self.control_dir}/patch.piece"
+            argv = ["dd", f"if={path}", f"of={source}", "bs=1M", f"skip={offset // 2**20}"]
+            argv += [f"count={PIECE // 2**20}", "iflag=fullblock", "status=none"]
+            cut = box.execute(argv, timeout=120, output_limit=4096)
+            if cut.exit_code != 0:
+                raise SandboxError(f"cannot read the patch: {cut.output.strip()[-200:]}")
+        try:
+            return box.read_file(source, max_bytes=PIECE)
+        except FileNotFoundError:
+            raise SandboxError("cannot compute the patch (no patch file was written)") from None
+        except OSError as err:
+            raise SandboxError(f"cannot read the patch: {err}") from None
 
 
 def _amount(size: int) -> str:
