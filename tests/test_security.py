@@ -22,6 +22,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from patchwright import verify
 from patchwright.config import load_settings_checked
 from patchwright.display import PlainDisplay, summary_lines
 from patchwright.errors import OutputError, UsageError, WorkspaceError
@@ -546,6 +547,28 @@ def test_9_the_patch_comes_out_in_pieces_byte_for_byte(
         box.run(f"truncate -s -{over + 1} lines.txt; echo >> lines.txt")
         exact = box.diff(tmp_path / "exact.diff")
         assert exact.size == target and exact.path.stat().st_size == target
+    finally:
+        box.stop()
+
+
+@pytest.mark.parametrize("kind", ["local", "docker"])
+def test_9_verification_and_resume_send_a_patch_in_pieces(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply_in (verification, --resume) reads the patch file a piece at a time into the sandbox."""
+    monkeypatch.setattr(verify, "APPLY_PIECE", 1000)
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    patch_file = tmp_path / "p.diff"
+    patch_file.write_text(diff_of(repo, {"a.txt": "changed\n", "b.bin": "x" * 2500 + "\n", "c.txt": "c\n"}))
+    assert patch_file.stat().st_size > 2500
+    box = _partial_sandbox(kind, repo, tmp_path, request)
+    box.start()
+    try:
+        assert verify.apply_in(box, patch_file).exit_code == 0
+        assert box.read_file(f"{box.workdir}/b.bin") == b"x" * 2500 + b"\n"
+        assert box.read_file(f"{box.workdir}/a.txt") == b"changed\n"
+        assert "pwpatch" not in box.execute(["bash", "-c", "ls ${TMPDIR:-/tmp}"]).output
+        assert verify.apply_in(box, patch_file).exit_code != 0  # applied once, it no longer applies
     finally:
         box.stop()
 

@@ -55,7 +55,7 @@ def apply_in(sandbox: Sandbox, patch_file: Path) -> CommandResult:
     bytes at a time, so the host never holds it whole."""
     if patch_file.stat().st_size <= APPLY_PIECE:
         return sandbox.execute(["git", "apply", "--binary", "-"], timeout=120, stdin=patch_file.read_bytes())
-    made = sandbox.execute(["mktemp", "-d"], timeout=60)
+    made = sandbox.execute(["bash", "-c", 'mktemp -d "${TMPDIR:-/tmp}/pwpatch.XXXXXX"'], timeout=60)
     folder = made.output.strip()
     if made.exit_code != 0 or not folder.startswith("/") or len(folder.split()) != 1:
         return made
