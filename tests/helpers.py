@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import docker
 import pytest
 
 from patchwright.sandbox import labels
-from patchwright.sandbox.base import SandboxSpec
+from patchwright.sandbox.base import Sandbox, SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.image import ensure_image
 from patchwright.sandbox.local import LocalSandbox
@@ -32,6 +33,15 @@ def git(cwd: Path, *args: str) -> str:
         capture_output=True,
         text=True,
     ).stdout
+
+
+def diff_text(box: Sandbox) -> str:
+    """The sandbox's patch as text: `diff` writes it to a file on the host, read back here."""
+    with tempfile.TemporaryDirectory(prefix="pw-diff-") as folder:
+        result = box.diff(Path(folder) / "patch.diff")
+        data = result.path.read_bytes()
+        assert len(data) == result.size
+        return data.decode("utf-8", "surrogateescape")
 
 
 def make_repo(root: Path, files: dict[str, str | bytes], commit: bool = True) -> Path:

@@ -58,11 +58,11 @@ def test_the_factory_makes_docker_sandboxes_per_run(sandbox_image: str, tmp_path
 
 
 def test_exit_codes_of_the_statuses() -> None:
-    assert exit_code_for(RunStatus.COMPLETED, "diff --git a/x b/x\n") == ExitCode.PATCHED
-    assert exit_code_for(RunStatus.COMPLETED, "  \n") == ExitCode.NO_CHANGES
-    assert exit_code_for(RunStatus.REFUSED, "") == ExitCode.NO_CHANGES
+    assert exit_code_for(RunStatus.COMPLETED, True) == ExitCode.PATCHED
+    assert exit_code_for(RunStatus.COMPLETED, False) == ExitCode.NO_CHANGES
+    assert exit_code_for(RunStatus.REFUSED, False) == ExitCode.NO_CHANGES
     for limit in (RunStatus.MAX_STEPS, RunStatus.MAX_COST, RunStatus.TIMEOUT):
-        assert limit.is_limit and exit_code_for(limit, "diff") == ExitCode.LIMIT
+        assert limit.is_limit and exit_code_for(limit, True) == ExitCode.LIMIT
     assert not RunStatus.ERROR.is_limit
 
 

@@ -227,7 +227,7 @@ def test_model_context_window_exceeded_ends_the_run_as_a_limit(harness: Any) -> 
     assert [r for r in h.records() if r["event"] == "response"][-1][
         "stop_reason"
     ] == "model_context_window_exceeded"
-    assert exit_code_for(RunStatus.CONTEXT_EXCEEDED, "diff --git a/x b/x") == ExitCode.LIMIT
+    assert exit_code_for(RunStatus.CONTEXT_EXCEEDED, True) == ExitCode.LIMIT
 
 
 def test_an_unknown_stop_reason_is_not_taken_for_a_finished_run(harness: Any) -> None:
@@ -239,7 +239,7 @@ def test_an_unknown_stop_reason_is_not_taken_for_a_finished_run(harness: Any) ->
     assert [r["stop_reason"] for r in h.records() if r["event"] == "unknown_stop_reason"] == [
         "future_stop_reason"
     ]
-    assert exit_code_for(RunStatus.STOPPED, "") == ExitCode.LIMIT
+    assert exit_code_for(RunStatus.STOPPED, False) == ExitCode.LIMIT
 
 
 def test_compaction_pause_sends_the_turn_back(harness: Any) -> None:

@@ -16,7 +16,7 @@ from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.workspace import open_workspace
 
-from helpers import git, make_repo, our_containers
+from helpers import diff_text, git, make_repo, our_containers
 
 
 def started(client: docker.DockerClient, spec: SandboxSpec, repo: Path) -> DockerSandbox:
@@ -182,7 +182,7 @@ def test_diff_applies_to_a_clean_clone(sandbox: DockerSandbox, small_repo: Path,
         "mkdir -p pkg && printf 'x = 1\\n' > pkg/mod.py"
     )
     assert sandbox.run(script).exit_code == 0
-    patch = sandbox.diff()
+    patch = diff_text(sandbox)
     assert "GIT binary patch" in patch and "rename from tests/test_app.py" in patch
     assert "untracked.txt" not in patch and "secret.env" not in patch
 
@@ -204,12 +204,12 @@ def test_diff_is_against_the_starting_state_with_uncommitted_edits(
     (repo / "a.txt").write_text("one\ntwo\n")  # uncommitted edit: part of the starting state
     box = started(docker_client, spec, repo)
     try:
-        assert box.diff() == ""
+        assert diff_text(box) == ""
         box.run("echo three >> a.txt")
-        patch = box.diff()
+        patch = diff_text(box)
         assert "+three" in patch and "+two" not in patch
         box.run("git add -A && git -c user.email=a@b -c user.name=n commit -qm x && git gc -q --prune=now")
-        assert "+three" in box.diff()  # the model's own git use does not move the base
+        assert "+three" in diff_text(box)  # the model's own git use does not move the base
     finally:
         box.stop()
     subprocess.run(["git", "apply", "--check", "-"], input=patch.encode(), cwd=repo, check=True)
@@ -290,7 +290,7 @@ def test_a_full_workspace_stops_the_write_not_the_run(
         fill = box.run("head -c 20000000 /dev/zero > big.bin")
         assert fill.exit_code != 0 and "No space left on device" in fill.output
         box.run("rm -f big.bin")
-        assert "+    return a + b" in box.diff()  # the work so far is still there to collect
+        assert "+    return a + b" in diff_text(box)  # the work so far is still there to collect
     finally:
         box.stop()
 
@@ -316,9 +316,9 @@ def test_same_size_edit_made_just_after_commit_is_in_the_base(
     (repo / "a.txt").write_text("two\n")  # same size, same second as the index entry
     box = started(docker_client, spec, repo)
     try:
-        assert box.diff() == ""
+        assert diff_text(box) == ""
         box.run("printf 'six\\n' > a.txt")
-        patch = box.diff()
+        patch = diff_text(box)
         assert "-two" in patch and "+six" in patch
     finally:
         box.stop()
@@ -369,7 +369,7 @@ def test_read_only_folders_arrive_whole(
         box = started(docker_client, spec, repo)
         try:
             assert box.run("cat vendor/lib/a.py; stat -c %a vendor vendor/lib").output == "A = 1\n555\n555\n"
-            assert box.diff() == ""
+            assert diff_text(box) == ""
         finally:
             box.stop()
     finally:
@@ -412,6 +412,6 @@ def test_the_base_is_the_working_tree_as_git_sees_it(
         fresh = trusted_git("/tmp/fresh.index")
         full = box.run(f"rm -f /tmp/fresh.index; {fresh} add -A; {fresh} write-tree").output.split()[-1]
         assert box._baseline.tree == full
-        assert box.diff() == ""
+        assert diff_text(box) == ""
     finally:
         box.stop()

@@ -18,7 +18,7 @@ from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.local import LocalSandbox
 from patchwright.workspace import open_workspace
 
-from helpers import git, make_repo
+from helpers import diff_text, git, make_repo
 
 Make = Callable[[Path, str | None], Sandbox]
 
@@ -98,7 +98,7 @@ def test_the_diff_is_every_change_and_applies_to_a_clean_clone(
 ) -> None:
     started.run("echo \"print('fixed')\" > app.py && rm docs/old.txt && printf '\\x00\\x01' > new.bin")
     started.write_file(f"{started.workdir}/added.txt", "caf\u00e9\n".encode())
-    patch = started.diff()
+    patch = diff_text(started)
     assert "app.py" in patch and "docs/old.txt" in patch and "GIT binary patch" in patch
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
@@ -112,7 +112,7 @@ def test_the_diff_is_every_change_and_applies_to_a_clean_clone(
 
 def test_an_unchanged_workspace_has_an_empty_diff(started: Sandbox) -> None:
     started.run("cat app.py > /dev/null")
-    assert started.diff() == ""
+    assert diff_text(started) == ""
 
 
 def test_setup_output_comes_back_and_a_failed_setup_leaves_nothing(backend: Make, repo: Path) -> None:
@@ -121,7 +121,7 @@ def test_setup_output_comes_back_and_a_failed_setup_leaves_nothing(backend: Make
     try:
         assert result.setup is not None and result.setup.exit_code == 0
         assert result.setup.output == "preparing\napp.py\n"
-        assert box.diff() == ""  # what setup leaves is the starting state
+        assert diff_text(box) == ""  # what setup leaves is the starting state
     finally:
         box.stop()
     failing = backend(repo, "echo half way; exit 3")

@@ -22,16 +22,18 @@ from pathlib import Path
 import docker
 import pytest
 
+from patchwright import verify
 from patchwright.config import load_settings_checked
 from patchwright.display import PlainDisplay, summary_lines
 from patchwright.errors import OutputError, UsageError, WorkspaceError
-from patchwright.outputs import REDACTED, Redactor, RunSummary
-from patchwright.sandbox import labels
-from patchwright.sandbox.base import SandboxSpec
-from patchwright.sandbox.baseline import PatchTooLarge
+from patchwright.outputs import REDACTED, Redactor, RunSummary, files_in_patch_file
+from patchwright.sandbox import baseline, labels
+from patchwright.sandbox.base import Sandbox, SandboxSpec
+from patchwright.sandbox.baseline import PATCH_FILE_LIMIT, Baseline
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.factory import check_image_for_repo, proxy_env
 from patchwright.sandbox.local import LocalSandbox
+from patchwright.sandbox.patchcut import choose, parse_index
 from patchwright.sandbox.snapshot import drifted, head_commit
 from patchwright.sanitize import clean_line
 from patchwright.workspace import (
@@ -47,7 +49,7 @@ from patchwright.workspace import (
 )
 
 from fakeapi import FakeAnthropic, message, text, tool_use
-from helpers import TEST_LABEL, git, make_repo
+from helpers import TEST_LABEL, diff_text, git, make_repo
 from test_e2e import agent_env, only_run, run_agent
 
 EDITOR = "str_replace_based_edit_tool"
@@ -410,9 +412,9 @@ def box(docker_client: docker.DockerClient, spec: SandboxSpec, tmp_path: Path) -
 
 def test_5_a_process_left_running_cannot_edit_after_the_last_command(box: DockerSandbox) -> None:
     box.run("setsid nohup bash -c 'sleep 2; echo late >> app.py; echo late > late.txt' >/dev/null 2>&1 &")
-    first = box.diff()
+    first = diff_text(box)
     time.sleep(3)
-    second = box.diff()
+    second = diff_text(box)
     assert "late" not in first and "late" not in second
     assert box.run("pgrep -u 1000 -x sleep || echo none").output.strip() == "none"
     assert box.run("echo shell works").output.strip() == "shell works"  # a fresh shell after the diff
@@ -425,7 +427,7 @@ def test_5_the_workspace_git_config_and_attributes_cannot_rewrite_the_diff(box: 
         "mkdir -p /tmp/.config/git; echo '* filter=x' > /tmp/.config/git/attributes; "
         "echo 'good = 2' >> app.py"
     )
-    patch = box.diff()
+    patch = diff_text(box)
     assert "+good = 2" in patch and "evil" not in patch
     assert box.run("ls /tmp/fsm 2>&1 || true").output.strip().endswith("No such file or directory")
 
@@ -438,7 +440,7 @@ def test_5_a_planted_object_or_a_forged_index_cannot_put_unseen_content_in(box: 
     box.write_file(f"/workspace/.git/objects/{oid[:2]}/{oid[2:]}", planted)  # the name of `seen`
     box.write_file("/workspace/new.py", seen)
     box.run("head -c 4096 /dev/urandom > /tmp/.patchwright/base.index")  # a forged base index
-    patch = box.diff()
+    patch = diff_text(box)
     assert "what the tools showed" in patch and "what nobody saw" not in patch
     assert "+x = 1" not in patch  # the forged index only costs a full rehash
 
@@ -448,7 +450,7 @@ def test_8_killing_the_main_process_loses_nothing(box: DockerSandbox) -> None:
     box.run("kill -9 -1; kill -9 1; kill -9 $(pgrep -o -P 1) 2>/dev/null; true")
     box.container.reload()  # type: ignore[union-attr]
     assert box.container.status == "running"  # type: ignore[union-attr]
-    assert "+x = 2" in box.diff()
+    assert "+x = 2" in diff_text(box)
 
 
 # -- 9: a patch past the limits is a limit, not "no changes" -------------------------------------
@@ -461,15 +463,229 @@ def test_9_a_huge_patch_is_a_limit_with_a_clear_message(tmp_path: Path) -> None:
     try:
         local.run("for i in $(seq 30); do echo $i > f$i.txt; done")
         local._baseline.max_files = 20
-        with pytest.raises(PatchTooLarge, match="30 files, over the limit") as caught:
-            local.diff()
-        assert caught.value.exit_code == 3
+        over = local.diff(tmp_path / "files.diff")
+        assert over.over_limit and "30 files, over the limit" in over.reason
+        assert over.total_files == 30 and over.left_out_count == 10
         local._baseline.max_files, local._baseline.max_bytes = 1000, 1000
         local.run("head -c 5000 /dev/zero | tr '\\0' x > big.txt")
-        with pytest.raises(PatchTooLarge, match="MiB"):
-            local.diff()
+        assert "over the limit of 1000 bytes" in local.diff(tmp_path / "bytes.diff").reason
     finally:
         local.stop()
+
+
+def _partial_sandbox(kind: str, repo: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Sandbox:
+    if kind == "local":
+        return LocalSandbox(open_workspace(repo), tmp_path / "box", command_timeout=60)
+    spec: SandboxSpec = request.getfixturevalue("spec")
+    return DockerSandbox(request.getfixturevalue("docker_client"), spec, open_workspace(repo))
+
+
+@pytest.mark.parametrize("kind", ["local", "docker"])
+def test_9_past_the_limits_the_files_that_fit_make_a_partial_patch(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Whole files in path order while they fit; one too big alone is left out and the next tried;
+    renames come as delete + add, so each half stands alone; the partial patch applies."""
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n", "old.txt": "kept across the rename\n" * 4})
+    box = _partial_sandbox(kind, repo, tmp_path, request)
+    box.start()
+    try:
+        box.run(
+            "echo b > b.txt; head -c 6000 /dev/urandom > big.bin; git mv old.txt new.txt; "
+            "echo z > z.txt; printf 'c\\n' > \"c$(printf '\\033')[2J.txt\"; echo changed > a.txt"
+        )
+        baseline: Baseline = box._baseline  # type: ignore[attr-defined]
+        whole = box.diff(tmp_path / "whole.diff")
+        assert not whole.over_limit and whole.total_files == 7  # the rename counts both paths
+        assert whole.size > 7000  # big.bin's section; the others make under 1,500 bytes
+        baseline.max_bytes = 5000  # big.bin alone is over; the rest fits
+        partial = box.diff(tmp_path / "partial.diff")
+        assert partial.over_limit and partial.left_out == ("big.bin",) and partial.left_out_count == 1
+        names = files_in_patch_file(partial.path)
+        assert names == ["a.txt", "b.txt", "c\x1b[2J.txt", "new.txt", "old.txt", "z.txt"]
+        assert partial.size == partial.path.stat().st_size <= baseline.max_bytes
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", str(repo), str(clone))
+        git(clone, "apply", "--binary", str(partial.path))
+        assert (clone / "new.txt").read_text() == "kept across the rename\n" * 4
+        assert not (clone / "old.txt").exists() and not (clone / "big.bin").exists()
+        assert (clone / "c\x1b[2J.txt").read_text() == "c\n" and (clone / "a.txt").read_text() == "changed\n"
+        baseline.max_bytes, baseline.max_files = whole.size * 2, 3  # the file limit: first three paths
+        first = box.diff(tmp_path / "first.diff")
+        assert files_in_patch_file(first.path) == ["a.txt", "b.txt", "big.bin"]
+        assert first.left_out_count == 4 and first.left_out[0].startswith("c\x1b")
+        baseline.max_bytes = 10  # nothing fits: an empty file, everything named as left out
+        none = box.diff(tmp_path / "none.diff")
+        assert none.over_limit and none.empty and none.path.read_bytes() == b""
+        assert none.left_out_count == 7 and none.left_out == ("a.txt", "b.txt", "big.bin", *names[2:])
+    finally:
+        box.stop()
+
+
+@pytest.mark.parametrize("kind", ["local", "docker"])
+def test_9_the_patch_comes_out_in_pieces_byte_for_byte(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host holds one piece at a time (1 MiB here): a patch of several pieces, and one that is
+    an exact number of them, come out whole and apply."""
+    monkeypatch.setattr(baseline, "PIECE", 1 << 20)
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    box = _partial_sandbox(kind, repo, tmp_path, request)
+    box.start()
+    try:
+        box.run("head -c 2500000 /dev/urandom > blob.bin; seq 300000 > lines.txt")
+        patch = box.diff(tmp_path / "pieces.diff")
+        assert patch.size > 4 << 20 and patch.path.stat().st_size == patch.size
+        clone = tmp_path / "clone"
+        git(tmp_path, "clone", "-q", str(repo), str(clone))
+        git(clone, "apply", "--binary", str(patch.path))
+        assert (clone / "blob.bin").read_bytes() == box.read_file(f"{box.workdir}/blob.bin")
+        target = ((patch.size >> 20) + 2) << 20  # a line of about the difference, then trimmed to fit
+        box.run(f"head -c {target - patch.size - 2} /dev/zero | tr '\\0' y >> lines.txt; echo >> lines.txt")
+        over = box.diff(tmp_path / "over.diff").size - target  # the hunk header grew too
+        assert 0 <= over < 100
+        box.run(f"truncate -s -{over + 1} lines.txt; echo >> lines.txt")
+        exact = box.diff(tmp_path / "exact.diff")
+        assert exact.size == target and exact.path.stat().st_size == target
+    finally:
+        box.stop()
+
+
+@pytest.mark.parametrize("kind", ["local", "docker"])
+def test_9_verification_and_resume_send_a_patch_in_pieces(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apply_in (verification, --resume) reads the patch file a piece at a time into the sandbox."""
+    monkeypatch.setattr(verify, "APPLY_PIECE", 1000)
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    patch_file = tmp_path / "p.diff"
+    patch_file.write_text(diff_of(repo, {"a.txt": "changed\n", "b.bin": "x" * 2500 + "\n", "c.txt": "c\n"}))
+    assert patch_file.stat().st_size > 2500
+    box = _partial_sandbox(kind, repo, tmp_path, request)
+    box.start()
+    try:
+        assert verify.apply_in(box, patch_file).exit_code == 0
+        assert box.read_file(f"{box.workdir}/b.bin") == b"x" * 2500 + b"\n"
+        assert box.read_file(f"{box.workdir}/a.txt") == b"changed\n"
+        assert "pwpatch" not in box.execute(["bash", "-c", "ls ${TMPDIR:-/tmp}"]).output
+        assert verify.apply_in(box, patch_file).exit_code != 0  # applied once, it no longer applies
+    finally:
+        box.stop()
+
+
+def test_9_the_section_index_keeps_a_type_change_whole_and_stops_where_it_was_cut() -> None:
+    index = (
+        b"0:diff --git a/a b/a\n40:diff --git a/link b/link\n90:diff --git a/link b/link\n"
+        b'150:diff --git "a/caf\\303\\251" "b/caf\\303\\251"\n200:diff --git END 0\n'
+    )
+    sections, total = parse_index(index)
+    assert total == 200
+    assert [(s.start, s.end, s.path) for s in sections] == [
+        (0, 40, "a"),
+        (40, 150, "link"),
+        (150, 200, "café"),
+    ]
+    cut = choose(sections, max_bytes=100, max_files=10)
+    assert [s.path for s in cut.taken] == ["a", "café"] and list(cut.ranges()) == [(0, 40), (150, 50)]
+    short, unknown = parse_index(index[:60])  # cut short: the last whole section's end is unknown
+    assert unknown is None and [s.path for s in short] == ["a"]
+    failed, status = parse_index(index.replace(b"END 0", b"END 128"))
+    assert status is None and len(failed) == 2  # git failed: no size, and the last section unknown
+
+
+def test_9_a_partial_patch_through_agent_fix_is_named_escaped_and_never_applied(
+    tmp_path: Path, sandbox_image: str
+) -> None:
+    """A model that changes more files than a patch may hold: exit 3, the files that fit in
+    patch.partial.diff (which applies), patch.diff and --patch FILE empty, --apply refused, and
+    the names left out counted and escaped in the one-line error and summary.json."""
+    repo = make_repo(tmp_path / "r", {"app.py": "x = 1\n"})
+    limit = PATCH_FILE_LIMIT
+    make = (
+        f"mkdir d && cd d && for i in $(seq -w 1 {limit + 10}); do echo $i > f$i; done && "
+        f"printf 'evil\\n' > \"f{limit + 1}$(printf '\\033')]0;pwned$(printf '\\007').txt\" && echo made"
+    )
+    script = [message(tool_use("bash", {"command": make})), message(text("done"))]
+    out = tmp_path / "out.diff"
+    with FakeAnthropic(script) as api:
+        result = run_agent(
+            ["fix", "make files", "--repo", str(repo), "--apply", "--patch", str(out)],
+            agent_env(api, sandbox_image),
+            timeout=600,
+        )
+    assert result.returncode == 3, result.stderr
+    run_dir = only_run(repo)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    partial = run_dir / "patch.partial.diff"
+    assert summary["partial_patch"] == str(partial) and summary["patch"] is None
+    assert summary["files_left_out"] == 11 and len(summary["files_changed"]) == limit
+    assert summary["files_left_out_first"][:2] == [f"d/f{limit + 1}", f"d/f{limit + 1}\\x1b]0;pwned\\x07.txt"]
+    assert summary["applied"] is False and "partial" in summary["apply_error"]
+    assert (run_dir / "patch.diff").read_bytes() == b"" and out.read_bytes() == b""
+    assert git(repo, "status", "--porcelain") == ""  # --apply left the repo alone
+    errors = [line for line in result.stderr.splitlines() if str(partial) in line]
+    assert errors and "11 left out: d/f20001, d/f20001\\x1b]0;pwned\\x07.txt, d/f20002" in errors[-1]
+    assert "\x1b" not in result.stderr + result.stdout and "\x07" not in result.stderr + result.stdout
+    assert "no changes" not in result.stdout
+    assert [line for line in result.stdout.splitlines() if line.startswith("partial patch, not applied: ")]
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    git(clone, "apply", str(partial))
+    assert (clone / "d" / f"f{limit:05d}").read_text() == f"{limit}\n"
+    assert not (clone / "d" / f"f{limit + 1}").exists()
+
+
+def test_9_a_diff_that_cannot_be_taken_is_an_error_not_no_changes(tmp_path: Path, sandbox_image: str) -> None:
+    """The model fills the sandbox's /tmp, where the diff is made: the run is an infrastructure
+    error (exit 4) saying the patch could not be collected, never "finished without changes"."""
+    repo = make_repo(tmp_path / "r", {"app.py": "x = 1\n"})
+    fill = "echo 'x = 2' > app.py; head -c 4G /dev/zero > /tmp/fill 2>/dev/null; df --output=avail /tmp | tail -1"
+    script = [message(tool_use("bash", {"command": fill})), message(text("done"))]
+    with FakeAnthropic(script) as api:
+        result = run_agent(["fix", "fill it", "--repo", str(repo)], agent_env(api, sandbox_image))
+    assert result.returncode == 4, result.stderr
+    summary = json.loads((only_run(repo) / "summary.json").read_text())
+    assert summary["status"] == "error" and summary["error"].startswith("could not collect the patch")
+    assert "no changes" not in result.stdout and "could not collect the patch" in result.stderr
+
+
+def test_9_a_sha256_repository_gets_a_patch_that_applies(tmp_path: Path, sandbox_image: str) -> None:
+    """`git init --object-format=sha256`: the starting state and the diff use the repo's object
+    format (64-digit ids in the patch), and the patch applies on the host with git apply."""
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git(repo, "init", "-q", "--object-format=sha256")
+    (repo / "app.py").write_text("def add(a, b):\n    return a - b\n")
+    (repo / "old.txt").write_text("old\n")
+    (repo / "data.bin").write_bytes(bytes(range(256)))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "init")
+    (repo / "notes.txt").write_text("uncommitted, part of the starting state\n")
+    edit = {"command": "str_replace", "path": "/workspace/app.py", "old_str": "a - b", "new_str": "a + b"}
+    change = "rm old.txt; printf '\\000\\001\\002' > new.bin; echo more >> notes.txt"
+    script = [
+        message(tool_use(EDITOR, edit)),
+        message(tool_use("bash", {"command": change})),
+        message(text("done")),
+    ]
+    with FakeAnthropic(script) as api:
+        result = run_agent(["fix", "add is wrong", "--repo", str(repo)], agent_env(api, sandbox_image))
+    assert result.returncode == 0, result.stderr
+    patch = only_run(repo) / "patch.diff"
+    text_ = patch.read_text()
+    assert "GIT binary patch" in text_ and len(text_.split("\nindex ")[1].split("..")[0]) == 64
+    assert sorted(json.loads((only_run(repo) / "summary.json").read_text())["files_changed"]) == [
+        "app.py",
+        "new.bin",
+        "notes.txt",
+        "old.txt",
+    ]
+    git(repo, "apply", "--check", "--binary", str(patch))
+    git(repo, "apply", "--binary", str(patch))
+    assert "a + b" in (repo / "app.py").read_text() and not (repo / "old.txt").exists()
+    assert (repo / "new.bin").read_bytes() == b"\0\1\2" and (repo / "notes.txt").read_text().endswith(
+        "more\n"
+    )
 
 
 # -- 10: terminal and log injection -------------------------------------------------------------

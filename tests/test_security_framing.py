@@ -107,7 +107,8 @@ def test_6_the_second_test_run_of_a_verification_starts_with_nothing_left_runnin
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
     (clone / "fixed").write_text("yes\n")
     git(clone, "add", "fixed")
-    patch = git(clone, "diff", "--cached", "--binary")
+    patch = tmp_path / "patch.diff"
+    patch.write_text(git(clone, "diff", "--cached", "--binary"))
     sandbox = DockerSandbox(docker_client, spec, open_workspace(repo))
     outcome = verify_patch(sandbox, patch, test_command, timeout=60)
     assert outcome.applied and not outcome.before.passed

@@ -32,7 +32,7 @@ from patchwright.sandbox.snapshot import (
 )
 from patchwright.workspace import copy_members, list_files, open_workspace
 
-from helpers import SESSION_ID, TEST_LABEL, git, make_repo
+from helpers import SESSION_ID, TEST_LABEL, diff_text, git, make_repo
 
 HOUR_AGO = int(time.time()) - 3600
 OLD = 1_000  # an mtime well before any snapshot's copy
@@ -300,7 +300,7 @@ def test_second_start_comes_from_the_snapshot_and_matches_the_host(
         assert box._baseline.tree == full
         assert box.run("git status --porcelain").output == git(repo, "status", "--porcelain")
         box.run("echo '# sandbox edit' >> pkg/mod.py")
-        patch = box.diff()
+        patch = diff_text(box)
     finally:
         box.stop()
     assert "+# sandbox edit" in patch and "fixed on the host" not in patch
@@ -361,7 +361,7 @@ def test_odd_names_are_removed_and_an_unsyncable_snapshot_gives_way_to_a_fresh_c
             assert box._snapshot is None  # the sync failed; the start went on with a full copy
             assert any("copying the whole repo" in line for line in said), said
             assert sandbox_files(box) == host_files(snap_repo)
-            assert box.diff() == ""
+            assert diff_text(box) == ""
         finally:
             box.stop()
     finally:
@@ -400,7 +400,7 @@ def test_a_snapshot_holds_no_setup_output_and_the_base_follows_setup(
         assert box.run("ls setup_made.txt 2>&1; git status --porcelain").output.startswith(
             "ls: cannot access"
         )
-        assert box.diff() == ""
+        assert diff_text(box) == ""
     finally:
         box.stop()
 

@@ -15,6 +15,8 @@ from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.local import LocalSandbox
 from patchwright.tools import Toolset, build_toolset
 
+from helpers import diff_text
+
 EDITOR = "str_replace_based_edit_tool"
 MODEL = "claude-sonnet-5-5"
 TEST_COMMAND = "python3 -m pytest -q -p no:cacheprovider"
@@ -188,7 +190,7 @@ def test_str_replace_edits_and_shows_a_snippet(box: LocalSandbox) -> None:
     assert f"{box.workdir}/app.py" in result.content
     assert "     2\t    return a + b" in result.content
     assert get(box, "app.py") == b"def add(a, b):\n    return a + b\n"
-    assert "+    return a + b" in box.diff()
+    assert "+    return a + b" in diff_text(box)
 
 
 def test_str_replace_without_match_names_the_file(box: LocalSandbox) -> None:
@@ -355,7 +357,7 @@ def test_undo_edit_restores_step_by_step(box: LocalSandbox) -> None:
     assert not second.is_error, second.content
     assert get(box, "app.py") == original
     assert tools.call(EDITOR, {"command": "undo_edit", "path": "app.py"}).is_error
-    assert box.diff() == ""
+    assert diff_text(box) == ""
 
 
 def test_undo_of_a_create_restores_the_overwritten_file(box: LocalSandbox) -> None:
@@ -373,7 +375,7 @@ def test_undo_of_creating_a_new_file_removes_it(box: LocalSandbox) -> None:
     result = tools.call(EDITOR, {"command": "undo_edit", "path": "scratch.py"})
     assert not result.is_error, result.content
     assert not exists(box, f"{box.workdir}/scratch.py")
-    assert box.diff() == ""
+    assert diff_text(box) == ""
 
 
 def test_undo_keeps_non_utf8_bytes(box: LocalSandbox) -> None:

@@ -22,7 +22,8 @@ from patchwright.sanitize import clean_line
 
 EXIT_CODES_HELP = """Exit codes: 0 finished with a non-empty patch; 1 finished without changes;
 2 bad usage or input (not a git repo, missing directory, empty task, no API key, bad agent file);
-3 a limit was hit (steps, cost or time; partial patch written); 4 infrastructure failure
+3 a limit was hit (steps, cost or time; partial patch written; or the patch past 256 MiB or
+20,000 files: patch.partial.diff holds the files that fit, never applied); 4 infrastructure failure
 (Docker unreachable, image build failed, API still failing after retries, key rejected);
 130 interrupted (Ctrl-C or SIGTERM; partial patch written, container removed)."""
 

@@ -73,6 +73,18 @@ def summary_lines(summary: RunSummary) -> list[str]:
         lines.append(
             clean_line(f"patch: {summary.patch} ({len(summary.files_changed)} files: ") + names + ")"
         )
+    elif summary.partial_patch:  # past the patch limits: the files that fit (names already escaped)
+        left = ", ".join(summary.files_left_out_first[:8])
+        lines.append(
+            clean_line(
+                f"partial patch, not applied: {summary.partial_patch} ({len(summary.files_changed)} files; "
+            )
+            + f"{summary.files_left_out} left out: {clean_line(left)})"
+        )
+    elif summary.files_left_out:
+        lines.append(f"patch: none ({summary.files_left_out} files changed, past the patch limits)")
+    elif summary.status == "error":  # the error says why; it may not be for want of changes
+        lines.append("patch: none")
     else:
         lines.append("patch: none (no changes)")
     if summary.verified is not None:

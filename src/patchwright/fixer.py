@@ -29,15 +29,16 @@ from patchwright.display import Display
 from patchwright.errors import ExitCode, PatchwrightError, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState, first_message
 from patchwright.model import ModelClient, check_credentials, make_client, model_info
-from patchwright.outputs import RunSummary, files_in_patch, write_text_file
+from patchwright.outputs import RunSummary, copy_file, files_in_patch_file, move_file, write_text_file
 from patchwright.params import max_tokens_for, request_params
 from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
 from patchwright.prompt import RunFacts, system_blocks
 from patchwright.record import RunRecord
 from patchwright.sandbox.background import BackgroundStart
-from patchwright.sandbox.base import Sandbox, StartResult
+from patchwright.sandbox.base import PatchFile, Sandbox, StartResult
 from patchwright.sandbox.baseline import PatchTooLarge
 from patchwright.sandbox.factory import SandboxFactory, open_factory
+from patchwright.sanitize import clean_line
 from patchwright.selfcheck import SelfCheck, sandbox_check
 from patchwright.services.plan import ServicePlan, plan_services, service_notes
 from patchwright.status import RunStatus, exit_code_for
@@ -46,6 +47,10 @@ from patchwright.verify import SuiteOutcome, Verification, verify_patch
 from patchwright.workspace import Workspace, apply_patch, detect_test_command, open_workspace
 
 MAX_TASK_CHARS = 100_000  # about 25k tokens: a task, not a document
+PATCH_NAME = "patch.diff"
+PARTIAL_NAME = "patch.partial.diff"  # past the patch limits: the files that fit; never applied
+INCOMING_NAME = ".patch.incoming"  # where the sandbox's diff lands before it is named
+LEFT_OUT_SHOWN = 5  # paths left out of a partial patch named in the one-line error
 
 
 @dataclass(frozen=True)
@@ -173,14 +178,14 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     factory = open_factory(request.settings, display.status, prepared.workspace.root, tuple(plan.specs))
     record = RunRecord.open(prepared, request.settings, request.resume, started)
     record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
-    patch: str | None = None
+    patch: PatchFile | None = None
     try:
         with signals_interrupt() as shield:
             patch = _run_in_sandbox(request, prepared, factory, record, display, shield)
             _write_outputs(request, record, patch, display)
         # The work is saved; verification and --apply may still be interrupted without losing it.
         with signals_interrupt():
-            _verify_and_apply(request, prepared, factory, record, patch or "", display, started)
+            _verify_and_apply(request, prepared, factory, record, patch, display, started)
     except Interrupted as err:
         record.fail(RunStatus.INTERRUPTED, ExitCode.INTERRUPTED, f"interrupted by {err} during verification")
     finally:
@@ -195,7 +200,7 @@ def _run_in_sandbox(
     record: RunRecord,
     display: Display,
     shield: Callable[[], None],
-) -> str | None:
+) -> PatchFile | None:
     """Start the sandbox, run the agent, take the patch; the sandbox is gone when this returns.
 
     The sandbox starts on a thread of its own: the SDK's import and the model's first request
@@ -228,7 +233,7 @@ def _run_in_sandbox(
     sandbox.begin()
     state = LoopState(messages=[])
     restored = prepared.resumed is None  # a resumed run is ready once its partial patch is back
-    patch: str | None = None
+    patch: PatchFile | None = None
     try:
         client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
         if settings.setup or prepared.services.specs or prepared.resumed is not None:
@@ -312,40 +317,99 @@ def _run_agent(
     return agent_loop.run(state)
 
 
-def _collect_patch(sandbox: Sandbox, record: RunRecord) -> str:
+def _collect_patch(sandbox: Sandbox, record: RunRecord) -> PatchFile:
+    """The sandbox's patch, in a file in the run dir. A patch past the limits is a limit (exit 3),
+    and one that cannot be taken an error: neither may pass for "no changes" (issue 13)."""
+    incoming = record.run_dir / INCOMING_NAME
     try:
-        return sandbox.diff()
-    except PatchTooLarge as err:  # a limit, not "no changes" (issue 13)
+        patch = sandbox.diff(incoming)
+    except PatchTooLarge as err:
         record.write("error", stage="diff", error=str(err))
         record.fail(RunStatus.ERROR, err.exit_code, str(err))
-        return ""
+        return PatchFile(incoming, 0)
     except (PatchwrightError, Interrupted, OSError) as err:
         record.write("error", stage="diff", error=str(err))
-        record.summary.error = record.summary.error or f"could not collect the patch: {err}"
-        return ""
+        message = f"could not collect the patch: {err}"
+        if record.summary.status in (RunStatus.ERROR, RunStatus.INTERRUPTED):
+            record.summary.error = record.summary.error or message
+        else:
+            record.fail(RunStatus.ERROR, getattr(err, "exit_code", ExitCode.INFRA), message)
+        return PatchFile(incoming, 0)
+    if patch.over_limit:
+        message = limit_message(patch, record.run_dir / PARTIAL_NAME)
+        record.write(
+            "error",
+            stage="diff",
+            error=message,
+            total_files=patch.total_files,
+            total_bytes=patch.total_bytes,
+            left_out=patch.left_out_count,
+        )
+        record.fail(RunStatus.ERROR, ExitCode.LIMIT, message)
+    return patch
 
 
-def _write_outputs(request: FixRequest, record: RunRecord, patch: str | None, display: Display) -> None:
-    """patch.diff (and --patch FILE); a resumed run that never got going keeps its earlier patch."""
+def limit_message(patch: PatchFile, partial: Path) -> str:
+    """One line: how big, which limit, where the partial patch is, and what it left out (escaped)."""
+    kept = patch.total_files - patch.left_out_count
+    where = (
+        f"a partial patch of the {kept} files that fit is in {partial}"
+        if not patch.empty
+        else "no file fits, so no partial patch was written"
+    )
+    names = ", ".join(clean_line(name, 120) for name in patch.left_out[:LEFT_OUT_SHOWN])
+    more = ", ..." if patch.left_out_count > min(len(patch.left_out), LEFT_OUT_SHOWN) else ""
+    left = f"{patch.left_out_count} left out" + (f": {names}{more}" if names else "")
+    return f"{patch.reason}; {where} (not applied); {left}"
+
+
+def _write_outputs(request: FixRequest, record: RunRecord, patch: PatchFile | None, display: Display) -> None:
+    """patch.diff (and --patch FILE), or past the limits patch.partial.diff with patch.diff empty;
+    a resumed run that never got going keeps its earlier patch."""
     summary = record.summary
+    patched = _complete(patch)
     if summary.status not in (RunStatus.ERROR, RunStatus.INTERRUPTED):
-        summary.exit_code = int(exit_code_for(RunStatus(summary.status), patch or ""))
+        summary.exit_code = int(exit_code_for(RunStatus(summary.status), patched))
     if patch is None and request.resume:
-        summary.patch = str(record.run_dir / "patch.diff")  # the interrupted run's patch, kept as it was
+        summary.patch = str(record.run_dir / PATCH_NAME)  # the interrupted run's patch, kept as it was
         record.save()
         return
-    patch = patch or ""
+    final, partial = record.run_dir / PATCH_NAME, record.run_dir / PARTIAL_NAME
     try:
-        write_text_file(record.run_dir / "patch.diff", patch)
-        summary.patch = str(record.run_dir / "patch.diff") if patch.strip() else None
+        partial.unlink(missing_ok=True)  # a resumed run's earlier one
+        if patch is not None and patch.over_limit and not patch.empty:
+            move_file(patch.path, partial)
+            summary.partial_patch = str(partial)
+            summary.files_changed = files_in_patch_file(partial)
+            summary.files_left_out = patch.left_out_count
+            summary.files_left_out_first = [clean_line(name, 200) for name in patch.left_out]
+        elif patch is not None and patch.over_limit:
+            summary.files_left_out = patch.left_out_count
+            summary.files_left_out_first = [clean_line(name, 200) for name in patch.left_out]
+        if patched:
+            assert patch is not None
+            move_file(patch.path, final)
+            summary.patch = str(final)
+            summary.files_changed = files_in_patch_file(final)
+        else:
+            write_text_file(final, "")  # no complete patch: never a stale one in its place
+            if patch is not None:
+                patch.path.unlink(missing_ok=True)
         if request.patch_path is not None:
-            write_text_file(request.patch_path, patch)
-            summary.patch = str(request.patch_path) if patch.strip() else None
-        summary.files_changed = files_in_patch(patch)
+            copy_file(final, request.patch_path)
+            summary.patch = str(request.patch_path) if patched else None
     except PatchwrightError as err:
         record.fail(RunStatus.ERROR, err.exit_code, str(err))
         display.status(str(err))
+    except OSError as err:
+        record.fail(RunStatus.ERROR, ExitCode.INFRA, f"cannot write the patch: {err.strerror or err}")
+        display.status(str(err))
     record.save()
+
+
+def _complete(patch: PatchFile | None) -> bool:
+    """A whole, non-empty patch: the only kind verified or applied."""
+    return patch is not None and not patch.empty and not patch.over_limit
 
 
 def _verify_and_apply(
@@ -353,15 +417,20 @@ def _verify_and_apply(
     prepared: Prepared,
     factory: SandboxFactory,
     record: RunRecord,
-    patch: str,
+    patch: PatchFile | None,
     display: Display,
     started: float,
 ) -> None:
     summary = record.summary
-    if patch.strip() and summary.status == RunStatus.COMPLETED and prepared.test_command:
-        _verify(request.settings, prepared, factory, record, patch, display, time.monotonic() - started)
-    if request.apply and patch.strip() and summary.exit_code == ExitCode.PATCHED:
-        result = apply_patch(prepared.workspace, record.run_dir / "patch.diff")
+    final = record.run_dir / PATCH_NAME
+    if _complete(patch) and summary.status == RunStatus.COMPLETED and prepared.test_command:
+        _verify(request.settings, prepared, factory, record, final, display, time.monotonic() - started)
+    if request.apply and patch is not None and patch.over_limit:
+        summary.applied = False
+        summary.apply_error = "patch not applied: the changes are past the patch limits (a partial patch)"
+        display.status(summary.apply_error)
+    elif request.apply and _complete(patch) and summary.exit_code == ExitCode.PATCHED:
+        result = apply_patch(prepared.workspace, final)
         summary.applied = result.applied
         summary.apply_error = None if result.applied else result.message
         display.status(result.message)
@@ -372,7 +441,7 @@ def _verify(
     prepared: Prepared,
     factory: SandboxFactory,
     record: RunRecord,
-    patch: str,
+    patch: Path,
     display: Display,
     elapsed: float,
 ) -> None:

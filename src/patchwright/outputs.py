@@ -11,8 +11,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -164,7 +166,11 @@ class RunSummary:
     agent: str
     task: str
     patch: str | None = None
-    files_changed: list[str] = field(default_factory=list)
+    files_changed: list[str] = field(default_factory=list)  # of the partial patch, when there is one
+    # Past the patch limits: the files that fit, whole, in path order; never applied (issue 13)
+    partial_patch: str | None = None
+    files_left_out: int = 0
+    files_left_out_first: list[str] = field(default_factory=list)  # escaped (sanitize.clean_line)
     steps: int = 0
     tokens: dict[str, int] = field(default_factory=dict)
     cost_usd: float | None = None
@@ -195,6 +201,27 @@ def write_text_file(path: Path, text: str) -> None:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
 
 
+def move_file(source: Path, path: Path) -> None:
+    """Rename a finished file into place (same folder: atomic)."""
+    try:
+        os.replace(source, path)
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def copy_file(source: Path, path: Path) -> None:
+    """Copy a patch file to `path` in pieces, atomically (temp file + rename), as write_text_file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from None
+
+
 def write_summary(path: Path, summary: RunSummary, redactor: Redactor) -> None:
     write_text_file(path, json.dumps(redactor.data(summary.as_dict()), indent=2) + "\n")
 
@@ -208,6 +235,25 @@ def files_in_patch(patch: str) -> list[str]:
             if paths:
                 files.append(paths[-1])
     return files
+
+
+HEADER_MAX = 64 * 1024  # a `diff --git` line holds two paths, each at most PATH_MAX, quoted
+
+
+def patch_headers(path: Path) -> Iterator[str]:
+    """The `diff --git` lines of a patch file, read a bounded line at a time: a patch of one
+    huge line costs no more memory than one of many short ones."""
+    with path.open("rb") as fh:
+        at_start = True
+        while line := fh.readline(HEADER_MAX):
+            if at_start and line.startswith(b"diff --git "):
+                yield line.rstrip(b"\n").decode("utf-8", "surrogateescape")
+            at_start = line.endswith(b"\n")
+
+
+def files_in_patch_file(path: Path) -> list[str]:
+    """files_in_patch for a patch on disk, without reading it into memory."""
+    return [paths[-1] for paths in map(diff_header_paths, patch_headers(path)) if paths]
 
 
 def diff_header_paths(header: str) -> list[str]:

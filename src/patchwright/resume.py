@@ -47,10 +47,10 @@ def load(ws: Workspace, run_id: str, task: str) -> Resumed:
 
 def restore_patch(sandbox: Sandbox, run_dir: Path) -> bool:
     """Re-apply the interrupted run's patch in the sandbox; whether there was one."""
-    patch_file = run_dir / "patch.diff"
-    if not patch_file.is_file() or not patch_file.read_bytes().strip():
+    patch_file = run_dir / "patch.diff"  # never patch.partial.diff: a cut patch is not the run's state
+    if not patch_file.is_file() or patch_file.is_symlink() or patch_file.stat().st_size == 0:
         return False
-    result = apply_in(sandbox, patch_file.read_bytes().decode("utf-8", "surrogateescape"))
+    result = apply_in(sandbox, patch_file)
     if result.exit_code != 0:
         raise UsageError(
             f"--resume: the run's partial patch no longer applies: {result.output.strip()[:200]}"

@@ -30,8 +30,9 @@ class RunStatus(StrEnum):
         )
 
 
-def exit_code_for(status: RunStatus, patch: str) -> ExitCode:
-    """The exit code of a run that ended on its own (not by an error or a signal)."""
+def exit_code_for(status: RunStatus, patched: bool) -> ExitCode:
+    """The exit code of a run that ended on its own (not by an error or a signal); `patched`:
+    it wrote a non-empty patch."""
     if status.is_limit:
         return ExitCode.LIMIT
-    return ExitCode.PATCHED if patch.strip() else ExitCode.NO_CHANGES
+    return ExitCode.PATCHED if patched else ExitCode.NO_CHANGES

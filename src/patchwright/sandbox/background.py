@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from patchwright.sandbox.base import CommandResult, Sandbox, StartResult
+from patchwright.sandbox.base import CommandResult, PatchFile, Sandbox, StartResult
 
 
 class BackgroundStart:
@@ -85,9 +86,9 @@ class BackgroundStart:
         self.start()
         return self.inner.file_op(request, timeout)
 
-    def diff(self) -> str:
+    def diff(self, dest: Path) -> PatchFile:
         self.start()
-        return self.inner.diff()
+        return self.inner.diff(dest)
 
     def stop(self) -> None:
         """Let a start under way finish (it cannot be cut safely), then stop."""

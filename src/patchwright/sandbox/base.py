@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from patchwright.errors import SandboxError
@@ -79,6 +80,29 @@ class StartResult:
     """What a started sandbox tells its caller: the setup command's outcome, when there was one."""
 
     setup: CommandResult | None = None
+
+
+@dataclass(frozen=True)
+class PatchFile:
+    """What `Sandbox.diff` wrote on the host: the patch is in `path`, never in memory.
+
+    Past the patch limits (`over_limit`) `path` holds a partial patch: the whole changes of the
+    files that fit, in path order; `left_out` names the first few of the others (as git wrote
+    them: untrusted text, escaped before it reaches a terminal). A partial patch is never applied.
+    """
+
+    path: Path
+    size: int  # bytes in `path`
+    total_files: int = 0  # files the changes touch in all (the partial patch holds fewer)
+    total_bytes: int | None = None  # the whole patch's size, when it was measured
+    over_limit: bool = False
+    reason: str = ""  # past the limits: how big the changes are, and which limit they pass
+    left_out_count: int = 0
+    left_out: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return self.size == 0
 
 
 class SetupFailed(SandboxError):
@@ -178,8 +202,10 @@ class Sandbox(Protocol):
         round trip. A refusal is {"ok": False, "error": "..."}; SandboxError if the helper fails."""
         ...
 
-    def diff(self) -> str:
-        """A unified, binary-safe patch of all changes since start; `git apply` takes it."""
+    def diff(self, dest: Path) -> PatchFile:
+        """Write a unified, binary-safe patch of all changes since start to `dest` on the host,
+        streamed in pieces (memory does not grow with the patch); `git apply` takes it. Past the
+        patch limits `dest` gets the partial patch (PatchFile.over_limit)."""
         ...
 
     def stop(self) -> None:

@@ -28,7 +28,14 @@ from docker.models.images import Image
 
 from patchwright.errors import SandboxError
 from patchwright.sandbox import checkpoint, labels, transfer
-from patchwright.sandbox.base import WORKSPACE, CommandResult, SandboxSpec, SetupFailed, StartResult
+from patchwright.sandbox.base import (
+    WORKSPACE,
+    CommandResult,
+    PatchFile,
+    SandboxSpec,
+    SetupFailed,
+    StartResult,
+)
 from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.checkpoint import Checkpoint
 from patchwright.sandbox.engine import ContainerExec, container_options, disconnect_networks, engine_cpus
@@ -390,15 +397,15 @@ class DockerSandbox:
         opened = self._runner().open(helper_argv(WORKSPACE), what="start the file helper", stderr=False)
         return FileChannel(opened.sock, FrameReader(opened.sock), keepalive=opened)
 
-    def diff(self) -> str:
-        """A binary-safe patch of every change since start, as `git apply` takes it.
+    def diff(self, dest: Path) -> PatchFile:
+        """Write a binary-safe patch of every change since start to `dest`, as `git apply` takes it.
 
         Every process of the sandbox user is killed first (a `setsid` child editing files after
         the last command included), so the patch is what the tools saw; the next `run` opens a
         fresh shell."""
         self._ready()
         self.stop_user_processes()
-        return self._baseline.diff(self._runner())
+        return self._baseline.diff(self._runner(), dest)
 
     def stop_user_processes(self) -> None:
         """SIGKILL every process of the sandbox user: `kill -1` reaches all the caller may signal

@@ -25,6 +25,7 @@ from patchwright.sandbox.base import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_OUTPUT_LIMIT,
     CommandResult,
+    PatchFile,
     ServiceControl,
     SetupFailed,
     StartResult,
@@ -204,8 +205,8 @@ class LocalSandbox:
         theirs.close()
         return FileChannel(ours, RawReader(ours))
 
-    def diff(self) -> str:
-        return self._baseline.diff(self)
+    def diff(self, dest: Path) -> PatchFile:
+        return self._baseline.diff(self, dest)
 
     def stop(self) -> None:
         self._files.close()
