@@ -32,7 +32,13 @@ from patchwright.sandbox import checkpoint, labels, transfer
 from patchwright.sandbox.base import WORKSPACE, CommandResult, SandboxSpec, SetupFailed, StartResult
 from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.checkpoint import Checkpoint
-from patchwright.sandbox.engine import ContainerExec, container_options, disconnect_networks, engine_cpus
+from patchwright.sandbox.engine import (
+    ContainerExec,
+    container_options,
+    discard,
+    disconnect_networks,
+    engine_cpus,
+)
 from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, network_env
 from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
 from patchwright.sandbox.shell import DRIVER, RUNNER, ShellBroken, ShellSession
@@ -154,14 +160,14 @@ class DockerSandbox:
         self._open_shell()
 
     def _discard_container(self) -> None:
-        """Close the shell and the file helper, remove the container; never raises."""
+        """Close the shell and the file helper, kill the container (the engine removes it:
+        `auto_remove`); never raises."""
         self._files.close()
         if self._shell is not None:
             self._shell.close()
             self._shell = None
         if self.container is not None:
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                self.container.remove(force=True, v=True)
+            discard(self.container)
             self.container = None
             self._exec = None
 
