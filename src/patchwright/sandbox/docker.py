@@ -97,10 +97,10 @@ class DockerSandbox:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> StartResult:
-        """Create the container, copy the repo in, run setup, cut the network, open the shell.
+        """Create the container, copy the repo in, run setup, cut the network, open the shell,
+        record the starting state (the base diff() compares against).
 
-        The starting state (the base diff() compares against) is recorded just before the
-        first command.
+        A start from a saved state (verification) records it just before the first command.
         """
         try:
             if self.spec.restore_from:  # verification: the run's own state after setup, offline
@@ -124,6 +124,9 @@ class DockerSandbox:
                 checkpoint.save(self._runner(), Checkpoint(Path(self.spec.checkpoint_to)))
             self._begin_snapshot()  # in a container of its own, in the background
             self._started = True
+            # Now rather than at the first command: a start on a thread (BackgroundStart) then
+            # records while the model's first request is made, not after it.
+            self._ready()
             return StartResult(setup)
         except BaseException:
             self.stop()
