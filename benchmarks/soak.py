@@ -57,9 +57,15 @@ def script_for(fault: str) -> Any:
     return script
 
 
-def containers_of(client: docker.DockerClient, run_id: str) -> list[str]:
-    found = client.containers.list(all=True, filters={"label": f"{labels.RUN_ID}={run_id}"})
-    return [c.name for c in found]
+def containers_of(client: docker.DockerClient, run_id: str, wait: float = 0.0) -> list[str]:
+    """The run's containers still there after up to `wait` s: the engine removes a stopped
+    sandbox itself (AutoRemove), a moment after the run's exit."""
+    deadline = time.monotonic() + wait
+    while True:
+        found = client.containers.list(all=True, filters={"label": f"{labels.RUN_ID}={run_id}"})
+        if not found or time.monotonic() >= deadline:
+            return [c.name for c in found]
+        time.sleep(0.1)
 
 
 def one_run(index: int, fault: str, image: str, workdir: Path, rng: random.Random) -> dict[str, Any]:
@@ -124,7 +130,8 @@ def main() -> int:
         for i in range(args.runs):
             fault = FAULTS[i % len(FAULTS)] if i < len(FAULTS) else rng.choice(FAULTS)
             result = one_run(i, fault, image, Path(tmp), rng)
-            result["leaked"] = containers_of(client, result["run_id"]) if result["run_id"] else []
+            wait = 0.0 if fault == "sigkill" else 30.0  # a SIGKILLed run's container still runs: prune's
+            result["leaked"] = containers_of(client, result["run_id"], wait) if result["run_id"] else []
             results.append(result)
             print(
                 f"{i + 1:3} {fault:10} exit={result['exit']!s:4} status={result['status']!s:12} "

@@ -6,8 +6,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -76,6 +77,15 @@ def our_containers(client: docker.DockerClient) -> list[str]:
         str(c.attrs["Names"][0]).lstrip("/")
         for c in client.containers.list(all=True, filters=mine, sparse=True)
     ]
+
+
+def settled(listing: Callable[[], list[str]], wait: float = 30.0) -> list[str]:
+    """What `listing` still shows once it is empty or `wait` s have passed: the engine removes a
+    stopped sandbox itself (AutoRemove), a moment after `stop()` or the run's exit returned."""
+    deadline = time.monotonic() + wait
+    while (left := listing()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +163,7 @@ def no_container_left(request: pytest.FixtureRequest) -> Iterator[None]:
     if "docker_client" not in request.fixturenames and "sandbox" not in request.fixturenames:
         return
     client: docker.DockerClient = request.getfixturevalue("docker_client")
-    left = our_containers(client)
+    left = settled(lambda: our_containers(client))
     for name in left:
         client.containers.get(name).remove(force=True, v=True)
     assert not left, f"containers left behind: {left}"

@@ -30,7 +30,7 @@ from patchwright.selfcheck import DEFAULT_MAX_CONTINUES
 import batch_scenario
 from batch_scenario import Scenario
 from fakeapi import FakeAnthropic, delay, error, message, text, tool_use
-from helpers import SESSION_ID, TEST_LABEL, git, make_repo
+from helpers import SESSION_ID, TEST_LABEL, git, make_repo, settled
 from raycluster import LOOPBACK_ENV, RayCluster
 from test_e2e import AGENT, agent_env
 
@@ -307,7 +307,7 @@ def test_ctrl_c_stops_starting_and_a_second_interrupts(
         patch = (out / "runs" / row["instance_id"] / "patch.diff").read_text()
         assert patch.startswith("diff --git")  # the partial patch: the edit made before the interrupt
     assert not (out / "predictions.jsonl").read_text()
-    assert watcher.owners and not watcher.containers_left(docker_client)
+    assert watcher.owners and not settled(lambda: watcher.containers_left(docker_client))
 
 
 def test_usage_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -465,6 +465,6 @@ def test_instance_whose_image_holds_the_repo(
         patch = lines(out / "predictions.jsonl")[0]["model_patch"]
         assert patch.startswith("diff --git a/app.py b/app.py") and "+    return a + b" in patch
         assert blob_of(patch, "app.py") == git(source, "rev-parse", f"{base}:app.py").strip()
-        assert not watcher.containers_left(docker_client)
+        assert not settled(lambda: watcher.containers_left(docker_client))
     finally:
         docker_client.images.remove(tag, force=True)

@@ -35,7 +35,7 @@ from fakeapi import (
     text,
     tool_use,
 )
-from helpers import git, make_repo, repo_state
+from helpers import git, make_repo, repo_state, settled
 
 EDITOR = "str_replace_based_edit_tool"
 
@@ -168,7 +168,7 @@ def test_fixes_each_example_end_to_end(
     command = example.test_command.replace("python3", sys.executable)
     check = subprocess.run(command, shell=True, cwd=clone, capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert not containers_of(docker_client, summary["run_id"])
+    assert not settled(lambda: containers_of(docker_client, summary["run_id"]))
 
 
 @pytest.fixture
@@ -276,7 +276,7 @@ def test_api_failure_mid_run_exits_4_and_keeps_the_work(
     assert "+    return a + b" in Path(summary["patch"]).read_text()
     trajectory = (Path(summary["run_dir"]) / "trajectory.jsonl").read_text()
     assert '"event": "tool_result"' in trajectory and '"event": "run_end"' in trajectory
-    assert not containers_of(docker_client, summary["run_id"])
+    assert not settled(lambda: containers_of(docker_client, summary["run_id"]))
 
 
 def test_rejected_key_exits_4_with_one_line(buggy_repo: Path, sandbox_image: str) -> None:
@@ -317,7 +317,7 @@ def test_sigint_mid_run_exits_130_with_partial_patch_and_no_container(
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     assert "+    return a + b" in (run_dir / "patch.diff").read_text()
-    assert not containers_of(docker_client, summary["run_id"])
+    assert not settled(lambda: containers_of(docker_client, summary["run_id"]))
 
 
 def test_sigterm_is_handled_like_ctrl_c(
@@ -341,7 +341,7 @@ def test_sigterm_is_handled_like_ctrl_c(
     assert proc.returncode == 130
     summary = json.loads((only_run(buggy_repo) / "summary.json").read_text())
     assert summary["status"] == "interrupted"
-    assert not containers_of(docker_client, summary["run_id"])
+    assert not settled(lambda: containers_of(docker_client, summary["run_id"]))
 
 
 def test_resume_continues_an_interrupted_run(buggy_repo: Path, sandbox_image: str) -> None:
@@ -623,4 +623,4 @@ def test_verification_starts_from_the_state_setup_left_without_running_it_again(
     assert f"saw={token} home={token}" in tests["before"]["output_tail"]
     assert f"saw={token} home={token}" in tests["after"]["output_tail"]
     assert not list(Path(tempfile.gettempdir()).glob(f"patchwright-checkpoint-{summary['run_id']}-*"))
-    assert not containers_of(docker_client, summary["run_id"])
+    assert not settled(lambda: containers_of(docker_client, summary["run_id"]))

@@ -27,7 +27,7 @@ from patchwright.workspace import (
 )
 
 from fakeapi import FakeAnthropic, message, text, tool_use
-from helpers import git, make_repo
+from helpers import git, make_repo, settled
 from test_e2e import EDITOR, agent_env, containers_of, edit_then, only_run, run_agent
 
 SAFE = """diff --git a/app.py b/app.py
@@ -161,7 +161,7 @@ def test_sigterm_during_verification_exits_130_and_leaves_no_container(
     summary = json.loads((only_run(repo) / "summary.json").read_text())
     assert summary["status"] == "interrupted" and "verification" in summary["error"]
     assert "+    return a + b" in (only_run(repo) / "patch.diff").read_text()
-    assert not containers_of(docker_client, summary["run_id"])
+    assert not settled(lambda: containers_of(docker_client, summary["run_id"]))
     assert (
         json.loads((only_run(repo) / "trajectory.jsonl").read_text().splitlines()[-1])["event"] == "run_end"
     )

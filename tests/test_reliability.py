@@ -18,7 +18,7 @@ import pytest
 from patchwright.sandbox.docker import DockerSandbox
 
 from fakeapi import FakeAnthropic, message, text, tool_use
-from helpers import make_repo
+from helpers import make_repo, settled
 from test_e2e import EDITOR, agent_env, containers_of, edit_then, only_run, run_agent
 
 
@@ -127,7 +127,7 @@ def test_prune_removes_what_a_sigkilled_run_left(
         [sys.executable, "-m", "patchwright", "sandbox", "prune"], capture_output=True, text=True, timeout=120
     )
     assert pruned.returncode == 0, pruned.stderr
-    assert not containers_of(docker_client, run_id)
+    assert not settled(lambda: containers_of(docker_client, run_id))
     for name in volumes:
         with pytest.raises(docker.errors.NotFound):
             docker_client.volumes.get(name)

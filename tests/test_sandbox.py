@@ -16,7 +16,7 @@ from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.workspace import open_workspace
 
-from helpers import diff_text, git, make_repo, our_containers
+from helpers import diff_text, git, make_repo, our_containers, settled
 
 
 def started(client: docker.DockerClient, spec: SandboxSpec, repo: Path) -> DockerSandbox:
@@ -263,7 +263,7 @@ def test_failing_setup_is_a_clear_error_and_leaves_nothing(
     with pytest.raises(SandboxError, match="setup command exited with 3: broken"):
         box.start()
     assert box.container is None
-    assert not our_containers(docker_client)
+    assert not settled(lambda: our_containers(docker_client))
 
 
 def test_stop_removes_the_container_and_nothing_stays_on_disk(
@@ -275,10 +275,12 @@ def test_stop_removes_the_container_and_nothing_stays_on_disk(
     inspected = docker_client.api.inspect_container(box.container.id)
     assert inspected["Mounts"] == []  # no volume, no bind mount: the workspace is a tmpfs
     assert "/workspace" in inspected["HostConfig"]["Tmpfs"]
+    assert inspected["HostConfig"]["AutoRemove"] is True  # stopped by anyone, the engine removes it
     box.stop()
     box.stop()  # twice is fine
-    with pytest.raises(docker.errors.NotFound):
-        docker_client.containers.get(name)
+    assert not settled(
+        lambda: [c.name for c in docker_client.containers.list(all=True, filters={"name": name})]
+    )
 
 
 def test_a_full_workspace_stops_the_write_not_the_run(
@@ -305,7 +307,7 @@ def test_missing_image_is_a_sandbox_error(
     )
     with pytest.raises(SandboxError, match="not found"):
         box.start()
-    assert not our_containers(docker_client)
+    assert not settled(lambda: our_containers(docker_client))
 
 
 def test_same_size_edit_made_just_after_commit_is_in_the_base(

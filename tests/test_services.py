@@ -23,7 +23,7 @@ from patchwright.services import ServiceError, ServiceSet, ServiceSpec, parse_sp
 from patchwright.services.image import ensure_services_image
 from patchwright.workspace import open_workspace
 
-from helpers import SESSION_ID, TEST_LABEL, our_containers
+from helpers import SESSION_ID, TEST_LABEL, our_containers, settled
 
 
 @pytest.fixture(scope="session")
@@ -193,7 +193,7 @@ def test_service_containers_are_hardened_and_labelled(box_with, docker_client) -
             in container.exec_run(["sh", "-c", "awk '{print $2, $3}' /proc/mounts"]).output.decode()
         )
     box.stop()
-    assert our_containers(docker_client) == []
+    assert settled(lambda: our_containers(docker_client)) == []
 
 
 def test_setup_runs_after_the_services_are_ready_and_sees_their_variables(box_with, spec) -> None:  # type: ignore[no-untyped-def]
@@ -250,7 +250,7 @@ def test_a_service_that_fails_to_start_names_itself_and_leaves_nothing(  # type:
         match=r"service postgres \(postgres\) failed to start: it exited.*last log lines: .*role name .pg_bad. is reserved",
     ):
         box_with("redis", clash, ready_timeout=30)
-    assert our_containers(docker_client) == []
+    assert settled(lambda: our_containers(docker_client)) == []
 
 
 def test_prune_removes_service_containers_of_a_dead_run(docker_client, services_image, box_with) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,7 @@ from test_services import services_image  # noqa: F401  (the session fixture: th
 
 from example_fixes import INVENTORY_SERVICE_POSTGRES as EXAMPLE
 from fakeapi import FakeAnthropic, RecordedRequest, last_tool_results, message, text, tool_use
-from helpers import make_repo
+from helpers import make_repo, settled
 from test_e2e import AGENT, EDITOR, agent_env, containers_of, edit_then, example_repo, only_run, run_agent
 
 
@@ -101,7 +101,9 @@ def test_fixes_a_connection_bug_against_the_runs_own_postgres(
     records = [json.loads(line) for line in (only_run(repo) / "trajectory.jsonl").read_text().splitlines()]
     [recorded] = [r for r in records if r["event"] == "services"]
     assert recorded["detected"] is True and recorded["services"][0]["names"] == ["postgres"]
-    assert not containers_of(docker_client, summary["run_id"])  # sandboxes and services, both runs
+    assert not settled(
+        lambda: containers_of(docker_client, summary["run_id"])
+    )  # sandboxes and services, both runs
 
 
 def test_unknown_service_is_exit_2_before_anything_starts(
@@ -138,7 +140,7 @@ def test_a_service_that_cannot_start_is_exit_4_naming_it(
     assert 'role name "pg_app" is reserved' in line
     summary = json.loads((only_run(repo) / "summary.json").read_text())
     assert summary["exit_code"] == 4 and summary["services"][0]["name"] == "db"
-    assert not containers_of(docker_client, summary["run_id"])
+    assert not settled(lambda: containers_of(docker_client, summary["run_id"]))
 
 
 def _start_and_wait(
@@ -177,7 +179,7 @@ def test_sigterm_removes_the_services_too(
         proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert len(running) == 3  # the sandbox and its two services, while the run ran
-    assert not containers_of(docker_client, _run_id(docker_client, repo))
+    assert not settled(lambda: containers_of(docker_client, _run_id(docker_client, repo)))
 
 
 def test_prune_removes_the_services_of_a_killed_run(
@@ -194,7 +196,7 @@ def test_prune_removes_the_services_of_a_killed_run(
     assert len(left) == 2  # the sandbox and its redis
     report = prune(docker_client, extra_labels={labels.RUN_ID: run_id})  # this run's only
     assert len(report.containers_removed) == 2
-    assert not containers_of(docker_client, run_id)
+    assert not settled(lambda: containers_of(docker_client, run_id))
 
 
 def test_verification_runs_setup_again_when_setup_filled_the_databases(
@@ -239,4 +241,4 @@ def test_verification_runs_setup_again_when_setup_filled_the_databases(
     summary = json.loads(result.stdout)
     assert summary["tests"]["from_setup_state"] is False
     assert summary["verified"] is True, summary["tests"]
-    assert not containers_of(docker_client, summary["run_id"])
+    assert not settled(lambda: containers_of(docker_client, summary["run_id"]))

@@ -294,7 +294,7 @@ def test_second_start_comes_from_the_snapshot_and_matches_the_host(
         assert "racy.txt" in box.sync_plan.send
         assert sandbox_files(box) == host_files(repo)  # nothing the model did, nothing ignored
         assert box.run("test -x script.sh && echo x").output == "x\n"
-        # The base, recorded at the first command, equals a fresh `git add -A` of this tree.
+        # The base, recorded at the start, equals a fresh `git add -A` of this tree.
         git_ = trusted_git("/tmp/full.index")
         full = box.run(f"rm -f /tmp/full.index; {git_} add -A; {git_} write-tree").output.split()[-1]
         assert box._baseline.tree == full

@@ -305,30 +305,39 @@ def tar_stream(ws: Workspace, files: list[str], uid: int, gid: int) -> Iterator[
     return tar_members(ws, copy_members(ws, files), uid, gid)
 
 
+def _tar_argv(uid: int, gid: int) -> list[str]:
+    """GNU tar writing an archive of the NUL-separated names on its stdin, owned by uid:gid."""
+    return [
+        "tar",
+        "-c",
+        "-f",
+        "-",
+        "--no-recursion",
+        "--null",
+        "-T",
+        "-",
+        f"--owner={uid}",
+        f"--group={gid}",
+        "--numeric-owner",
+        "--ignore-failed-read",
+    ]
+
+
+def _listing(members: list[str]) -> bytes:
+    return "\0".join(members).encode("utf-8", "surrogateescape") + b"\0"
+
+
 def tar_members(ws: Workspace, members: list[str], uid: int, gid: int) -> Iterator[bytes]:
     """Stream a tar of exactly `members` (paths relative to the repo root), owned by uid:gid."""
-    listing = "\0".join(members).encode("utf-8", "surrogateescape") + b"\0"
     proc = subprocess.Popen(
-        [
-            "tar",
-            "-c",
-            "-f",
-            "-",
-            "--no-recursion",
-            "--null",
-            "-T",
-            "-",
-            f"--owner={uid}",
-            f"--group={gid}",
-            "--numeric-owner",
-            "--ignore-failed-read",
-        ],
+        _tar_argv(uid, gid),
         cwd=ws.root,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
     assert proc.stdin is not None and proc.stdout is not None
+    listing = _listing(members)
     # The list is small next to the pipe's throughput; feeding it from a thread avoids a deadlock.
     import threading
 
@@ -348,6 +357,23 @@ def tar_members(ws: Workspace, members: list[str], uid: int, gid: int) -> Iterat
         proc.stdout.close()
         proc.wait()
         feeder.join()
+
+
+def tar_into(ws: Workspace, members: list[str], uid: int, gid: int, fd: int, timeout: float) -> int:
+    """Write a tar of exactly `members` straight into `fd` (a blocking socket or pipe); tar's exit code.
+
+    No byte passes through this process: while the copy runs, Python only waits, so a thread
+    busy elsewhere (the SDK's import) neither slows the copy nor is slowed by it.
+    """
+    proc = subprocess.Popen(
+        _tar_argv(uid, gid), cwd=ws.root, stdin=subprocess.PIPE, stdout=fd, stderr=subprocess.DEVNULL
+    )
+    try:
+        proc.communicate(_listing(members), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return proc.returncode
 
 
 def git_config_tar(ws: Workspace, uid: int, gid: int) -> bytes | None:

@@ -127,18 +127,25 @@ class Baseline:
         # `cp -p` keeps the index's own mtime, which git's racy-entry check relies on.
         walk = f"{git} -c core.checkStat=minimal -c core.trustctime=false add -A"
         fill = walk
+        settle = ""
         if dirty is not None:
             listing = base64.b64encode(b"".join(os.fsencode(name) + b"\0" for name in dirty)).decode()
             fill = (
                 f"if ! printf %s {listing} | base64 -d | {git} update-index -z --add --remove --replace "
                 f"--stdin; then {walk}; fi"
             )
+            # Every entry now holds its file's content: the host's git checked the rest (racy
+            # entries by content), and the dirty ones were hashed here. An index as old as the
+            # files (a fresh clone's) would leave entries "racily clean" for good, and each diff's
+            # `add -A` would hash and store those files again (thousands: seconds); dated now,
+            # only a later change to a file is seen as one.
+            settle = f"touch {index}; "
         script = (
             f"set -e; mkdir -p {self.control_dir}; cd {ws}; rm -f {index}; "
             f"if [ ! -d .git ]; then {plain} init -q; fi; mkdir -p .git/objects; "
             f"fmt=$({plain} rev-parse --show-object-format 2>/dev/null || echo sha1); {FRESH_GIT_DIR}"
             f"if [ -f .git/index ]; then cp -p .git/index {index}; fi; {fill}; "
-            f'tree=$({git} write-tree); {plain} update-ref {BASE_REF} "$tree"; rm -rf "$g"; '
+            f'tree=$({git} write-tree); {plain} update-ref {BASE_REF} "$tree"; rm -rf "$g"; {settle}'
             f'echo "$tree $(sha256sum < {index} | cut -c1-64) $fmt"'
         )
         result = box.execute(["bash", "-c", script], timeout=600)
@@ -166,6 +173,9 @@ class Baseline:
         git = isolated_git(ws, '"$g/index"', '"$g/objects"')
         reader = isolated_git(ws, '"$g/index"', '"$g/objects"', alternates=f"{ws}/.git/objects")
         patch, index = f"{ctl}/patch.diff", f"{ctl}/patch.index"
+        # The index is compared with the base tree directly (`diff --cached`), not written as a
+        # tree first: write-tree would write every directory's tree into the fresh object store
+        # (2,000 of them in a 20,000-file repo: most of a second), since it finds none there.
         # Within the limits the -M patch is written (never more than max_bytes + 1 of it); past
         # them, an index of the rename-free patch's file sections, each `OFFSET:diff --git ...`,
         # ending in a line whose offset is the patch's size and which carries git's exit code.
@@ -178,18 +188,17 @@ class Baseline:
             f'[ "$(sha256sum < {ctl}/base.index | cut -c1-64)" = "{self.index_sum}" ]; then '
             f'cp -p {ctl}/base.index "$g/index"; fi; '
             f"{git} -c core.checkStat=minimal -c core.trustctime=false add -A >/dev/null; "
-            f"tree=$({git} write-tree --missing-ok); "
-            f'files=$({reader} diff --name-only -z --no-renames {self.tree} "$tree" | tr -cd "\\0" | wc -c); '
+            f'files=$({reader} diff --cached --name-only -z --no-renames {self.tree} | tr -cd "\\0" | wc -c); '
             f'over=0; size=0; if [ "$files" -gt {self.max_files} ]; then over=1; else '
-            f'{{ if {reader} {DIFF_OPTIONS} -M {self.tree} "$tree"; then echo 0 > "$g/rc"; else echo $? > "$g/rc"; fi; }} '
+            f'{{ if {reader} {DIFF_OPTIONS} --cached -M {self.tree}; then echo 0 > "$g/rc"; else echo $? > "$g/rc"; fi; }} '
             f"| head -c {self.max_bytes + 1} > {patch}; size=$(wc -c < {patch}); "
             f'if [ "$size" -gt {self.max_bytes} ]; then over=1; '
             f'elif [ "$(cat "$g/rc")" != 0 ]; then echo "git diff failed"; exit 5; fi; fi; '
             f"if [ $over = 1 ]; then rm -f {patch}; "
-            f'{{ if {reader} {DIFF_OPTIONS} --no-renames {self.tree} "$tree"; then rc=0; else rc=$?; fi; '
+            f'{{ if {reader} {DIFF_OPTIONS} --cached --no-renames {self.tree}; then rc=0; else rc=$?; fi; '
             f'echo "diff --git END $rc"; }} '
             f"| grep -a -b '^diff --git ' | head -c {INDEX_LIMIT} > {index}; "
-            f'echo "over $files $g $tree"; else rm -rf "$g"; echo "ok $size $files"; fi'
+            f'echo "over $files $g"; else rm -rf "$g"; echo "ok $size $files"; fi'
         )
         result = box.execute(["bash", "-c", script], timeout=600, output_limit=4096)
         fields = (result.output.strip().splitlines() or [""])[-1].split()
@@ -203,19 +212,18 @@ class Baseline:
             return PatchFile(dest, size, total_files=files, total_bytes=size)
         if (
             fields[0] == "over"
-            and len(fields) == 4
+            and len(fields) == 3
             and fields[1].isdigit()
             and _GIT_DIR.fullmatch(fields[2])
-            and _OBJECT_ID.fullmatch(fields[3])
         ):
             gitdir = fields[2]
             try:
-                return self._partial(box, int(fields[1]), gitdir, fields[3], dest)
+                return self._partial(box, int(fields[1]), gitdir, dest)
             finally:
                 box.execute(["rm", "-rf", "--", gitdir], timeout=120)
         raise SandboxError(f"cannot compute the patch: {result.output.strip()[-200:]}")
 
-    def _partial(self, box: Runs, files: int, gitdir: str, tree: str, dest: Path) -> PatchFile:
+    def _partial(self, box: Runs, files: int, gitdir: str, dest: Path) -> PatchFile:
         """The whole changes of the files that fit the limits, in path order, cut in the sandbox
         from the rename-free patch (git makes it again, the same bytes) and copied out."""
         ctl = self.control_dir
@@ -234,7 +242,7 @@ class Baseline:
         ranges = "".join(f"{start} {length}\n" for start, length in cut.ranges())
         script = (
             f"set -e; g={gitdir}; cd {self.workspace}; cat > {ctl}/patch.ranges; "
-            f"{reader} {DIFF_OPTIONS} --no-renames {self.tree} {tree} "
+            f"{reader} {DIFF_OPTIONS} --cached --no-renames {self.tree} "
             f"| env -i PATH=/usr/bin:/bin python3 -I -S -B -c {shlex.quote(CUT_FILTER)} {ctl}/patch.ranges "
             f"> {patch}; wc -c < {patch}"
         )

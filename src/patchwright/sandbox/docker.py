@@ -38,7 +38,13 @@ from patchwright.sandbox.base import (
 )
 from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.checkpoint import Checkpoint
-from patchwright.sandbox.engine import ContainerExec, container_options, disconnect_networks, engine_cpus
+from patchwright.sandbox.engine import (
+    ContainerExec,
+    container_options,
+    discard,
+    disconnect_networks,
+    engine_cpus,
+)
 from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, network_env
 from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
 from patchwright.sandbox.shell import ShellBroken, ShellSession, driver_argv
@@ -97,10 +103,10 @@ class DockerSandbox:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> StartResult:
-        """Create the container, copy the repo in, run setup, cut the network, open the shell.
+        """Create the container, copy the repo in, run setup, cut the network, open the shell,
+        record the starting state (the base diff() compares against).
 
-        The starting state (the base diff() compares against) is recorded just before the
-        first command.
+        A start from a saved state (verification) records it just before the first command.
         """
         try:
             if self.spec.restore_from:  # verification: the run's own state after setup, offline
@@ -124,6 +130,9 @@ class DockerSandbox:
                 checkpoint.save(self._runner(), Checkpoint(Path(self.spec.checkpoint_to)))
             self._begin_snapshot()  # in a container of its own, in the background
             self._started = True
+            # Now rather than at the first command: a start on a thread (BackgroundStart) then
+            # records while the model's first request is made, not after it.
+            self._ready()
             return StartResult(setup)
         except BaseException:
             self.stop()
@@ -160,14 +169,14 @@ class DockerSandbox:
         self._open_shell()
 
     def _discard_container(self) -> None:
-        """Close the shell and the file helper, remove the container; never raises."""
+        """Close the shell and the file helper, kill the container (the engine removes it:
+        `auto_remove`); never raises."""
         self._files.close()
         if self._shell is not None:
             self._shell.close()
             self._shell = None
         if self.container is not None:
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                self.container.remove(force=True, v=True)
+            discard(self.container)
             self.container = None
             self._exec = None
 

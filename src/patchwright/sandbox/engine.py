@@ -13,6 +13,7 @@ import os
 import re
 import secrets
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -104,6 +105,21 @@ def raw_socket(raw: Any) -> socket.socket:
     return sock
 
 
+@contextlib.contextmanager
+def stdin_fd(sock: socket.socket) -> Iterator[int | None]:
+    """The descriptor of an exec's socket, blocking, for another process to write into directly;
+    None when its bytes must pass through Python (TLS)."""
+    if isinstance(sock, ssl.SSLSocket):
+        yield None
+        return
+    timeout = sock.gettimeout()
+    sock.settimeout(None)  # a descriptor with a timeout is non-blocking: a writer would get EAGAIN
+    try:
+        yield sock.fileno()
+    finally:
+        sock.settimeout(timeout)
+
+
 @dataclass(frozen=True)
 class OpenExec:
     """A started exec. `response` owns `sock`: when the collector frees it, it closes the socket,
@@ -159,18 +175,22 @@ class ContainerExec:
         env: dict[str, str] | None = None,
         timeout: float = 600,
         what: str = "run a command",
+        send: Callable[[socket.socket], None] | None = None,
     ) -> int | None:
         """Run a process to its end, feeding `stdin` and each output payload to `sink`; its exit code.
 
-        Stops reading at the deadline, or when `sink` returns False; an early close of
-        stdin by the process (it died) ends the writing, not the run.
+        `send`, instead of `stdin`, writes the process's stdin itself (to the socket, or its
+        descriptor: `stdin_fd`). Stops reading at the deadline, or when `sink` returns False; an
+        early close of stdin by the process (it died) ends the writing, not the run.
         """
         opened = self.open(argv, env, what)
         exec_id, sock = opened.exec_id, opened.sock
         try:
-            if stdin is not None:
+            if stdin is not None or send is not None:
                 try:
-                    for chunk in stdin:
+                    if send is not None:
+                        send(sock)
+                    for chunk in stdin or ():
                         sock.sendall(chunk)
                     sock.shutdown(socket.SHUT_WR)
                 except OSError as err:  # the process exited and closed its stdin
@@ -212,7 +232,14 @@ class ContainerExec:
     def kill_user_processes(self) -> None:
         """SIGKILL every process of the sandbox user: `kill -1` reaches all the caller may signal
         but itself, atomically against fork; the main process is root's and stays."""
-        script = "kill -KILL -1 2>/dev/null; sleep 0.1; kill -KILL -1 2>/dev/null; exit 0"
+        # Killed again until no process of the user but this one is left in /proc (a zombie
+        # counts until the container's init reaps it): no fixed pause, at most ~1 s for one stuck
+        # in the kernel. (`kill -0 -1` cannot tell: it succeeds while root's processes exist.)
+        script = (
+            'left() { for p in /proc/[0-9]*; do [ "${p#/proc/}" != $$ ] && [ -O "$p" ] && return 0; '
+            "done; return 1; }; kill -KILL -1 2>/dev/null; n=0; "
+            "while left && [ $n -lt 100 ]; do sleep 0.01; kill -KILL -1 2>/dev/null; n=$((n+1)); done; exit 0"
+        )
         output = CappedBuffer(4096)
         # Not under `timeout`, which `kill -1` would take down with the rest.
         code = self.stream(
@@ -305,7 +332,24 @@ def container_options(spec: SandboxSpec, writable_root: bool, cpus: float) -> di
         "mounts": [],
         "stdin_open": False,
         "tty": False,
+        # The engine removes the container once it is stopped, even if this process died first: a
+        # stop is a kill, and no one waits for the removal (unmounts, the layer: 0.2-0.4 s).
+        "auto_remove": True,
     }
+
+
+def discard(container: Container) -> None:
+    """Kill a container made with `auto_remove` (the engine then removes it); one that never
+    started, or has exited already, is removed here. Never raises."""
+    try:
+        container.kill()
+        return
+    except docker.errors.NotFound:
+        return
+    except (docker.errors.APIError, requests.RequestException):
+        pass  # not running (created only, or exited): removed below, unless the engine is at it
+    with contextlib.suppress(docker.errors.APIError, requests.RequestException):
+        container.remove(force=True, v=True)
 
 
 def disconnect_networks(client: docker.DockerClient, container: Container) -> None:

@@ -9,9 +9,9 @@ follow in the same stream.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
-from collections.abc import Callable, Iterable
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import docker
@@ -21,7 +21,7 @@ from docker.models.images import Image
 from patchwright.errors import SandboxError
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE, SandboxSpec
-from patchwright.sandbox.engine import ContainerExec, container_options, engine_cpus
+from patchwright.sandbox.engine import ContainerExec, container_options, engine_cpus, stdin_fd
 from patchwright.sandbox.env import GID, UID
 from patchwright.sandbox.snapshot import (
     FIND_ARGV,
@@ -33,7 +33,14 @@ from patchwright.sandbox.snapshot import (
     plan_sync,
 )
 from patchwright.sandbox.stream import CappedBuffer
-from patchwright.workspace import Workspace, copy_members, git_config_tar, scan_files, tar_members
+from patchwright.workspace import (
+    Workspace,
+    copy_members,
+    git_config_tar,
+    scan_files,
+    tar_into,
+    tar_members,
+)
 
 Progress = Callable[[str], None]
 
@@ -56,12 +63,29 @@ def list_host(ws: Workspace, with_entries: bool) -> HostView:
     return HostView(scan.files, members, entries, scan.dirty)
 
 
-def extract(runner: ContainerExec, chunks: Iterable[bytes]) -> None:
-    """Extract the tar archives in `chunks`, one after another (--ignore-zeros reads past
-    each one's end), as the sandbox user."""
+COPY_TIMEOUT = 1800.0  # seconds the host's tar may take to write a repo into the sandbox
+
+
+def extract(runner: ContainerExec, ws: Workspace, members: list[str], extra: list[bytes]) -> None:
+    """Extract a tar of `members`, then the archives in `extra`, one after another (--ignore-zeros
+    reads past each one's end), as the sandbox user.
+
+    The host's tar writes into the exec's socket itself (`tar_into`); through Python only when
+    the socket is TLS."""
     errors = CappedBuffer(4096)
     argv = ["tar", "-x", "-i", "-f", "-", "-C", WORKSPACE]
-    code = runner.stream(argv, errors.take, stdin=chunks, what="copy the repository")
+
+    def send(sock: socket.socket) -> None:
+        if not members:
+            return
+        with stdin_fd(sock) as fd:
+            if fd is None:
+                for chunk in tar_members(ws, members, UID, GID):
+                    sock.sendall(chunk)
+            elif (code := tar_into(ws, members, UID, GID, fd, COPY_TIMEOUT)) != 0:
+                errors.take(f"the host's tar exited with {code}\n".encode())
+
+    code = runner.stream(argv, errors.take, send=send, stdin=extra, what="copy the repository")
     if code != 0:
         detail = errors.render()[0].strip().splitlines()[-1:] or [f"tar exited with {code}"]
         raise SandboxError(f"cannot copy the repository into the sandbox: {detail[0][:200]}")
@@ -97,7 +121,7 @@ def _configs(ws: Workspace) -> list[bytes]:
 def copy_all(runner: ContainerExec, ws: Workspace, view: HostView, progress: Progress) -> None:
     """The whole repo, as git sees it, into an empty workspace."""
     progress(f"copying {len(view.files)} files into the sandbox")
-    extract(runner, itertools.chain(tar_members(ws, view.members, UID, GID), _configs(ws)))
+    extract(runner, ws, view.members, _configs(ws))
 
 
 def sync(
@@ -127,8 +151,7 @@ def sync(
             raise SandboxError(
                 f"cannot remove what the repo no longer has: {output.render()[0].strip()[-200:]}"
             )
-    sent = tar_members(ws, plan.send, UID, GID) if plan.send else iter(())
-    extract(runner, itertools.chain(sent, _configs(ws)))
+    extract(runner, ws, plan.send, _configs(ws))
     return plan
 
 
