@@ -195,7 +195,7 @@ class Baseline:
             f'if [ "$size" -gt {self.max_bytes} ]; then over=1; '
             f'elif [ "$(cat "$g/rc")" != 0 ]; then echo "git diff failed"; exit 5; fi; fi; '
             f"if [ $over = 1 ]; then rm -f {patch}; "
-            f'{{ if {reader} {DIFF_OPTIONS} --cached --no-renames {self.tree}; then rc=0; else rc=$?; fi; '
+            f"{{ if {reader} {DIFF_OPTIONS} --cached --no-renames {self.tree}; then rc=0; else rc=$?; fi; "
             f'echo "diff --git END $rc"; }} '
             f"| grep -a -b '^diff --git ' | head -c {INDEX_LIMIT} > {index}; "
             f'echo "over $files $g"; else rm -rf "$g"; echo "ok $size $files"; fi'
@@ -210,12 +210,7 @@ class Baseline:
             size, files = int(fields[1]), int(fields[2])
             self._copy_out(box, patch, size, dest)
             return PatchFile(dest, size, total_files=files, total_bytes=size)
-        if (
-            fields[0] == "over"
-            and len(fields) == 3
-            and fields[1].isdigit()
-            and _GIT_DIR.fullmatch(fields[2])
-        ):
+        if fields[0] == "over" and len(fields) == 3 and fields[1].isdigit() and _GIT_DIR.fullmatch(fields[2]):
             gitdir = fields[2]
             try:
                 return self._partial(box, int(fields[1]), gitdir, dest)
