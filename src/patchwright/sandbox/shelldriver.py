@@ -44,6 +44,7 @@ import time
 
 KILL_GRACE = 2.0  # seconds between TERM and KILL for a command past its timeout
 CHUNK = 1 << 16
+MAX_STATE = 4 << 20  # bytes of exported variables a command may leave for the next
 MAX_LINGERING = 64  # output pipes kept open for processes earlier commands left running
 
 # Runs one command. $1: restored state (file descriptor), $2: the command, $3: where the state
@@ -127,7 +128,7 @@ class Driver:
                 os.close(fd)
         state = bytearray()
         code, timed_out = self.follow(child, out_read, state_read, state, limit)
-        if state and not timed_out:
+        if state and not timed_out and len(state) <= MAX_STATE:
             self.state = bytes(state)
         os.close(state_read)
         self.send(b"X", json.dumps({"code": code, "timed_out": timed_out}).encode())
@@ -140,7 +141,9 @@ class Driver:
         open_fds = {out_read, state_read, *self.lingering}
         for fd in open_fds:
             poller.register(fd, select.POLLIN)
-        exited = os.pidfd_open(child.pid) if hasattr(os, "pidfd_open") else None  # readable at exit
+        exited = None  # readable once the command's bash exits (Linux 5.3+)
+        with contextlib.suppress(AttributeError, OSError):
+            exited = os.pidfd_open(child.pid)
         if exited is not None:
             poller.register(exited, select.POLLIN)
         deadline = time.monotonic() + limit
@@ -191,7 +194,8 @@ class Driver:
                 os.close(fd)
             return False
         if fd == state_read:
-            state += data
+            if len(state) <= MAX_STATE:  # past it the state is dropped: the one before stays
+                state += data
         else:
             self.send(b"O", data)
         return True
