@@ -19,7 +19,7 @@ from patchwright.sandbox.docker import DockerSandbox
 from patchwright.verify import verify_patch
 from patchwright.workspace import open_workspace
 
-from helpers import git, make_repo
+from helpers import diff_text, git, make_repo
 
 box = test_security.box  # the same small sandbox as the rest of the suite
 
@@ -113,3 +113,22 @@ def test_6_the_second_test_run_of_a_verification_starts_with_nothing_left_runnin
     outcome = verify_patch(sandbox, patch, test_command, timeout=60)
     assert outcome.applied and not outcome.before.passed
     assert outcome.after is not None and outcome.after.passed, outcome.after.output_tail
+
+
+def test_6_programs_the_model_plants_on_its_path_never_run_for_patchwright(box: DockerSandbox) -> None:
+    # Fake python3, bash, git, cat, kill and rg in ~/.local/bin (first on the model's PATH), each
+    # leaving a mark and lying; then the driver and the file helper are killed, so both start again.
+    fake = "#!/bin/sh\ntouch /tmp/planted-ran-$(basename $0)\necho forged; exit 0\n"
+    names = ["python3", "bash", "git", "cat", "kill", "rg", "sh", "tar", "dd", "grep"]
+    for name in names:
+        box.write_file(f"/home/agent/.local/bin/{name}", fake.encode())
+    box.run("chmod +x ~/.local/bin/*; echo 'x = 2' > app.py")
+    assert box.run("command -v git").output.strip() == "/home/agent/.local/bin/git"  # the model's PATH
+    assert box.file_op({"op": "view", "path": "app.py"})["ok"]
+    box.run("pkill -KILL -f _pw_make_undumpable; true")
+    assert box.run("echo back; exit 4").exit_code == 4  # a fresh driver: the real python3 and bash
+    assert box.file_op({"op": "search", "pattern": "x = ", "path": "."})["ok"]
+    patch = diff_text(box)
+    assert "+x = 2" in patch and "forged" not in patch
+    planted = box.execute(["/bin/sh", "-c", "ls /tmp | grep -c planted-ran || true"]).output.strip()
+    assert planted == "0"

@@ -45,9 +45,10 @@ from patchwright.sandbox.engine import (
     disconnect_networks,
     engine_cpus,
 )
-from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, network_env
+from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, MODEL_PATH, network_env
 from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
 from patchwright.sandbox.shell import ShellBroken, ShellSession, driver_argv
+from patchwright.sandbox.shelldriver import MODEL_PATH_VARIABLE
 from patchwright.sandbox.snapshot import (
     SnapshotBuild,
     SyncPlan,
@@ -294,7 +295,7 @@ class DockerSandbox:
 
     def _run_setup(self, command: str) -> CommandResult:
         """Run the setup command with the network on, then cut the network for good."""
-        env = {**self._trust_host_ca(), **self.services.env()}
+        env = {**self._trust_host_ca(), **self.services.env(), "PATH": MODEL_PATH}
         self.progress(f"setup (network on): {command}")
         result = self._runner().execute(["bash", "-c", command], timeout=self.spec.setup_timeout, env=env)
         if not self.spec.network:
@@ -307,7 +308,7 @@ class DockerSandbox:
         return result
 
     def _open_shell(self) -> None:
-        env = {**self.services.env(), **self._shell_env}
+        env = {**self.services.env(), **self._shell_env, MODEL_PATH_VARIABLE: MODEL_PATH}
         opened = self._runner().open(driver_argv(WORKSPACE), env, what="open the sandbox shell", stderr=False)
         try:
             self._shell = ShellSession.handshake(opened.sock, FrameReader(opened.sock), keepalive=opened)

@@ -11,11 +11,19 @@ UID = GID = 1000
 HOME = "/home/agent"
 CONTROL_DIR = "/tmp/.patchwright"  # patchwright's own files in a sandbox (shell state, base index)
 
+# Where patchwright's own processes in the sandbox (the shell driver, the file helper, the diff)
+# find their programs: only folders the sandbox user cannot write, so a `~/.local/bin/git` or
+# `python3` the model planted never runs in their place. The model's commands and the setup
+# command get MODEL_PATH, with the user's own bin folder first (where `pip install --user` puts
+# scripts).
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+MODEL_PATH = f"{HOME}/.local/bin:{SYSTEM_PATH}"
+
 BASE_ENV = {
     "HOME": HOME,
     "USER": "agent",
     "LANG": "C.UTF-8",
-    "PATH": f"{HOME}/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "PATH": SYSTEM_PATH,
     "PIP_BREAK_SYSTEM_PACKAGES": "1",
     "PIP_USER": "1",
     "PYTHONDONTWRITEBYTECODE": "1",

@@ -44,6 +44,7 @@ import time
 
 KILL_GRACE = 2.0  # seconds between TERM and KILL for a command past its timeout
 CHUNK = 1 << 16
+MODEL_PATH_VARIABLE = "PW_MODEL_PATH"  # the PATH the model's commands start with
 MAX_STATE = 4 << 20  # bytes of exported variables a command may leave for the next
 MAX_LINGERING = 64  # output pipes kept open for processes earlier commands left running
 
@@ -94,7 +95,11 @@ class Driver:
 
     @staticmethod
     def initial_state(workdir: str) -> bytes:
+        """The driver's own environment, minus its PW_ variables; commands get the PATH meant for them
+        (the driver itself was started on one without folders the sandbox user can write)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PW_")}
+        if MODEL_PATH_VARIABLE in os.environ:
+            env["PATH"] = os.environ[MODEL_PATH_VARIABLE]
         script = 'export -p; printf "cd -- %q\\n" "$PWD"'
         done = subprocess.run(
             ["/bin/bash", "--noprofile", "--norc", "-c", script],
