@@ -12,11 +12,11 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from patchwright.errors import SandboxError
 from patchwright.sandbox.programs import program_argv, program_source
-from patchwright.sandbox.stream import StreamClosed, StreamTimeout
+from patchwright.sandbox.stream import Reader, StreamClosed, StreamTimeout
 
 HELPER_SOURCE = program_source("filehelper.py")
 MAX_REPLY_BYTES = 64 * 1024 * 1024
@@ -24,10 +24,6 @@ MAX_REPLY_BYTES = 64 * 1024 * 1024
 
 def helper_argv(workdir: str, python: str = "python3") -> list[str]:
     return program_argv(HELPER_SOURCE, workdir, python=python)
-
-
-class Reader(Protocol):
-    def read_payload(self, deadline: float | None) -> bytes: ...
 
 
 class ChannelBroken(SandboxError):

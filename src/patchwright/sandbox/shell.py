@@ -16,12 +16,11 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from patchwright.sandbox.base import CommandResult
 from patchwright.sandbox.programs import program_argv, program_source
 from patchwright.sandbox.shelldriver import KILL_GRACE
-from patchwright.sandbox.stream import CappedBuffer, StreamClosed, StreamTimeout, command_result
+from patchwright.sandbox.stream import CappedBuffer, Reader, StreamClosed, StreamTimeout, command_result
 
 DRIVER_SOURCE = program_source("shelldriver.py")
 FRAME = struct.Struct(">cL")
@@ -30,10 +29,6 @@ MAX_CONTROL_FRAME = 1 << 16  # ready, exit and error frames are short; output fr
 
 def driver_argv(workdir: str, python: str = "python3") -> list[str]:
     return program_argv(DRIVER_SOURCE, workdir, python=python)
-
-
-class Reader(Protocol):
-    def read_payload(self, deadline: float | None) -> bytes: ...
 
 
 class ShellBroken(Exception):

@@ -11,10 +11,17 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from patchwright.sandbox.base import CommandResult
 
 HEADER = struct.Struct(">BxxxL")
+
+
+class Reader(Protocol):
+    """Where a long-lived helper's replies come from: FrameReader (a Docker exec) or RawReader (a pipe)."""
+
+    def read_payload(self, deadline: float | None) -> bytes: ...
 
 
 class StreamClosed(Exception):
