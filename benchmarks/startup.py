@@ -66,18 +66,12 @@ import _bench
 import bigrepo
 import docker
 
+from patchwright.repocopy import git_config_tar, list_files, sanitize_git_config, tar_stream
 from patchwright.sandbox.base import WORKSPACE, SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.env import GID, UID
 from patchwright.sandbox.snapshot import snapshot_tag
-from patchwright.workspace import (
-    Workspace,
-    git_config_tar,
-    list_files,
-    open_workspace,
-    sanitize_git_config,
-    tar_stream,
-)
+from patchwright.workspace import Workspace, open_workspace
 
 TARGET = 3.0
 DRIFT_FILES = 20
@@ -221,7 +215,7 @@ class _Sink:
 
 def _members(ws: Workspace, files: list[str]) -> list[str]:
     """Exactly the member list workspace.tar_stream gives GNU tar: parent dirs, files, .git."""
-    from patchwright.workspace import _git_dir_members
+    from patchwright.repocopy import _git_dir_members
 
     parents = {str(p) for name in files for p in Path(name).parents if str(p) != "."}
     members = sorted(parents) + list(files)

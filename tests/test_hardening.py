@@ -14,17 +14,12 @@ from pathlib import Path
 import docker
 from rich.console import Console
 
+from patchwright.applygate import apply_patch, patch_problems
 from patchwright.display import RichDisplay, clean
+from patchwright.repocopy import git_config_tar, list_files, tar_stream
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.tools import build_toolset
-from patchwright.workspace import (
-    apply_patch,
-    git_config_tar,
-    list_files,
-    open_workspace,
-    patch_problems,
-    tar_stream,
-)
+from patchwright.workspace import open_workspace
 
 from fakeapi import FakeAnthropic, message, text, tool_use
 from helpers import git, make_repo, settled

@@ -23,10 +23,12 @@ import docker
 import pytest
 
 from patchwright import verify
+from patchwright.applygate import apply_patch
 from patchwright.config import load_settings_checked
 from patchwright.display import PlainDisplay, summary_lines
 from patchwright.errors import OutputError, UsageError, WorkspaceError
 from patchwright.outputs import REDACTED, Redactor, RunSummary, files_in_patch_file
+from patchwright.repocopy import git_config_tar, list_files, sanitize_git_config, scan_files, tar_stream
 from patchwright.sandbox import baseline, labels
 from patchwright.sandbox.base import Sandbox, SandboxSpec
 from patchwright.sandbox.baseline import PATCH_FILE_LIMIT, Baseline
@@ -36,17 +38,8 @@ from patchwright.sandbox.local import LocalSandbox
 from patchwright.sandbox.patchcut import choose, parse_index
 from patchwright.sandbox.snapshot import drifted, head_commit
 from patchwright.sanitize import clean_line
-from patchwright.workspace import (
-    apply_patch,
-    detect_test_command,
-    git_config_tar,
-    list_files,
-    open_workspace,
-    real_run_dir,
-    sanitize_git_config,
-    scan_files,
-    tar_stream,
-)
+from patchwright.testcommand import detect_test_command
+from patchwright.workspace import open_workspace, real_run_dir
 
 from fakeapi import FakeAnthropic, message, text, tool_use
 from helpers import TEST_LABEL, diff_text, git, make_repo
@@ -283,7 +276,7 @@ def test_2_apply_refuses_a_change_inside_an_existing_tool_patchwright_table(tmp_
 def test_2_9_apply_refuses_patches_past_the_size_and_file_limits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import patchwright.workspace as workspace
+    import patchwright.applygate as workspace
 
     repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
     many = diff_of(repo, {f"f{i}.txt": f"{i}\n" for i in range(12)})

@@ -13,6 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from patchwright.repocopy import copy_members, list_files
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.baseline import trusted_git
@@ -30,7 +31,7 @@ from patchwright.sandbox.snapshot import (
     save_manifest,
     snapshot_tag,
 )
-from patchwright.workspace import copy_members, list_files, open_workspace
+from patchwright.workspace import open_workspace
 
 from helpers import SESSION_ID, TEST_LABEL, diff_text, git, make_repo
 

@@ -11,17 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from patchwright.applygate import apply_patch
 from patchwright.errors import WorkspaceError
-from patchwright.workspace import (
-    EXCLUDE_LINE,
-    apply_patch,
-    detect_test_command,
-    hide_run_dir,
-    list_files,
-    open_workspace,
-    sanitize_git_config,
-    tar_stream,
-)
+from patchwright.repocopy import list_files, sanitize_git_config, tar_stream
+from patchwright.testcommand import detect_test_command
+from patchwright.workspace import EXCLUDE_LINE, hide_run_dir, open_workspace
 
 from helpers import git, make_repo, repo_state
 

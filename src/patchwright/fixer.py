@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 from patchwright import resume
+from patchwright.applygate import apply_patch
 from patchwright.config import Settings
 from patchwright.context import ContextPolicy
 from patchwright.display import Display
@@ -42,9 +43,10 @@ from patchwright.sanitize import clean_line
 from patchwright.selfcheck import SelfCheck, sandbox_check
 from patchwright.services.plan import ServicePlan, plan_services, service_notes
 from patchwright.status import RunStatus, exit_code_for
+from patchwright.testcommand import detect_test_command
 from patchwright.tools import build_toolset
 from patchwright.verify import SuiteOutcome, Verification, verify_patch
-from patchwright.workspace import Workspace, apply_patch, detect_test_command, open_workspace
+from patchwright.workspace import Workspace, open_workspace
 
 MAX_TASK_CHARS = 100_000  # about 25k tokens: a task, not a document
 PATCH_NAME = "patch.diff"

@@ -60,6 +60,12 @@ def git_env(root: Path | None = None, base: dict[str, str] | None = None) -> dic
     return env
 
 
+def configless_env() -> dict[str, str]:
+    """git with no system or global config: for files git reads outside any repository
+    (a config file to clean, a patch applied in a scratch folder)."""
+    return {**git_env(), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
+
+
 def driver_pins(root: Path) -> list[tuple[str, str]]:
     """(key, value) pairs that empty every driver program any config layer of the repo defines."""
     listed = subprocess.run(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from patchwright.errors import SandboxError
+from patchwright.repocopy import git_config_tar, scan_files, tar_stream
 from patchwright.sandbox.base import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_OUTPUT_LIMIT,
@@ -34,7 +35,7 @@ from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
 from patchwright.sandbox.shell import ShellBroken, ShellSession, driver_argv
 from patchwright.sandbox.stream import CappedBuffer, RawReader, command_result, under_timeout
-from patchwright.workspace import Workspace, git_config_tar, scan_files, tar_stream
+from patchwright.workspace import Workspace
 
 
 class LocalSandbox:

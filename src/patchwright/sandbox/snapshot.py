@@ -34,9 +34,10 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from patchwright.hostgit import run_git
+from patchwright.repocopy import is_git_config
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE
-from patchwright.workspace import Workspace, is_git_config
+from patchwright.workspace import Workspace
 
 SNAPSHOT_REPO = "patchwright-snapshot"
 MAX_CHANGED_SHARE = 0.25  # files changed between the snapshot's commit and HEAD: above this, rebuild
@@ -74,7 +75,7 @@ def snapshot_tag(ws: Workspace) -> str:
 
 
 def host_entries(ws: Workspace, members: list[str]) -> dict[str, Entry]:
-    """The quick-check view of `members` (as `workspace.copy_members` lists them) on the host."""
+    """The quick-check view of `members` (as `repocopy.copy_members` lists them) on the host."""
     entries: dict[str, Entry] = {}
     root = os.fsencode(ws.root) + b"/"
     for name in members:

@@ -19,6 +19,7 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from patchwright.errors import SandboxError
+from patchwright.repocopy import copy_members, git_config_tar, scan_files, tar_into, tar_members
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE, SandboxSpec
 from patchwright.sandbox.engine import ContainerExec, container_options, engine_cpus, stdin_fd
@@ -33,14 +34,7 @@ from patchwright.sandbox.snapshot import (
     plan_sync,
 )
 from patchwright.sandbox.stream import CappedBuffer
-from patchwright.workspace import (
-    Workspace,
-    copy_members,
-    git_config_tar,
-    scan_files,
-    tar_into,
-    tar_members,
-)
+from patchwright.workspace import Workspace
 
 Progress = Callable[[str], None]
 
