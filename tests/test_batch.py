@@ -468,3 +468,20 @@ def test_instance_whose_image_holds_the_repo(
         assert not settled(lambda: watcher.containers_left(docker_client))
     finally:
         docker_client.images.remove(tag, force=True)
+
+
+def test_batch_settings_reach_each_instances_run(tmp_path: Path, sandbox_image: str) -> None:
+    """Settings a batch once lacked (effort, the self-check, the run's own services) reach the instance."""
+    scenario = batch_scenario.build(tmp_path / "repos", count=1)
+    instances = scenario.write(tmp_path / "instances.jsonl")
+    out = tmp_path / "out"
+    flags = ["--effort", "high", "--max-continues", "0", "--service", "redis"]
+    with FakeAnthropic(batch_scenario.script_for(scenario.plans)) as api:
+        result = run_batch(
+            [str(instances), "--out", str(out), "--workers", "1", *flags], agent_env(api, sandbox_image)
+        )
+        bodies = [request.body for request in api.requests]
+    assert result.returncode == 0, result.stderr
+    assert bodies and all(body.get("output_config", {}).get("effort") == "high" for body in bodies)
+    summary = json.loads((out / "runs" / scenario.instances[0]["instance_id"] / "summary.json").read_text())
+    assert "redis" in json.dumps(summary["services"])

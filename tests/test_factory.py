@@ -6,20 +6,33 @@ from pathlib import Path
 
 import pytest
 
+from patchwright.ci import is_ci
 from patchwright.config import Settings
 from patchwright.errors import ExitCode
 from patchwright.sandbox.docker import DockerSandbox
-from patchwright.sandbox.factory import open_factory, running_in_ci, sandbox_spec
+from patchwright.sandbox.factory import open_factory, sandbox_spec
 from patchwright.status import RunStatus, exit_code_for
 from patchwright.workspace import open_workspace
 
 from helpers import make_repo
 
 
-@pytest.mark.parametrize(("value", "ci"), [("true", True), ("1", True), ("false", False), ("", False)])
-def test_ci_is_told_by_the_ci_variable(monkeypatch: pytest.MonkeyPatch, value: str, ci: bool) -> None:
-    monkeypatch.setenv("CI", value)
-    assert running_in_ci() is ci
+@pytest.mark.parametrize(
+    ("value", "ci"),
+    [("true", True), ("1", True), ("on", True), ("yes", True), ("false", False), ("", False), ("off", False)],
+)
+def test_ci_is_told_by_the_ci_variable(value: str, ci: bool) -> None:
+    assert is_ci({"CI": value}) is ci
+    assert is_ci({}) is False
+
+
+def test_ci_on_turns_snapshots_off_and_the_screen_plain_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule for both: CI=on once left snapshots off while the display still acted interactive."""
+    from patchwright.display import PlainDisplay, make_display
+
+    monkeypatch.setenv("CI", "on")
+    assert sandbox_spec(Settings(), "img").snapshots is False
+    assert isinstance(make_display("text", False, True, is_ci({"CI": "on"})), PlainDisplay)
 
 
 def test_snapshots_default_off_under_ci_and_a_choice_wins(monkeypatch: pytest.MonkeyPatch) -> None:

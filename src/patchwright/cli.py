@@ -19,8 +19,9 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from patchwright import __version__
+from patchwright.ci import is_ci
 from patchwright.errors import ExitCode, PatchwrightError, UsageError
-from patchwright.model import PROVIDERS
+from patchwright.options import with_settings
 from patchwright.sanitize import clean_line
 
 EXIT_CODES_HELP = """Exit codes: 0 finished with a non-empty patch; 1 finished without changes;
@@ -48,9 +49,6 @@ class OutputFormat(StrEnum):
     text = "text"
     json = "json"
     stream_json = "stream-json"
-
-
-Provider = StrEnum("Provider", {name: name for name in PROVIDERS})  # type: ignore[misc]  # one list: model.PROVIDERS
 
 
 class BuildMethod(StrEnum):
@@ -93,6 +91,7 @@ def root(
 
 
 @app.command(epilog=EXIT_CODES_HELP)
+@with_settings
 def fix(
     task: Annotated[str | None, typer.Argument(help="What to fix, in words.", show_default=False)] = None,
     repo: Annotated[
@@ -100,78 +99,16 @@ def fix(
     ] = None,
     task_file: Annotated[str | None, typer.Option(help="Read the task from FILE ('-' for stdin).")] = None,
     patch: Annotated[Path | None, typer.Option(help="Also write the unified diff to FILE.")] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model ID (default: the agent file's, else claude-sonnet-5-5).")
-    ] = None,
-    provider: Annotated[Provider | None, typer.Option(help="API provider.")] = None,
-    agent: Annotated[str | None, typer.Option(help="Agent file name (default: backend-developer).")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after N model turns (default 100).")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="Stop when the cost reaches USD.")] = None,
-    timeout: Annotated[
-        float | None, typer.Option(help="Stop after SEC seconds of wall clock (default 3600).")
-    ] = None,
-    command_timeout: Annotated[
-        float | None, typer.Option(help="Kill one command after SEC (default 120).")
-    ] = None,
-    setup: Annotated[
-        str | None, typer.Option(help="Command run with the network on before the model starts.")
-    ] = None,
-    test_cmd: Annotated[
-        str | None, typer.Option(help="Test command for the run_tests tool and verification.")
-    ] = None,
-    image: Annotated[
-        str | None, typer.Option(help="Sandbox image (default: patchwright's, built on first use).")
-    ] = None,
-    network: Annotated[
-        bool | None, typer.Option("--network/--no-network", help="Give the model's commands a network.")
-    ] = None,
-    service: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--service",
-            help="Start a database beside the sandbox: postgres, mysql, mariadb or redis, with an "
-            "optional :VERSION or NAME= (repeatable; default: those the repo's compose file and "
-            "workflows declare).",
-        ),
-    ] = None,
-    no_services: Annotated[
-        bool, typer.Option("--no-services", help="Start no services, detect none.")
-    ] = False,
     apply: Annotated[
         bool, typer.Option("--apply", help="Apply the patch to the repo if it applies cleanly.")
     ] = False,
-    # --- issue 12: model settings, fixed for the whole run (README "Model settings")
-    effort: Annotated[
-        str | None,
-        typer.Option(help="low, medium, high, xhigh or max (default: the agent file's, else the model's)."),
-    ] = None,
-    max_continues: Annotated[
-        int | None,
-        typer.Option(
-            help="Times a failing test run before the end goes back to the model (default 2; 0: off)."
-        ),
-    ] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option(help="Output budget per turn, thinking included (default 64000).")
-    ] = None,
-    context_trigger: Annotated[
-        int | None,
-        typer.Option(help="Input tokens at which the API starts clearing old tool results (default 100000)."),
-    ] = None,
     resume: Annotated[str | None, typer.Option(help="Continue the interrupted run RUN_ID.")] = None,
-    trust_repo_config: Annotated[
-        bool | None,
-        typer.Option(
-            "--trust-repo-config",
-            help="Also take the repo's own settings that widen the sandbox (network, setup, image, "
-            "test_cmd, provider, higher limits); see docs/security.md.",
-        ),
-    ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="text, json or stream-json.")
     ] = OutputFormat.text,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    settings_flags: dict[str, Any] | None = None,
 ) -> None:
     """Fix TASK in a git repository, unattended, and write a patch."""
     from patchwright.config import ignored_warning, load_settings_checked, unknown_env
@@ -185,33 +122,13 @@ def fix(
         if not text.strip() and not resume:
             raise UsageError('the task is empty: say what to fix, e.g. agent fix "db connection errors"')
         ws = open_workspace(repo if repo is not None else Path.cwd())
-        flags: dict[str, Any] = {
-            "model": model,
-            "provider": provider.value if provider else None,
-            "agent": agent,
-            "max_steps": max_steps,
-            "max_cost": max_cost,
-            "timeout": timeout,
-            "command_timeout": command_timeout,
-            "setup": setup,
-            "test_cmd": test_cmd,
-            "image": image,
-            "network": network,
-            "effort": effort,
-            "max_continues": max_continues,
-            "max_tokens": max_tokens,
-            "context_trigger": context_trigger,
-            "trust_repo_config": trust_repo_config,
-            "services": _services_flag(service, no_services),  # services (issue 11)
-        }
-        loaded = load_settings_checked(ws.root, Path.home(), dict(os.environ), flags)  # issue 13: trust
+        loaded = load_settings_checked(ws.root, Path.home(), dict(os.environ), settings_flags or {})
         settings = loaded.settings
         if (ignored := ignored_warning(loaded)) is not None:
             print(f"patchwright: warning: {clean_line(ignored)}", file=sys.stderr)
         for warning in unknown_env(dict(os.environ)):
             print(f"patchwright: warning: {warning}", file=sys.stderr)
-        ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-        display = make_display(output_format.value, quiet, sys.stderr.isatty(), ci)
+        display = make_display(output_format.value, quiet, sys.stderr.isatty(), is_ci(os.environ))
         summary = run_fix(
             FixRequest(
                 task=text,
@@ -243,13 +160,14 @@ def fix(
         raise fail("interrupted", ExitCode.INTERRUPTED) from None
 
 
-# -- agent batch (issue 14): an addition; the work is in patchwright/batch/ -------------------------
+# -- agent batch: the work is in patchwright/batch/ ------------------------------------------------
 BATCH_EXIT_CODES_HELP = """Exit codes: 0 every instance ran to an ending (with or without a patch);
 2 bad usage or input (instances file, flags, --ray without Ray installed); 3 --total-cost was spent
 with instances left; 4 one or more instances failed (see DIR/report.json); 130 interrupted."""
 
 
 @app.command(epilog=BATCH_EXIT_CODES_HELP)
+@with_settings
 def batch(
     instances: Annotated[
         Path, typer.Argument(help="JSONL (or a JSON list) of instances.", show_default=False)
@@ -257,19 +175,6 @@ def batch(
     out: Annotated[Path, typer.Option("--out", help="Output folder (rerun the same command to resume).")],
     repos: Annotated[
         Path | None, typer.Option("--repos", help="Folder of local mirrors: owner/name is DIR/owner__name.")
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="Model ID for every instance.")] = None,
-    provider: Annotated[Provider | None, typer.Option(help="API provider.")] = None,
-    agent: Annotated[str | None, typer.Option(help="Agent file name.")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Per instance: stop after N model turns.")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="Per instance: stop at USD.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Per instance: wall clock SEC.")] = None,
-    command_timeout: Annotated[float | None, typer.Option(help="Kill one command after SEC.")] = None,
-    setup: Annotated[str | None, typer.Option(help="Setup command (network on) for every instance.")] = None,
-    test_cmd: Annotated[str | None, typer.Option(help="Test command for every instance.")] = None,
-    image: Annotated[str | None, typer.Option(help="Sandbox image for every instance.")] = None,
-    network: Annotated[
-        bool | None, typer.Option("--network/--no-network", help="Give the model's commands a network.")
     ] = None,
     workers: Annotated[
         int | None, typer.Option(help="Instances at a time (default: what the machine or cluster holds).")
@@ -287,26 +192,14 @@ def batch(
     ] = OutputFormat.text,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    settings_flags: dict[str, Any] | None = None,
 ) -> None:
     """Run `agent fix` over many instances; write SWE-bench predictions, runs and a report to --out."""
     from patchwright.batch.command import BatchCommand
     from patchwright.batch.command import batch as run_batch_command
     from patchwright.batch.execute import FixOptions
 
-    options = FixOptions(
-        model=model,
-        provider=provider.value if provider else None,
-        agent=agent,
-        max_steps=max_steps,
-        max_cost=max_cost,
-        timeout=timeout,
-        command_timeout=command_timeout,
-        setup=setup,
-        test_cmd=test_cmd,
-        image=image,
-        network=network,
-        repos_dir=str(repos.resolve()) if repos else None,
-    )
+    options = FixOptions(settings=settings_flags or {}, repos_dir=str(repos.resolve()) if repos else None)
     command = BatchCommand(
         instances,
         out.resolve(),
@@ -349,7 +242,7 @@ def sandbox_build(
     try:
         client = docker_client()
         results = [build_image(client, method=method.value, force=force, progress=_progress)]
-        if services:  # services (issue 11): PostgreSQL, MariaDB and Redis from Debian packages
+        if services:  # PostgreSQL, MariaDB and Redis from Debian packages
             results.append(build_services_image(client, method=method.value, force=force, progress=_progress))
     except PatchwrightError as err:
         raise fail(str(err), err.exit_code) from None
@@ -399,15 +292,6 @@ def agents_list(
         print(clean_line(f"{found.name:24} {found.origin:28} {found.path}"))
     for _path, message in listing.errors:
         print(f"agent: warning: {clean_line(message)}", file=sys.stderr)
-
-
-def _services_flag(service: list[str] | None, no_services: bool) -> tuple[str, ...] | None:
-    """--service/--no-services as the `services` setting: None leaves config and detection be."""
-    if service and no_services:
-        raise UsageError("give --service or --no-services, not both")
-    if no_services:
-        return ()
-    return tuple(service) if service else None
 
 
 def _progress(line: str) -> None:

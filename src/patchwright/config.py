@@ -16,9 +16,10 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 from patchwright.aliases import resolve_model
 from patchwright.context import DEFAULT_STRATEGY, DEFAULT_TRIGGER, STRATEGIES
@@ -30,76 +31,236 @@ from patchwright.sandbox.base import DEFAULT_COMMAND_TIMEOUT
 from patchwright.selfcheck import DEFAULT_MAX_CONTINUES
 
 
+class Trust(StrEnum):
+    """Whether the repository's own config may set a setting (see docs/security.md)."""
+
+    REPO = "repo"  # the repository may set it
+    CAPPED = "capped"  # a limit: the repository may lower it but, untrusted, not raise it
+    WIDENING = "widening"  # widens the sandbox or chooses what verifies the patch: only if trusted
+    USER = "user"  # decides whom to trust: never from the repository
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one setting meets the user: its help, flag, trust class, and batch override."""
+
+    help: str
+    trust: Trust = Trust.REPO
+    flag: str | None = ""  # "" derives --name-with-dashes; None: config and environment only
+    instance: bool = False  # a batch instance's own field may override the batch's value
+    doc: str = ""  # the README's longer text, when the help line is not enough
+    default_doc: str = ""  # the README's words for the default, when the value alone misleads
+    choices: tuple[str, ...] = ()  # the values a flag accepts, where they are fixed
+
+    def flags(self, name: str) -> str | None:
+        return f"--{name.replace('_', '-')}" if self.flag == "" else self.flag
+
+
+def setting(default: Any, spec: Spec) -> Any:
+    """A Settings field: its default and how it meets the user, in one place."""
+    return field(default=default, metadata={"spec": spec})
+
+
 @dataclass(frozen=True)
 class Settings:
-    model: str | None = None  # None: the agent file's model, else DEFAULT_MODEL
-    provider: str = "anthropic"
-    agent: str = DEFAULT_AGENT
-    max_steps: int = 100
-    max_cost: float | None = None
-    timeout: float | None = 3600.0
-    command_timeout: float = DEFAULT_COMMAND_TIMEOUT
-    setup: str | None = None
-    setup_timeout: float = 900.0
-    test_cmd: str | None = None
-    image: str | None = None
-    network: bool = False
-    memory: str = "4g"
-    workspace_size: str = "2g"  # the workspace is a tmpfs of this size, counted in `memory`
-    cpus: float = 2.0
-    pids_limit: int = 512
-    # large repos start from a snapshot image of the repo (sandbox/snapshot.py); None: on, but off
-    # under CI=true, where a one-shot runner would pay for a snapshot it never reuses
-    snapshots: bool | None = None
-    max_retries: int = DEFAULT_MAX_RETRIES
-    max_tokens: int = DEFAULT_MAX_TOKENS  # cut to the model's output limit (params.max_tokens_for)
-    # --- issue 12 (README "Model settings"): all fixed for the whole run
-    effort: str | None = None  # None: the agent file's, else the model's own default
-    max_continues: int = DEFAULT_MAX_CONTINUES  # self-check rounds before the end; 0 disables
-    context_strategy: str = DEFAULT_STRATEGY  # clear, compact or off (context.py)
-    context_trigger: int = DEFAULT_TRIGGER  # input tokens at which the API starts managing context
-    # -- security (issue 13): only the user's own layers may set these --------------------
-    trust_repo_config: bool = False  # take the repo's widening settings (REPO_WIDENING) too
-    proxy_credentials: bool = False  # pass the proxy's user:password into the sandbox
-    image_workspace: str | None = None  # the repo's path inside `image` (batch, SWE-bench images)
-    # services (issue 11): ["postgres:15", "redis"]; None: detect from the repo; empty: none
-    services: tuple[str, ...] | None = None
+    """Every setting of a run, declared once: flags of `fix` and `batch`, config keys,
+    PATCHWRIGHT_* variables and the README's settings table are all derived from here."""
+
+    model: str | None = setting(
+        None,
+        Spec(
+            "Model ID (default: the agent file's, else claude-sonnet-5-5).",
+            instance=True,
+            doc="model ID",
+            default_doc="the agent file's `model:`, else `claude-sonnet-5-5`",
+        ),
+    )
+    provider: str = setting(
+        "anthropic",
+        Spec(
+            "API provider.",
+            Trust.WIDENING,
+            choices=PROVIDERS,
+            doc="`anthropic`, `bedrock` or `vertex` (`pip install 'patchwright[bedrock]'`); with Bedrock or "
+            "Vertex pass `--model` with that platform's model ID, credentials come from the platform's SDK",
+        ),
+    )
+    agent: str = setting(
+        DEFAULT_AGENT,
+        Spec("Agent (persona) file name.", instance=True, doc="agent (persona) file, see below"),
+    )
+    max_steps: int = setting(100, Spec("Stop after N model turns (exit 3).", Trust.CAPPED))
+    max_cost: float | None = setting(
+        None,
+        Spec(
+            "Stop when the run's cost reaches USD (exit 3).",
+            doc="stop when the run's cost reaches USD (exit 3); refuses models without a known price",
+        ),
+    )
+    timeout: float | None = setting(
+        3600.0,
+        Spec(
+            "Stop after SEC seconds of wall clock (exit 3).",
+            Trust.CAPPED,
+            doc="stop after SEC seconds of wall clock (exit 3); checked when each model turn ends, and a "
+            "command running when it comes is killed then (so only a model reply in flight can overrun "
+            "it); it also bounds verification",
+        ),
+    )
+    command_timeout: float = setting(
+        DEFAULT_COMMAND_TIMEOUT,
+        Spec(
+            "Kill one command (and its children) after SEC; the shell stays usable.",
+            Trust.CAPPED,
+        ),
+    )
+    setup: str | None = setting(
+        None,
+        Spec(
+            "Command run in the sandbox with the network on before the model starts.",
+            Trust.WIDENING,
+            instance=True,
+            doc="run CMD in the sandbox **with the network on** before the model starts, then cut the "
+            "network (e.g. `pip install -e .`, `npm ci`)",
+        ),
+    )
+    setup_timeout: float = setting(900.0, Spec("Kill the setup command after SEC.", Trust.WIDENING))
+    test_cmd: str | None = setting(
+        None,
+        Spec(
+            "Test command for the run_tests tool and verification.",
+            Trust.WIDENING,
+            instance=True,
+            doc="the repo's test command: offered to the model as `run_tests`, and used to verify the patch",
+            default_doc="detected (pytest, `npm test`, `go test ./...`, `cargo test`, `make test`)",
+        ),
+    )
+    image: str | None = setting(
+        None,
+        Spec(
+            "Sandbox image (default: patchwright's, built on first use).",
+            Trust.WIDENING,
+            instance=True,
+            doc="sandbox image (needs bash, git, coreutils with GNU grep and dd, python3 3.8+ with ctypes "
+            "(the shell driver and file helper); see `sandbox/`)",
+            default_doc="patchwright's own, built on first use",
+        ),
+    )
+    image_workspace: str | None = setting(
+        None,
+        Spec(
+            "The repository's path inside --image, for images that hold the repo (SWE-bench's /testbed).",
+            Trust.WIDENING,
+        ),
+    )
+    network: bool = setting(
+        False,
+        Spec("Give the model's commands a network.", Trust.WIDENING, flag="--network/--no-network"),
+    )
+    services: tuple[str, ...] | None = setting(
+        None,
+        Spec(
+            "Start a database beside the sandbox: postgres, mysql, mariadb or redis, with an optional "
+            ":VERSION or NAME= (repeatable; --no-services: none).",
+            flag="--service",
+            instance=True,
+            doc="start a database beside the sandbox: `postgres`, `mysql`/`mariadb`, `redis`, with an "
+            "optional `:VERSION` and `NAME=` (repeatable; `--no-services` starts and detects none); see "
+            "[Databases and other services](#databases-and-other-services)",
+            default_doc="those the repo's compose file and workflows declare",
+        ),
+    )
+    memory: str = setting(
+        "4g", Spec("The sandbox's memory limit (the workspace tmpfs counts in it).", Trust.CAPPED)
+    )
+    workspace_size: str = setting(
+        "2g", Spec("Size of the workspace tmpfs, counted in --memory.", Trust.CAPPED)
+    )
+    cpus: float = setting(2.0, Spec("How many CPUs the sandbox may use.", Trust.CAPPED))
+    pids_limit: int = setting(512, Spec("Processes the sandbox may hold at once.", Trust.CAPPED))
+    snapshots: bool | None = setting(
+        None,
+        Spec(
+            "Start large repos from a snapshot image of the repo.",
+            flag="--snapshots/--no-snapshots",
+            default_doc="on, but off under `CI`",
+        ),
+    )
+    max_retries: int = setting(
+        DEFAULT_MAX_RETRIES, Spec("Retries of a failed API request (429, 5xx, connection errors).")
+    )
+    max_tokens: int = setting(
+        DEFAULT_MAX_TOKENS,
+        Spec("Output budget per turn, thinking included; cut to the model's output limit."),
+    )
+    effort: str | None = setting(
+        None,
+        Spec(
+            "low, medium, high, xhigh or max (default: the agent file's, else the model's).",
+            doc="`low`, `medium`, `high`, `xhigh` or `max`, sent as `output_config.effort` on every request "
+            "of the run",
+            default_doc="the agent file's `effort:`, else the model's own default",
+        ),
+    )
+    max_continues: int = setting(
+        DEFAULT_MAX_CONTINUES,
+        Spec(
+            "Times a failing test run before the end goes back to the model (0: off).",
+            doc="self-check: when the model ends its turn and a test command is known, the tests run; if "
+            "they fail, the failure goes back to the model, at most N times; `0` turns it off",
+        ),
+    )
+    context_strategy: str = setting(
+        DEFAULT_STRATEGY,
+        Spec('How the API manages a long context (see "Model settings").', choices=STRATEGIES),
+    )
+    context_trigger: int = setting(
+        DEFAULT_TRIGGER,
+        Spec('Input tokens at which the API starts clearing old tool results (see "Model settings").'),
+    )
+    trust_repo_config: bool = setting(
+        False,
+        Spec(
+            "Also take the repo's own settings that widen the sandbox (network, setup, image, test_cmd, "
+            "provider, higher limits); see docs/security.md.",
+            Trust.USER,
+            flag="--trust-repo-config",
+        ),
+    )
+    proxy_credentials: bool = setting(
+        False,
+        Spec(
+            "Pass the proxy's user:password into the sandbox during setup.",
+            Trust.USER,
+            flag="--proxy-credentials",
+        ),
+    )
 
     def resolved_model(self, agent_model: str | None, env: dict[str, str] | None = None) -> str:
         # Claude Code agent files may say `model: inherit` or an alias like `sonnet` (aliases.py).
         return resolve_model(self.model, agent_model, env or {})
 
 
-FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "model": (str,),
-    "provider": (str,),
-    "agent": (str,),
-    "max_steps": (int,),
-    "max_cost": (int, float),
-    "timeout": (int, float),
-    "command_timeout": (int, float),
-    "setup": (str,),
-    "setup_timeout": (int, float),
-    "test_cmd": (str,),
-    "image": (str,),
-    "network": (bool,),
-    "memory": (str,),
-    "workspace_size": (str,),
-    "cpus": (int, float),
-    "pids_limit": (int,),
-    "snapshots": (bool,),
-    "max_retries": (int,),
-    "max_tokens": (int,),
-    "effort": (str,),
-    "max_continues": (int,),
-    "context_strategy": (str,),
-    "context_trigger": (int,),
-    "trust_repo_config": (bool,),
-    "proxy_credentials": (bool,),
-    "image_workspace": (str,),
-    "services": (str, list, tuple),  # a list, or one comma-separated string
-}
-assert set(FIELD_TYPES) == {f.name for f in fields(Settings)}
+SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Settings)}
+_HINTS = get_type_hints(Settings)
+
+
+def base_type(name: str) -> type:
+    """The setting's value type without `None`: str, int, float, bool or tuple."""
+    kinds = [k for k in get_args(_HINTS[name]) or (_HINTS[name],) if k is not type(None)]
+    kind = kinds[0]
+    return tuple if get_origin(kind) is tuple else kind
+
+
+def _accepted(name: str) -> tuple[type, ...]:
+    kind = base_type(name)
+    return {float: (int, float), tuple: (str, list, tuple)}.get(kind, (kind,))  # a list, or "a,b"
+
+
+FIELD_TYPES: dict[str, tuple[type, ...]] = {name: _accepted(name) for name in SPECS}
+USER_ONLY = frozenset(n for n, s in SPECS.items() if s.trust is Trust.USER)
+REPO_WIDENING = frozenset(n for n, s in SPECS.items() if s.trust is Trust.WIDENING)
+REPO_CAPPED = tuple(n for n, s in SPECS.items() if s.trust is Trust.CAPPED)
 
 
 def user_config_path(home: Path) -> Path:
@@ -126,13 +287,11 @@ def _validate(values: dict[str, Any], source: str) -> dict[str, Any]:
         kinds = FIELD_TYPES[name]
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             raise ConfigError(f"{source}: setting {key!r} must be {' or '.join(k.__name__ for k in kinds)}")
-        if name == "services":  # services (issue 11): a list of strings
+        if base_type(name) is tuple:  # a list of strings
             if isinstance(value, str):
                 value = [item.strip() for item in value.split(",") if item.strip()]
             if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
-                raise ConfigError(
-                    f"{source}: setting 'services' must be a list of strings like \"postgres:15\""
-                )
+                raise ConfigError(f"{source}: setting {key!r} must be a list of strings")
             value = tuple(value)
         out[name] = value
     return out
@@ -145,7 +304,7 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
         if raw is None or raw == "":
             continue
         try:
-            if name == "services":  # services (issue 11): comma-separated
+            if base_type(name) is tuple:  # comma-separated; "none" for an empty list
                 items = [item.strip() for item in raw.split(",") if item.strip()]
                 out[name] = () if items == ["none"] else tuple(items)
             elif bool in kinds:
@@ -193,18 +352,6 @@ def repo_config(repo: Path) -> tuple[dict[str, Any], str | None]:
         if isinstance(section, dict):
             return _validate(section, f"{pyproject} [tool.patchwright]"), str(pyproject)
     return {}, None
-
-
-# -- the trust model (issue 13) ----------------------------------------------------------------
-# Never taken from the repository: they decide whom to trust.
-USER_ONLY = frozenset({"trust_repo_config", "proxy_credentials"})
-# Taken from the repository only with trust_repo_config: they widen the sandbox, pick its image,
-# the API provider (and so the credentials used), or the command that verifies the patch.
-REPO_WIDENING = frozenset(
-    {"network", "setup", "setup_timeout", "image", "image_workspace", "provider", "test_cmd"}
-)
-# Limits the repository may lower but, untrusted, not raise above the defaults.
-REPO_CAPPED = ("memory", "workspace_size", "cpus", "pids_limit", "max_steps", "timeout", "command_timeout")
 
 
 def memory_bytes(value: str) -> int | None:
@@ -326,7 +473,7 @@ def check(settings: Settings) -> None:
 
 
 def check_model_settings(settings: Settings) -> None:
-    """Issue 12's settings: effort level, self-check rounds, context management."""
+    """The model settings: effort level, self-check rounds, context management."""
     if settings.effort is not None and settings.effort not in EFFORTS:
         raise ConfigError(f"effort must be one of {', '.join(EFFORTS)}, not {settings.effort!r}")
     if settings.max_continues < 0:

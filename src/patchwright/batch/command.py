@@ -21,6 +21,7 @@ from patchwright.batch.execute import FixOptions
 from patchwright.batch.instances import load_instances
 from patchwright.batch.progress import Tally, make_view
 from patchwright.batch.results import report
+from patchwright.ci import is_ci
 from patchwright.errors import UsageError
 
 
@@ -71,8 +72,9 @@ def batch(command: BatchCommand) -> int:
         _import_ray()  # without Ray installed: one line, exit 2, before anything else
     runner = make_runner(command)
     tally = Tally(total=len(instances))
-    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-    view = make_view(tally, runner.capacity, command.output_format, command.quiet, sys.stderr.isatty(), ci)
+    view = make_view(
+        tally, runner.capacity, command.output_format, command.quiet, sys.stderr.isatty(), is_ci(os.environ)
+    )
     stop = Stop()
     try:
         with catching_signals(stop):

@@ -95,7 +95,7 @@ def catching_signals(stop: Stop) -> Iterator[None]:
 
 def run_batch(request: BatchRequest, runner: Runner, view: BatchView, stop: Stop) -> BatchResult:
     started = time.monotonic()
-    out = BatchDir(request.out, request.options.model)
+    out = BatchDir(request.out, request.options.settings.get("model"))
     out.prepare()
     order = [i.instance_id for i in request.instances]
     rows: dict[str, InstanceRow] = {}

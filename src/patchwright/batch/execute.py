@@ -24,30 +24,29 @@ from pathlib import Path
 from typing import Any
 
 from patchwright.batch.instances import CheckoutError, Instance, checkout, placeholder_repo
+from patchwright.config import SPECS
 from patchwright.errors import ExitCode
+from patchwright.options import as_env
 
 GRACE_SECONDS = 600.0  # beyond the fix's own timeout and setup before the batch kills it
 KILL_AFTER = 120.0  # SIGTERM to SIGKILL, time enough to write the partial patch and remove the container
 PR_SET_PDEATHSIG = 1
+INSTANCE_SETTINGS = tuple(name for name, spec in SPECS.items() if spec.instance)  # Instance fields
 
 
 @dataclass(frozen=True)
 class FixOptions:
-    """The `agent fix` flags a batch applies to every instance (an instance's own fields win)."""
+    """What a batch applies to every instance: the settings given as batch flags (an instance's
+    own fields win), the mirrors folder, and extra environment for the `agent fix` processes."""
 
-    model: str | None = None
-    provider: str | None = None
-    agent: str | None = None
-    max_steps: int | None = None
-    max_cost: float | None = None
-    timeout: float | None = None
-    command_timeout: float | None = None
-    setup: str | None = None
-    test_cmd: str | None = None
-    image: str | None = None
-    network: bool | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # {name: value}; None: not given
     repos_dir: str | None = None
     env: dict[str, str] = field(default_factory=dict)  # on top of the environment the process starts in
+
+    @property
+    def timeout(self) -> float | None:
+        value = self.settings.get("timeout")
+        return float(value) if value is not None else None
 
 
 @dataclass
@@ -91,35 +90,27 @@ class Children:
                     proc.send_signal(sig)
 
 
-def fix_argv(instance: Instance, options: FixOptions, repo: Path, patch: Path) -> list[str]:
-    """The `agent fix` command line for one instance; the task goes on stdin."""
+def fix_argv(instance: Instance, repo: Path, patch: Path) -> list[str]:
+    """The `agent fix` command line for one instance: the task goes on stdin, the batch's settings
+    in the environment (fix_env), and the instance's own fields as flags, which win over both."""
     argv = [sys.executable, "-m", "patchwright", "fix", "--task-file", "-", "--repo", str(repo)]
     argv += ["--patch", str(patch), "--format", "json", "--quiet"]
-    chosen: dict[str, object | None] = {
-        "--model": instance.model or options.model,
-        "--provider": options.provider,
-        "--agent": instance.agent or options.agent,
-        "--max-steps": options.max_steps,
-        "--max-cost": options.max_cost,
-        "--timeout": options.timeout,
-        "--command-timeout": options.command_timeout,
-        "--setup": instance.setup or options.setup,
-        "--test-cmd": instance.test_cmd or options.test_cmd,
-        "--image": instance.image or options.image,
-    }
-    for flag, value in chosen.items():
-        if value is not None:
-            argv += [flag, str(value)]
-    if options.network is not None:
-        argv.append("--network" if options.network else "--no-network")
+    for name in INSTANCE_SETTINGS:
+        value = getattr(instance, name)
+        flag = str(SPECS[name].flags(name))
+        for item in value if isinstance(value, list) else [value] if value else []:
+            argv += [flag, str(item)]
     return argv
 
 
 def fix_env(instance: Instance, options: FixOptions) -> dict[str, str]:
+    """The batch's settings as PATCHWRIGHT_* variables: the user's own layer, read back by the
+    same code that reads them for any `agent fix`, so every setting reaches every instance."""
     env = {**os.environ, **options.env}
+    env.pop("PATCHWRIGHT_IMAGE_WORKSPACE", None)  # where the repo sits in an image is the batch's to say
+    env.update(as_env(options.settings))
     # Every checkout is a new path: a snapshot image per instance would only pile up.
     env.setdefault("PATCHWRIGHT_SNAPSHOTS", "false")
-    env.pop("PATCHWRIGHT_IMAGE_WORKSPACE", None)
     if instance.workspace:
         env["PATCHWRIGHT_IMAGE_WORKSPACE"] = instance.workspace
     return env
@@ -150,10 +141,6 @@ def run_instance(
 
 
 def _run_in(instance: Instance, options: FixOptions, work: Path, children: Children | None) -> Outcome:
-    if instance.services:
-        return Outcome(
-            instance.instance_id, "error", int(ExitCode.USAGE), error="services: not supported by agent fix"
-        )
     repo = work / "repo"
     if instance.workspace:
         placeholder_repo(repo)
@@ -161,7 +148,7 @@ def _run_in(instance: Instance, options: FixOptions, work: Path, children: Child
         checkout(instance, Path(options.repos_dir) if options.repos_dir else None, repo)
     patch_file = work / "patch.diff"
     proc = subprocess.Popen(
-        fix_argv(instance, options, repo, patch_file),
+        fix_argv(instance, repo, patch_file),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -44,7 +44,7 @@ class Instance:
     workspace: str | None = None  # the repo's path inside `image` (SWE-bench: /testbed); no clone then
     agent: str | None = None
     model: str | None = None
-    services: list[Any] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)  # --service for this instance, as `agent fix` takes it
 
 
 def load_instances(path: Path) -> list[Instance]:
@@ -109,8 +109,8 @@ def _instance(record: Any, where: str) -> Instance:
     if values["base_commit"] is not None and not COMMIT.match(values["base_commit"]):
         raise UsageError(f"{where} ({instance_id}): base_commit {values['base_commit']!r} is not a commit")
     services = record.get("services") or []
-    if not isinstance(services, list):
-        raise UsageError(f"{where} ({instance_id}): services must be a list")
+    if not isinstance(services, list) or not all(isinstance(item, str) for item in services):
+        raise UsageError(f'{where} ({instance_id}): services must be a list of strings like "postgres:15"')
     return Instance(instance_id=instance_id, problem_statement=task, services=services, **values)
 
 

@@ -17,6 +17,7 @@ from typing import Protocol
 import docker
 import docker.errors
 
+from patchwright.ci import is_ci
 from patchwright.config import Settings
 from patchwright.sandbox.base import Sandbox, SandboxSpec
 from patchwright.sanitize import strip_userinfo
@@ -82,11 +83,6 @@ def host_ca_bundle() -> str | None:
     return None
 
 
-def running_in_ci() -> bool:
-    """CI=true (GitHub Actions, GitLab, CircleCI and most others set it)."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def proxy_env(env: dict[str, str], with_credentials: bool) -> dict[str, str]:
     """The host's proxy variables for the sandbox; their user:password only when the user opts in
     (`proxy_credentials`): anything in the sandbox can read them."""
@@ -106,7 +102,7 @@ def sandbox_spec(settings: Settings, image: str) -> SandboxSpec:
         workspace_size=settings.workspace_size,
         cpus=settings.cpus,
         pids_limit=settings.pids_limit,
-        snapshots=settings.snapshots if settings.snapshots is not None else not running_in_ci(),
+        snapshots=settings.snapshots if settings.snapshots is not None else not is_ci(os.environ),
         command_timeout=settings.command_timeout,
         setup_timeout=settings.setup_timeout,
         host_ca_bundle=host_ca_bundle(),
