@@ -421,3 +421,26 @@ def _agent_env(api: FakeAnthropic, tmp_path: Path, image: str) -> dict[str, str]
         }
     )
     return env
+
+
+def test_a_model_the_api_does_not_know_gets_the_warning_and_no_cache_entry(
+    api_env: Any, tmp_path: Path
+) -> None:
+    api, env = api_env
+    knowledge = know_model("claude-nobody-1", "anthropic", tmp_path, env)
+    assert knowledge.lookup is not None
+    knowledge.lookup.begin()
+    warnings = knowledge.finish()
+    assert len(warnings) == 1 and "NotFoundError 404" in warnings[0]
+    assert [r.path for r in api.model_requests] == ["/v1/models/claude-nobody-1"]
+    assert (
+        know_model("claude-nobody-1", "anthropic", tmp_path, env).lookup is not None
+    )  # asked again next run
+
+
+def test_a_trigger_past_the_window_is_a_warning(tmp_path: Path) -> None:
+    knowledge = know_model("claude-haiku-4-5", "bedrock", tmp_path, {})  # a 200K window
+    (warning,) = check_model_use(knowledge, None, ContextPolicy("clear", 200_000))
+    assert "200,000-token window" in warning
+    assert check_model_use(knowledge, None, ContextPolicy("clear", 100_000)) == []
+    assert check_model_use(knowledge, None, ContextPolicy("off", 500_000)) == []

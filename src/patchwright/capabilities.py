@@ -125,12 +125,17 @@ def from_model_info(info: Any) -> Capabilities:
             kind for kind in EDIT_TYPES if management.supported and on(getattr(management, kind, None))
         )
     return Capabilities(
-        context=getattr(info, "max_input_tokens", None),
-        max_output=getattr(info, "max_tokens", None),
+        context=_positive(getattr(info, "max_input_tokens", None)),
+        max_output=_positive(getattr(info, "max_tokens", None)),
         thinking=thinking,
         efforts=efforts,
         context_edits=edits,
     )
+
+
+def _positive(value: Any) -> int | None:
+    """A token count as the API gave it, or None when it is no positive integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 # --------------------------------------------------------------------------- the disk cache
@@ -390,9 +395,9 @@ def choose_effort(
     return None, [f"the agent file's effort {from_agent} is left out: model {model} has no such level; {has}"]
 
 
-def check_model_use(knowledge: ModelKnowledge, max_cost: float | None, policy: Any) -> None:
-    """Input errors found from what is known of the model: --max-cost without a price,
-    a context strategy the model lacks."""
+def check_model_use(knowledge: ModelKnowledge, max_cost: float | None, policy: Any) -> list[str]:
+    """Input errors found from what is known of the model: --max-cost without a price, a
+    context strategy the model lacks. Returns warnings: a trigger the window never reaches."""
     info = knowledge.info
     if max_cost is not None and not info.priced:
         raise UsageError(
@@ -403,3 +408,9 @@ def check_model_use(knowledge: ModelKnowledge, max_cost: float | None, policy: A
     refusal = policy.refusal(knowledge.model, info.context_edits)
     if refusal is not None:
         raise UsageError(refusal)
+    if policy.strategy != "off" and policy.trigger >= info.context:
+        return [
+            f"context_trigger {policy.trigger:,} is not below model {knowledge.model}'s "
+            f"{info.context:,}-token window: the API will not manage the context before it fills"
+        ]
+    return []

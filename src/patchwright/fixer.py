@@ -161,10 +161,10 @@ def check_model_settings(
     settings: Settings, agent: AgentDefinition, knowledge: ModelKnowledge
 ) -> tuple[str | None, list[str]]:
     """--max-cost, the context strategy and the effort level against what the model can do."""
-    check_model_use(
-        knowledge, settings.max_cost, ContextPolicy(settings.context_strategy, settings.context_trigger)
-    )
-    return choose_effort(knowledge.model, knowledge.info, settings.effort, agent.effort)
+    policy = ContextPolicy(settings.context_strategy, settings.context_trigger)
+    notes = check_model_use(knowledge, settings.max_cost, policy)
+    effort, effort_notes = choose_effort(knowledge.model, knowledge.info, settings.effort, agent.effort)
+    return effort, notes + effort_notes
 
 
 def _check_writable(path: Path) -> None:
