@@ -444,3 +444,43 @@ def test_a_trigger_past_the_window_is_a_warning(tmp_path: Path) -> None:
     assert "200,000-token window" in warning
     assert check_model_use(knowledge, None, ContextPolicy("clear", 100_000)) == []
     assert check_model_use(knowledge, None, ContextPolicy("off", 500_000)) == []
+
+
+def test_agent_fix_refuses_an_effort_the_model_lacks_before_anything_starts(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.py": "x = 1\n"})
+    with FakeAnthropic([]) as api:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "PATCHWRIGHT_", "XDG_"))
+        }
+        env.update({**env_for(api, tmp_path), "PATCHWRIGHT_IMAGE": "patchwright-no-such-image:never"})
+        for model, effort, says in (
+            (
+                "claude-haiku-4-5",
+                "high",
+                "model claude-haiku-4-5 has no such effort level; it takes no effort setting",
+            ),
+            ("claude-sonnet-4-6", "xhigh", "it takes low, medium, high, max"),
+        ):
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "patchwright",
+                    "fix",
+                    "x",
+                    "--repo",
+                    str(repo),
+                    "--model",
+                    model,
+                    "--effort",
+                    effort,
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert result.returncode == 2, result.stderr
+            assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert api.requests == []
+    assert not (repo / ".patchwright" / "runs").exists()
