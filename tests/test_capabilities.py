@@ -264,7 +264,7 @@ def test_a_bad_models_toml_is_an_input_error(tmp_path: Path, text_: str, complai
 @pytest.mark.parametrize(
     ("model", "effort", "complaint"),
     [
-        ("claude-haiku-4-5", "low", "takes no effort setting; leave --effort out"),
+        ("claude-haiku-4-5", "low", "takes no effort setting; leave --effort"),
         ("claude-sonnet-4-6", "xhigh", "it takes low, medium, high, max"),
         ("claude-opus-4-5", "max", "it takes low, medium, high"),
     ],

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from patchwright.context import EDIT_TYPES
+from patchwright.context import EDIT_TYPES, ContextPolicy
 from patchwright.errors import ConfigError, UsageError
 from patchwright.model import ModelInfo, model_info, table_row
 from patchwright.params import EFFORTS
@@ -389,13 +389,13 @@ def choose_effort(
     if wanted is None or info.efforts is None or wanted in info.efforts:
         return wanted, []
     has = f"it takes {', '.join(info.efforts)}" if info.efforts else "it takes no effort setting"
-    if asked is not None:
-        hint = "; leave --effort out" if not info.efforts else ""
-        raise UsageError(f"--effort {asked}: model {model} has no such effort level; {has}{hint}")
+    if asked is not None:  # the flag, PATCHWRIGHT_EFFORT or a config file's `effort`
+        hint = "; leave --effort (and the effort setting) out" if not info.efforts else ""
+        raise UsageError(f"effort {asked}: model {model} has no such effort level; {has}{hint}")
     return None, [f"the agent file's effort {from_agent} is left out: model {model} has no such level; {has}"]
 
 
-def check_model_use(knowledge: ModelKnowledge, max_cost: float | None, policy: Any) -> list[str]:
+def check_model_use(knowledge: ModelKnowledge, max_cost: float | None, policy: ContextPolicy) -> list[str]:
     """Input errors found from what is known of the model: --max-cost without a price, a
     context strategy the model lacks. Returns warnings: a trigger the window never reaches."""
     info = knowledge.info
