@@ -123,9 +123,7 @@ def test_a_cold_cache_is_filled_once_and_a_warm_one_asks_nothing(api_env: Any, t
     assert len(api.model_requests) == 1
 
 
-def test_an_expired_entry_is_used_until_the_api_answers_again(
-    api_env: Any, tmp_path: Path
-) -> None:
+def test_an_expired_entry_is_used_until_the_api_answers_again(api_env: Any, tmp_path: Path) -> None:
     api, env = api_env
     cache = CapabilityCache(cache_folder(tmp_path, env), api.base_url)
     old = Capabilities(context=500_000, max_output=32_000, thinking="adaptive", efforts=("low",))
