@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 import traceback
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +41,7 @@ __all__ = [
     "ErrorReply",
     "FakeAnthropic",
     "MessageReply",
+    "ModelSpec",
     "RecordedRequest",
     "Reply",
     "Script",
@@ -128,6 +130,96 @@ RATE_CARD: dict[str, dict[str, float]] = {
         "output": 5.0,
     },
 }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the fake's Models API says a model can do (GET /v1/models/{id}); the Messages API
+    refuses an effort level or thinking type the model's spec lacks, as the real one would."""
+
+    context: int = 200_000
+    max_output: int = 64_000
+    thinking: str | None = "adaptive"  # "adaptive", "enabled" (manual budgets only) or None
+    efforts: tuple[str, ...] = ("low", "medium", "high", "xhigh", "max")
+    edits: tuple[str, ...] = ("clear_thinking_20251015", "clear_tool_uses_20250919", "compact_20260112")
+    display_name: str = ""
+
+    def as_json(self, model_id: str) -> dict[str, Any]:
+        """The wire form of the SDK's ModelInfo, every capability key present."""
+
+        def support(on: bool) -> dict[str, bool]:
+            return {"supported": on}
+
+        efforts = {level: support(level in self.efforts) for level in EFFORTS}
+        edits = {kind: support(kind in self.edits) for kind in EDIT_BETAS}
+        return {
+            "type": "model",
+            "id": model_id,
+            "display_name": self.display_name or model_id,
+            "created_at": "2026-11-09T00:00:00Z",
+            "lifecycle": "active",
+            "max_input_tokens": self.context,
+            "max_tokens": self.max_output,
+            "capabilities": {
+                "batch": support(True),
+                "citations": support(True),
+                "code_execution": support(True),
+                "context_management": {"supported": bool(self.edits), **edits},
+                "effort": {"supported": bool(self.efforts), **efforts},
+                "image_input": support(True),
+                "pdf_input": support(True),
+                "server_tools": {
+                    "supported": True,
+                    "code_execution": support(True),
+                    "web_search": support(True),
+                },
+                "structured_outputs": support(True),
+                "thinking": {
+                    "supported": self.thinking is not None,
+                    "types": {
+                        "adaptive": support(self.thinking == "adaptive"),
+                        "enabled": support(self.thinking == "enabled"),
+                        "disabled": support(True),
+                        "between_tools": support(False),
+                    },
+                },
+            },
+        }
+
+
+_ALL_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+_NO_XHIGH = ("low", "medium", "high", "max")
+_BIG = {"context": 1_000_000, "max_output": 128_000}
+# The server's own catalogue: every model in the SDK's Model list, as the platform docs describe
+# them (effort page, model overviews), kept apart from patchwright's prices.toml.
+MODEL_CATALOGUE: dict[str, ModelSpec] = {
+    **{
+        m: ModelSpec(**_BIG)  # type: ignore[arg-type]
+        for m in (
+            "claude-fable-5-2",
+            "claude-mythos-5-2",
+            "claude-fable-5-1",
+            "claude-mythos-5-1",
+            "claude-fable-5",
+            "claude-mythos-5",
+            "claude-opus-5-5",
+            "claude-opus-5",
+            "claude-sonnet-5-5",
+            "claude-sonnet-5",
+            "claude-haiku-5-5",
+            "claude-opus-4-8",
+            "claude-opus-4-7",
+        )
+    },
+    "claude-mythos-preview": ModelSpec(efforts=_NO_XHIGH),
+    "claude-opus-4-6": ModelSpec(efforts=_NO_XHIGH),
+    "claude-sonnet-4-6": ModelSpec(efforts=_NO_XHIGH),
+    "claude-opus-4-5": ModelSpec(thinking="enabled", efforts=("low", "medium", "high")),
+    "claude-opus-4-5-20251101": ModelSpec(thinking="enabled", efforts=("low", "medium", "high")),
+    "claude-haiku-4-5": ModelSpec(thinking="enabled", efforts=()),
+    "claude-haiku-4-5-20251001": ModelSpec(thinking="enabled", efforts=()),
+}
+
 TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _SIGNATURE_SALT = b"fakeapi-thinking-signature:"
 
@@ -537,7 +629,9 @@ def _uses_tools(messages: list[dict[str, Any]]) -> bool:
     )
 
 
-def validate(body: Any, betas: frozenset[str] = frozenset()) -> None:
+def validate(
+    body: Any, betas: frozenset[str] = frozenset(), catalogue: dict[str, ModelSpec] | None = None
+) -> None:
     """Check a /v1/messages body the way the real API does; raises InvalidRequest.
 
     `betas`: the request's anthropic-beta header values."""
@@ -568,6 +662,7 @@ def validate(body: Any, betas: frozenset[str] = frozenset()) -> None:
         )
     _validate_thinking(body)
     _validate_output_config(body)
+    _validate_against_catalogue(body, catalogue)
     _validate_context_management(body, betas)
     _check_thinking_prefixes(body)
 
@@ -644,6 +739,27 @@ def _validate_output_config(body: dict[str, Any]) -> None:
         raise InvalidRequest(
             "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'"
         )
+
+
+def _validate_against_catalogue(body: dict[str, Any], catalogue: dict[str, ModelSpec] | None) -> None:
+    """An effort level, thinking type or context edit the model's spec lacks is a 400."""
+    spec = (catalogue or {}).get(str(body.get("model")))
+    if spec is None:
+        return
+    effort = (body.get("output_config") or {}).get("effort")
+    if effort is not None and effort not in spec.efforts:
+        has = ", ".join(spec.efforts) or "none"
+        raise InvalidRequest(
+            f"output_config.effort: {effort!r} is not supported by {body['model']} (levels: {has})"
+        )
+    kind = (body.get("thinking") or {}).get("type")
+    if kind in ("adaptive", "enabled") and kind != spec.thinking:
+        raise InvalidRequest(f"thinking.type {kind!r} is not supported by {body['model']}")
+    for edit in (body.get("context_management") or {}).get("edits") or []:
+        if isinstance(edit, dict) and edit.get("type") not in spec.edits:
+            raise InvalidRequest(
+                f"context_management: {edit.get('type')} is not supported by {body['model']}"
+            )
 
 
 def _token_threshold(where: str, value: Any, kinds: tuple[str, ...]) -> None:
@@ -1251,12 +1367,17 @@ class FakeAnthropic:
         min_cacheable_tokens: int = 1024,
         think: bool = False,
         context_window: int | None = None,
+        models: dict[str, ModelSpec] | None = None,
     ) -> None:
         """`think`: when a request turns thinking on, a reply without a thinking block gets one
         (signed, so the client must send it back unchanged). `context_window`: a prompt longer
         than this is a 400, and a reply that would not fit stops with model_context_window_exceeded."""
         self.think = think
         self.context_window = context_window
+        # GET /v1/models: MODEL_CATALOGUE with `models` added or replaced; those requests are
+        # recorded apart (model_requests), so `requests` stays the Messages traffic.
+        self.models = {**MODEL_CATALOGUE, **(models or {})}
+        self._model_requests: list[RecordedRequest] = []
         self._script = script if callable(script) else list(script)
         self._script_calls = 0
         self._cache = PromptCache(min_cacheable_tokens)
@@ -1311,6 +1432,12 @@ class FakeAnthropic:
         """A snapshot of every request so far, in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def model_requests(self) -> list[RecordedRequest]:
+        """Every Models API request (GET /v1/models, /v1/models/{id}) so far, in arrival order."""
+        with self._lock:
+            return list(self._model_requests)
 
     def total_cost(self) -> float:
         """What the requests so far cost at the rate card (RATE_CARD) of each request's model,
@@ -1454,6 +1581,13 @@ class FakeAnthropic:
             body = None
         path = handler.path.split("?", 1)[0]
         received = time.monotonic()
+        if handler.command == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
+            with self._lock:
+                self._model_requests.append(RecordedRequest({}, headers, 0, path, received=received))
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self._models_api(out, path, headers)
+                handler.wfile.flush()
+            return
         slot = self._record(
             RecordedRequest(body if isinstance(body, dict) else {}, headers, 0, path, received=received)
         )
@@ -1464,6 +1598,23 @@ class FakeAnthropic:
             handler.close_connection = True
             status = 499
         self._update(slot, status=status, answered=time.monotonic())
+
+    def _models_api(self, out: _Exchange, path: str, headers: dict[str, str]) -> None:
+        """GET /v1/models/{id} and GET /v1/models (one page), in the SDK's ModelInfo format."""
+        if not (headers.get("x-api-key") or headers.get("authorization", "").startswith("Bearer ")):
+            out.error(401, "authentication_error", "x-api-key header is required")
+            return
+        if path == "/v1/models":
+            data = [spec.as_json(name) for name, spec in self.models.items()]
+            page = {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None}
+            out.json(200, {**page, "last_id": data[-1]["id"] if data else None})
+            return
+        name = urllib.parse.unquote(path.removeprefix("/v1/models/"))
+        spec = self.models.get(name)
+        if spec is None:
+            out.error(404, "not_found_error", f"model: {name}")
+            return
+        out.json(200, spec.as_json(name))
 
     def _respond(
         self, out: _Exchange, method: str, path: str, headers: dict[str, str], body: Any, slot: int
@@ -1483,7 +1634,7 @@ class FakeAnthropic:
             return 400
         betas = frozenset(b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip())
         try:
-            validate(body, betas)
+            validate(body, betas, self.models)
         except InvalidRequest as err:
             self._update(slot, status=400)
             out.error(400, "invalid_request_error", str(err))

@@ -48,21 +48,23 @@ from helpers import git
 
 
 SONNET_5_5 = ModelInfo(2.0, 10.0, 1_000_000, 2.5, 4.0, 0.2, 128_000, "adaptive")
-SONNET_4_5 = ModelInfo(3.0, 15.0, 200_000, 3.75, 6.0, 0.3, None, "extended")
+SONNET_4_5 = ModelInfo(3.0, 15.0, 200_000, 3.75, 6.0, 0.3, None, "extended", efforts=())
 
 
 def test_model_info_exact_id() -> None:
     info = model_info("claude-sonnet-5-5")
     assert info == SONNET_5_5
     assert info.priced
-    assert model_info("claude-haiku-4-5") == ModelInfo(1.0, 5.0, 200_000, 1.25, 2.0, 0.1, 64_000, "extended")
+    assert model_info("claude-haiku-4-5") == ModelInfo(
+        1.0, 5.0, 200_000, 1.25, 2.0, 0.1, 64_000, "extended", efforts=()
+    )
     assert model_info(DEFAULT_MODEL).priced  # the default model must have a price
 
 
 def test_model_info_dated_id_falls_back_to_the_alias() -> None:
     assert model_info("claude-sonnet-4-5-20250929") == SONNET_4_5
     assert model_info("claude-opus-4-5-20251101") == ModelInfo(
-        5.0, 25.0, 200_000, 6.25, 10.0, 0.5, None, "extended"
+        5.0, 25.0, 200_000, 6.25, 10.0, 0.5, None, "extended", ("low", "medium", "high")
     )
 
 

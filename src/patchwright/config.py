@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from patchwright.aliases import resolve_model
-from patchwright.context import DEFAULT_STRATEGY, DEFAULT_TRIGGER, STRATEGIES
+from patchwright.context import (
+    DEFAULT_STRATEGY,
+    DEFAULT_TRIGGER,
+    MIN_COMPACT_TRIGGER,
+    MIN_TRIGGER,
+    STRATEGIES,
+)
 from patchwright.errors import ConfigError
 from patchwright.model import DEFAULT_MAX_RETRIES, DEFAULT_MAX_TOKENS, PROVIDERS
 from patchwright.params import EFFORTS
@@ -482,5 +488,10 @@ def check_model_settings(settings: Settings) -> None:
         raise ConfigError(
             f"context_strategy must be one of {', '.join(STRATEGIES)}, not {settings.context_strategy!r}"
         )
-    if settings.context_trigger < 1_000:
-        raise ConfigError("context_trigger must be at least 1000 input tokens")
+    if settings.context_trigger < MIN_TRIGGER:
+        raise ConfigError(f"context_trigger must be at least {MIN_TRIGGER} input tokens")
+    if settings.context_strategy == "compact" and settings.context_trigger < MIN_COMPACT_TRIGGER:
+        raise ConfigError(
+            f"context_trigger must be at least {MIN_COMPACT_TRIGGER} input tokens with context_strategy "
+            f"compact (the least the API takes for compaction), not {settings.context_trigger}"
+        )

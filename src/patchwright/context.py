@@ -34,6 +34,15 @@ COMPACT_BETA = "compact-2026-01-12"
 STRATEGIES = ("clear", "compact", "off")
 DEFAULT_STRATEGY = "clear"
 DEFAULT_TRIGGER = 100_000  # input tokens; the API's own default for clear_tool_uses (see README)
+MIN_TRIGGER = 1_000  # below this, clearing would start on the first turns of any run
+# The compaction docs give 50,000 input tokens as the least trigger compact_20260112 takes (the
+# figure as the docs were quoted when this was written; the stored copies searched did not show
+# the parameter table): a lower one is refused before anything starts, not by the API mid-run.
+MIN_COMPACT_TRIGGER = 50_000
+CLEAR_THINKING = "clear_thinking_20251015"
+CLEAR_TOOL_USES = "clear_tool_uses_20250919"
+COMPACT = "compact_20260112"
+EDIT_TYPES = (CLEAR_THINKING, CLEAR_TOOL_USES, COMPACT)
 KEEP_TOOL_USES = 3  # the API's default: the last three tool uses stay whole
 COMPACT_INSTRUCTIONS = (
     "This is an unattended coding run. Keep, word for word, the user's original task and any later "
@@ -56,36 +65,53 @@ class ContextPolicy:
     strategy: str = DEFAULT_STRATEGY
     trigger: int = DEFAULT_TRIGGER
 
-    def edits(self, thinking: bool) -> list[dict[str, Any]]:
+    def edits(self, thinking: bool, available: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """The request's edits; `available`: the edit types the model takes (None: all)."""
         trigger = {"type": "input_tokens", "value": self.trigger}
-        if self.strategy == "clear":
+
+        def has(kind: str) -> bool:
+            return available is None or kind in available
+
+        if self.strategy == "clear" and has(CLEAR_TOOL_USES):
             edits: list[dict[str, Any]] = []
-            if thinking:  # must come first when combined; "all" keeps the cached prefix intact
-                edits.append({"type": "clear_thinking_20251015", "keep": "all"})
+            if thinking and has(CLEAR_THINKING):  # first when combined; "all" keeps the cache intact
+                edits.append({"type": CLEAR_THINKING, "keep": "all"})
             edits.append(
                 {
-                    "type": "clear_tool_uses_20250919",
+                    "type": CLEAR_TOOL_USES,
                     "trigger": trigger,
                     "keep": {"type": "tool_uses", "value": KEEP_TOOL_USES},
                     "clear_at_least": {"type": "input_tokens", "value": self.trigger // 2},
                 }
             )
             return edits
-        if self.strategy == "compact":
-            return [{"type": "compact_20260112", "trigger": trigger, "instructions": COMPACT_INSTRUCTIONS}]
+        if self.strategy == "compact" and has(COMPACT):
+            return [{"type": COMPACT, "trigger": trigger, "instructions": COMPACT_INSTRUCTIONS}]
         return []
 
-    def config(self, thinking: bool) -> dict[str, Any] | None:
+    def config(self, thinking: bool, available: tuple[str, ...] | None = None) -> dict[str, Any] | None:
         """The request's `context_management`, or None when the run manages no context."""
-        edits = self.edits(thinking)
+        edits = self.edits(thinking, available)
         return {"edits": edits} if edits else None
 
-    def betas(self) -> tuple[str, ...]:
+    def betas(self, available: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        if not self.edits(False, available):
+            return ()
         if self.strategy == "clear":
             return (CONTEXT_MANAGEMENT_BETA,)
         if self.strategy == "compact":
             return (COMPACT_BETA,)
         return ()
+
+    def refusal(self, model: str, available: tuple[str, ...] | None) -> str | None:
+        """Why the model cannot run this policy, or None. Compaction is asked for by name, so a
+        model without it is an input error; clearing is the default, and is left off quietly."""
+        if self.strategy == "compact" and available is not None and COMPACT not in available:
+            return (
+                f"model {model} does not take server-side compaction ({COMPACT}); "
+                "set context_strategy to clear or off"
+            )
+        return None
 
 
 def context_events(message: Any) -> list[tuple[str, dict[str, Any]]]:

@@ -24,12 +24,13 @@ from types import FrameType
 
 from patchwright import resume
 from patchwright.applygate import apply_patch
+from patchwright.capabilities import ModelKnowledge, check_model_use, choose_effort, know_model
 from patchwright.config import Settings
 from patchwright.context import ContextPolicy
 from patchwright.display import Display
 from patchwright.errors import ExitCode, PatchwrightError, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState, first_message
-from patchwright.model import ModelClient, check_credentials, make_client, model_info
+from patchwright.model import ModelClient, ModelInfo, check_credentials, make_client, model_info
 from patchwright.outputs import RunSummary, copy_file, files_in_patch_file, move_file, write_text_file
 from patchwright.params import max_tokens_for, request_params
 from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
@@ -117,6 +118,9 @@ class Prepared:
     test_command: str | None
     resumed: resume.Resumed | None
     services: ServicePlan = field(default_factory=lambda: ServicePlan([], detected=False))
+    knowledge: ModelKnowledge | None = None  # what the model can do (capabilities.py)
+    effort: str | None = None  # the effort level sent, checked against the model's levels
+    notes: list[str] = field(default_factory=list)  # one-line warnings about the model settings
 
 
 def prepare(request: FixRequest) -> Prepared:
@@ -144,13 +148,25 @@ def prepare(request: FixRequest) -> Prepared:
             + (" and there is no test command" if "run_tests" in agent.tools else "")
         )
     model = settings.resolved_model(agent.model, dict(os.environ))  # aliases, ANTHROPIC_DEFAULT_*_MODEL
-    if settings.max_cost is not None and not model_info(model).priced:
-        raise UsageError(
-            f"--max-cost needs a known price, and model {model} has none in patchwright's price table"
-        )
+    # What the model can do, from the user's rows, the capability cache and the table (no network):
+    # a cold cache is filled by a lookup begun in run_fix, and checked again before the run starts.
+    knowledge = know_model(model, settings.provider, Path.home(), os.environ)
+    effort, notes = check_model_settings(settings, agent, knowledge)
     instructions = load_project_instructions(workspace.root)
     services = plan_services(settings.services, workspace.root)  # a bad spec is exit 2 here
-    return Prepared(workspace, task, agent, model, instructions, test_command, resumed, services)
+    return Prepared(
+        workspace, task, agent, model, instructions, test_command, resumed, services, knowledge, effort, notes
+    )
+
+
+def check_model_settings(
+    settings: Settings, agent: AgentDefinition, knowledge: ModelKnowledge
+) -> tuple[str | None, list[str]]:
+    """--max-cost, the context strategy and the effort level against what the model can do."""
+    policy = ContextPolicy(settings.context_strategy, settings.context_trigger)
+    notes = check_model_use(knowledge, settings.max_cost, policy)
+    effort, effort_notes = choose_effort(knowledge.model, knowledge.info, settings.effort, agent.effort)
+    return effort, notes + effort_notes
 
 
 def _check_writable(path: Path) -> None:
@@ -172,12 +188,21 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     threading.Thread(target=importlib.import_module, args=("anthropic",), daemon=True).start()
     prepared = prepare(request)
     check_credentials(request.settings.provider)  # type: ignore[arg-type]
+    knowledge = prepared.knowledge
+    if knowledge is not None and knowledge.lookup is not None:
+        knowledge.lookup.begin()  # a cold capability cache: asked while the engine is looked up
     plan = prepared.services
     for note in plan.notes:
         display.status(f"warning: {note}")
     if plan.specs:
         display.status(f"services{' (detected)' if plan.detected else ''}: {plan.describe()}")
     factory = open_factory(request.settings, display.status, prepared.workspace.root, tuple(plan.specs))
+    if knowledge is not None and knowledge.lookup is not None:
+        warnings = knowledge.finish()
+        prepared.effort, prepared.notes = check_model_settings(request.settings, prepared.agent, knowledge)
+        prepared.notes = warnings + prepared.notes
+    for note in prepared.notes:
+        display.status(f"warning: {note}")
     record = RunRecord.open(prepared, request.settings, request.resume, started)
     record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
     patch: PatchFile | None = None
@@ -265,7 +290,7 @@ def _run_in_sandbox(
                 patch = _collect_patch(sandbox, record)
         finally:
             sandbox.stop()
-        record.finish(state, model_info(prepared.model))
+        record.finish(state, _model(prepared))
     return patch
 
 
@@ -280,7 +305,7 @@ def _run_agent(
 ) -> RunStatus:
     """The loop, with the request parameters (thinking, effort, context management), the
     agent's maxTurns and the self-check before the end."""
-    info = model_info(prepared.model)
+    info = _model(prepared)
     toolset = build_toolset(
         sandbox, prepared.model, settings.command_timeout, prepared.agent.tools, prepared.test_command
     )
@@ -292,11 +317,19 @@ def _run_agent(
         service_notes(prepared.services),
     )
     params = request_params(
-        info,
-        settings.effort or prepared.agent.effort,
-        ContextPolicy(settings.context_strategy, settings.context_trigger),
+        info, prepared.effort, ContextPolicy(settings.context_strategy, settings.context_trigger)
     )
     max_tokens = max_tokens_for(info, settings.max_tokens)
+    record.write(
+        "model_capabilities",
+        source=info.source,
+        context=info.context,
+        max_output=info.max_output,
+        thinking=info.thinking,
+        efforts=None if info.efforts is None else list(info.efforts),
+        context_edits=None if info.context_edits is None else list(info.context_edits),
+        priced=info.priced,
+    )
     record.write("model_params", max_tokens=max_tokens, **params.body(), betas=list(params.betas))
     check = None
     if prepared.test_command and settings.max_continues > 0:
@@ -317,6 +350,13 @@ def _run_agent(
         selfcheck=check,
     )
     return agent_loop.run(state)
+
+
+def _model(prepared: Prepared) -> ModelInfo:
+    """The model as the run drives it (prepare() always sets it; the table otherwise)."""
+    if prepared.knowledge is not None:
+        return prepared.knowledge.info
+    return model_info(prepared.model)
 
 
 def _collect_patch(sandbox: Sandbox, record: RunRecord) -> PatchFile:

@@ -216,8 +216,9 @@ def truncate(text: str, limit: int) -> str:
 
 
 def block_to_param(block: Any) -> dict[str, Any]:
-    """An SDK content block as request JSON, unchanged (thinking signatures included)."""
-    data: dict[str, Any] = block.model_dump(mode="json", exclude_none=True)
+    """An SDK content block as request JSON, unchanged (thinking signatures included), its
+    fields under their wire names (`BetaFallbackBlock.from_` goes back as `from`)."""
+    data: dict[str, Any] = block.model_dump(mode="json", exclude_none=True, by_alias=True)
     if data.get("type") == "text":
         data.pop("citations", None)
     return data

@@ -12,7 +12,7 @@ import re
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
@@ -54,6 +54,10 @@ class ModelInfo:
     cache_read: float | None = None
     max_output: int | None = None
     thinking: str | None = None  # "adaptive", "extended" or None (see prices.toml)
+    efforts: tuple[str, ...] | None = None  # effort levels it takes; () none; None: not known
+    context_edits: tuple[str, ...] | None = None  # context-management edit types; None: not known
+    # where the capabilities came from (table, models-api, cache, +user): provenance, not compared
+    source: str = field(default="default", compare=False)
 
     @property
     def priced(self) -> bool:
@@ -73,14 +77,23 @@ class ModelInfo:
 def model_info(model: str) -> ModelInfo:
     """Look a model up in prices.toml; dated IDs and provider prefixes fall back to the alias."""
     table = tomllib.loads(resources.files("patchwright").joinpath("prices.toml").read_text())["models"]
+    row = table_row(table, model)
+    return _info_from_row(row) if row is not None else ModelInfo(None, None, DEFAULT_CONTEXT_WINDOW)
+
+
+def table_row(table: dict[str, Any], model: str) -> dict[str, Any] | None:
+    """A model's row in a table keyed by alias: exact ID first, then without provider prefixes
+    (bedrock "us.anthropic.claude-...-v1:0", vertex "claude-...@20250929") and date suffix."""
+    if model in table:
+        return dict(table[model])
     name = model.rsplit("/", 1)[-1]
-    name = re.sub(r"^(?:[a-z-]+\.)?anthropic\.", "", name)  # bedrock: "us.anthropic.claude-...-v1:0"
+    name = re.sub(r"^(?:[a-z-]+\.)?anthropic\.", "", name)
     name = re.sub(r"-v\d+(:\d+)?$", "", name)
-    name = name.split("@", 1)[0]  # vertex: "claude-...@20250929"
+    name = name.split("@", 1)[0]
     for candidate in (name, _DATE_SUFFIX.sub("", name)):
         if candidate in table:
-            return _info_from_row(table[candidate])
-    return ModelInfo(None, None, DEFAULT_CONTEXT_WINDOW)
+            return dict(table[candidate])
+    return None
 
 
 def _info_from_row(row: dict[str, Any]) -> ModelInfo:
@@ -96,6 +109,9 @@ def _info_from_row(row: dict[str, Any]) -> ModelInfo:
         cache_read=price("cache_read"),
         max_output=int(row["max_output"]) if "max_output" in row else None,
         thinking=str(row["thinking"]) if "thinking" in row else None,
+        efforts=tuple(str(e) for e in row["efforts"]) if "efforts" in row else None,
+        context_edits=tuple(str(e) for e in row["context_edits"]) if "context_edits" in row else None,
+        source="table",
     )
 
 
@@ -199,8 +215,41 @@ def transport_errors() -> tuple[type[Exception], ...]:
     return tuple(found)
 
 
+# What each cloud provider's SDK client imports when it makes its first request (the anthropic
+# package's `bedrock` and `vertex` extras): missing, the run would fail only after it started.
+PROVIDER_MODULES: dict[str, tuple[str, ...]] = {
+    "bedrock": ("boto3", "botocore"),
+    "vertex": ("google.auth", "google.auth.transport.requests", "requests"),
+}
+
+
+def check_provider_extras(provider: str) -> None:
+    """UsageError before anything starts when the provider's extra packages are not installed."""
+    missing = [name for name in PROVIDER_MODULES.get(provider, ()) if not _importable(name)]
+    if missing:
+        raise UsageError(
+            f"--provider {provider} needs extra packages: pip install 'patchwright[{provider}]' "
+            f"(missing: {', '.join(missing)})"
+        )
+
+
+def _importable(name: str) -> bool:
+    """Whether `name` can be imported, found without importing it (boto3 takes a while)."""
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module without a spec
+        return False
+
+
 def check_credentials(provider: Provider) -> None:
-    """UsageError now, before anything starts, if the provider's credentials are missing."""
+    """UsageError now, before anything starts, if the provider's extra packages or its
+    credentials are missing."""
+    check_provider_extras(provider)
     if provider == "anthropic":
         if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
             raise UsageError(

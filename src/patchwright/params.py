@@ -57,10 +57,11 @@ def max_tokens_for(info: ModelInfo, wanted: int) -> int:
 
 
 def request_params(info: ModelInfo, effort: str | None, context: ContextPolicy) -> RequestParams:
+    """`effort` as chosen for the model (capabilities.choose_effort): sent as given."""
     thinking = thinking_for(info)
     return RequestParams(
         thinking=thinking,
         effort=effort,
-        context_management=context.config(thinking is not None),
-        betas=context.betas(),
+        context_management=context.config(thinking is not None, info.context_edits),
+        betas=context.betas(info.context_edits),
     )
