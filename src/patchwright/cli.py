@@ -138,8 +138,32 @@ def fix(
         bool, typer.Option("--no-services", help="Start no services, detect none.")
     ] = False,
     apply: Annotated[
-        bool, typer.Option("--apply", help="Apply the patch to the repo if it applies cleanly.")
+        bool,
+        typer.Option(
+            "--apply",
+            help="Apply the patch to the repo if it applies cleanly (with tests: only a fixed one).",
+        ),
     ] = False,
+    apply_unproven: Annotated[
+        bool,
+        typer.Option("--apply-unproven", help="With --apply: apply a patch whose verdict is not fixed too."),
+    ] = False,
+    attempts: Annotated[
+        int | None,
+        typer.Option(
+            help="Independent attempts, each in its own sandbox; the proven patch is kept (default 1)."
+        ),
+    ] = None,
+    parallel: Annotated[
+        int | None, typer.Option(help="Attempts at once (default: what the CPUs and memory hold).")
+    ] = None,
+    until_fixed: Annotated[
+        bool | None,
+        typer.Option("--until-fixed", help="Start no new attempt once one is fixed."),
+    ] = None,
+    attempt_of: Annotated[
+        str | None, typer.Option("--attempt-of", hidden=True, help="RUN_ID:K, one attempt of that run.")
+    ] = None,
     # --- issue 12: model settings, fixed for the whole run (README "Model settings")
     effort: Annotated[
         str | None,
@@ -203,27 +227,41 @@ def fix(
             "context_trigger": context_trigger,
             "trust_repo_config": trust_repo_config,
             "services": _services_flag(service, no_services),  # services (issue 11)
+            "attempts": attempts,
+            "parallel": parallel,
+            "until_fixed": until_fixed,
         }
         loaded = load_settings_checked(ws.root, Path.home(), dict(os.environ), flags)  # issue 13: trust
         settings = loaded.settings
+        attempt = _attempt_of(attempt_of)
+        if attempt is not None:  # one attempt of several: the parent resolved the settings for all
+            from patchwright.attempts import load_attempt_settings
+            from patchwright.workspace import real_run_dir
+
+            settings = load_attempt_settings(real_run_dir(ws, attempt[0], create=False), attempt[1])
         if (ignored := ignored_warning(loaded)) is not None:
             print(f"patchwright: warning: {clean_line(ignored)}", file=sys.stderr)
         for warning in unknown_env(dict(os.environ)):
             print(f"patchwright: warning: {warning}", file=sys.stderr)
         ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
         display = make_display(output_format.value, quiet, sys.stderr.isatty(), ci)
-        summary = run_fix(
-            FixRequest(
-                task=text,
-                repo=ws.root,
-                settings=settings,
-                patch_path=patch,
-                apply=apply,
-                resume=resume,
-                ignored_repo_settings=tuple(loaded.ignored),
-            ),
-            display,
+        fix_request = FixRequest(
+            task=text,
+            repo=ws.root,
+            settings=settings,
+            patch_path=patch,
+            apply=apply,
+            apply_unproven=apply_unproven,
+            resume=resume,
+            ignored_repo_settings=tuple(loaded.ignored),
+            attempt_of=attempt,
         )
+        if settings.attempts > 1 and attempt is None:
+            from patchwright.attempts import run_attempts
+
+            summary = run_attempts(fix_request, display)
+        else:
+            summary = run_fix(fix_request, display)
         display.finish(summary)
         if summary.error and output_format == OutputFormat.text:
             print(f"agent: error: {clean_line(summary.error)}", file=sys.stderr, flush=True)
@@ -241,6 +279,16 @@ def fix(
         if display is not None:
             display.close()
         raise fail("interrupted", ExitCode.INTERRUPTED) from None
+
+
+def _attempt_of(value: str | None) -> tuple[str, int] | None:
+    """The hidden --attempt-of RUN_ID:K that `agent fix --attempts N` starts each attempt with."""
+    if value is None:
+        return None
+    run_id, _, number = value.rpartition(":")
+    if not run_id or not number.isdigit():
+        raise UsageError(f"--attempt-of {value!r}: expected RUN_ID:K")
+    return run_id, int(number)
 
 
 # -- agent batch (issue 14): an addition; the work is in patchwright/batch/ -------------------------

@@ -29,6 +29,8 @@ from patchwright.persona import DEFAULT_AGENT
 from patchwright.sandbox.base import DEFAULT_COMMAND_TIMEOUT
 from patchwright.selfcheck import DEFAULT_MAX_CONTINUES
 
+MAX_ATTEMPTS = 20  # --attempts: each is a whole run, with its cost
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -64,6 +66,10 @@ class Settings:
     image_workspace: str | None = None  # the repo's path inside `image` (batch, SWE-bench images)
     # services (issue 11): ["postgres:15", "redis"]; None: detect from the repo; empty: none
     services: tuple[str, ...] | None = None
+    # -- attempts (attempts.py): independent attempts at one task, the proven patch kept
+    attempts: int = 1  # how many; the repo may lower it, not raise it above 1 untrusted (it costs)
+    parallel: int | None = None  # at once; None: what the CPUs and memory hold
+    until_fixed: bool = False  # start no new attempt once one is `fixed`
 
     def resolved_model(self, agent_model: str | None, env: dict[str, str] | None = None) -> str:
         # Claude Code agent files may say `model: inherit` or an alias like `sonnet` (aliases.py).
@@ -98,6 +104,9 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "proxy_credentials": (bool,),
     "image_workspace": (str,),
     "services": (str, list, tuple),  # a list, or one comma-separated string
+    "attempts": (int,),
+    "parallel": (int,),
+    "until_fixed": (bool,),
 }
 assert set(FIELD_TYPES) == {f.name for f in fields(Settings)}
 
@@ -204,7 +213,17 @@ REPO_WIDENING = frozenset(
     {"network", "setup", "setup_timeout", "image", "image_workspace", "provider", "test_cmd"}
 )
 # Limits the repository may lower but, untrusted, not raise above the defaults.
-REPO_CAPPED = ("memory", "workspace_size", "cpus", "pids_limit", "max_steps", "timeout", "command_timeout")
+REPO_CAPPED = (
+    "memory",
+    "workspace_size",
+    "cpus",
+    "pids_limit",
+    "max_steps",
+    "timeout",
+    "command_timeout",
+    "attempts",
+    "parallel",
+)
 
 
 def memory_bytes(value: str) -> int | None:
@@ -322,6 +341,10 @@ def check(settings: Settings) -> None:
         raise ConfigError("max_tokens must be at least 1")
     if settings.max_retries < 0:
         raise ConfigError("max_retries must be 0 or more")
+    if not 1 <= settings.attempts <= MAX_ATTEMPTS:
+        raise ConfigError(f"attempts must be from 1 to {MAX_ATTEMPTS}")
+    if settings.parallel is not None and settings.parallel < 1:
+        raise ConfigError("parallel must be at least 1")
     check_model_settings(settings)
 
 

@@ -33,16 +33,18 @@ def is_test_path(path: str) -> bool:
 
 
 @dataclass
-class SplitPatch:
-    """Which paths went into each part."""
+class SplitParts:
+    """The two part files, and which paths went into each."""
 
+    tests_file: Path
+    code_file: Path
     tests: list[str] = field(default_factory=list)
     code: list[str] = field(default_factory=list)
 
 
-def split_patch(patch: Path, tests_out: Path, code_out: Path) -> SplitPatch:
+def split_patch(patch: Path, tests_out: Path, code_out: Path) -> SplitParts:
     """Write the test files' diffs of the patch file `patch` to `tests_out`, the rest to `code_out`."""
-    found = SplitPatch()
+    found = SplitParts(tests_out, code_out)
     with patch.open("rb") as src, tests_out.open("wb") as tests, code_out.open("wb") as code:
         target = code
         at_start = True
