@@ -86,3 +86,10 @@ def test_by_names_a_new_passing_test_with_no_failure_anywhere_is_not_reproduced(
 def test_by_names_still_failing_is_not_fixed() -> None:
     verdict = judge(run(1, a="failed"), None, run(1, a="failed"))
     assert verdict.kind == VerdictKind.NOT_FIXED
+
+
+def test_by_names_a_broken_build_whose_tests_vanish_is_a_regression() -> None:
+    before = run(0, **{"tests/test_calc.py::test_mul": "passed"})
+    after = run(2, **{"tests/test_calc.py": "failed"})  # collection error: SyntaxError in calc.py
+    verdict = judge(before, None, after)
+    assert verdict.kind == VerdictKind.REGRESSED and verdict.pass_to_fail == ["tests/test_calc.py::test_mul"]

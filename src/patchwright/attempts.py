@@ -147,6 +147,7 @@ class AttemptRun:
         error = summary.get("error")
         if returncode is not None and returncode < 0:
             status, error = "killed", f"attempt process killed by {signal.Signals(-returncode).name}"
+            self.remove_containers(f"{self.run_id}-a{number}")
         verification = summary.get("verification") or {}
         tests_only = (summary.get("tests") or {}).get("tests_only") or {}
         patch = folder / PATCH_NAME
@@ -166,6 +167,19 @@ class AttemptRun:
             and not tests_only.get("timed_out"),
             error=error,
         )
+
+    def remove_containers(self, run_id: str) -> None:
+        """What a killed attempt could not remove (its sandbox, services) goes now."""
+        from patchwright.sandbox.engine import docker_client  # names Docker: only after a kill
+        from patchwright.sandbox.prune import remove_left_by
+
+        try:
+            removed = remove_left_by(docker_client(), run_id)
+        except PatchwrightError as err:
+            self.display.status(f"warning: {err}")
+            return
+        if removed:
+            self.display.status(f"removed {len(removed)} container(s) the killed attempt left")
 
     def run_all(self) -> tuple[list[AttemptResult], list[dict[str, Any]], bool]:
         """Every attempt to its end; (results, attempts not started and why, interrupted)."""

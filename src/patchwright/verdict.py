@@ -116,7 +116,10 @@ def _by_names(before: SuiteRun, tests_only: SuiteRun | None, after: SuiteRun, ba
     )
     passed_before = {t for t, o in base.items() if o == Outcome.PASSED}
     pass_to_pass = sorted(passed_after & passed_before)
-    pass_to_fail = sorted(failed_after & passed_before)
+    # A test that passed before and is gone from a failing run (the module no longer imports,
+    # the build broke) did not pass either.
+    gone = set() if after.passed else passed_before - set(after.results.outcomes)
+    pass_to_fail = sorted((failed_after & passed_before) | gone)
     if after.timed_out and before.passed:
         pass_to_fail = pass_to_fail or ["(the test command timed out)"]
     lists = {"fail_to_pass": fail_to_pass, "pass_to_pass": pass_to_pass, "pass_to_fail": pass_to_fail}
