@@ -322,6 +322,12 @@ def batch(
     workers: Annotated[
         int | None, typer.Option(help="Instances at a time (default: what the machine or cluster holds).")
     ] = None,
+    attempts: Annotated[
+        int | None,
+        typer.Option(
+            help="Per instance: independent attempts, the proven patch kept (agent fix --attempts)."
+        ),
+    ] = None,
     total_cost: Annotated[
         float | None, typer.Option(help="Start no new instance once the batch has spent USD.")
     ] = None,
@@ -354,6 +360,7 @@ def batch(
         image=image,
         network=network,
         repos_dir=str(repos.resolve()) if repos else None,
+        attempts=attempts,
     )
     command = BatchCommand(
         instances,

@@ -47,6 +47,7 @@ class FixOptions:
     image: str | None = None
     network: bool | None = None
     repos_dir: str | None = None
+    attempts: int | None = None  # `agent fix --attempts N` for each instance (attempts.py)
     env: dict[str, str] = field(default_factory=dict)  # on top of the environment the process starts in
 
 
@@ -106,6 +107,7 @@ def fix_argv(instance: Instance, options: FixOptions, repo: Path, patch: Path) -
         "--setup": instance.setup or options.setup,
         "--test-cmd": instance.test_cmd or options.test_cmd,
         "--image": instance.image or options.image,
+        "--attempts": options.attempts,
     }
     for flag, value in chosen.items():
         if value is not None:
@@ -180,7 +182,8 @@ def _run_in(instance: Instance, options: FixOptions, work: Path, children: Child
 
 
 def _deadline(options: FixOptions) -> float:
-    return (options.timeout or 3600.0) + 900.0 + GRACE_SECONDS
+    """Each attempt has the fix's own timeout; at worst they run one after another."""
+    return ((options.timeout or 3600.0) + 900.0) * (options.attempts or 1) + GRACE_SECONDS
 
 
 def _communicate(proc: subprocess.Popen[bytes], task: bytes, limit: float) -> tuple[bytes, bytes]:
