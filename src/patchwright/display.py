@@ -94,6 +94,13 @@ def summary_lines(summary: RunSummary) -> list[str]:
             lines.append(f"  {clean_line(str(summary.verification.get('reason', '')))}")
     elif summary.verified is not None:
         lines.append(f"verified: {'yes' if summary.verified else 'no'}")
+    if summary.attempts:  # --attempts N: each one's verdict, and which was kept (selection.json)
+        kept = [
+            f"#{a['attempt']} {a['verdict'] or a['status']}"
+            + (" (chosen)" if a["attempt"] == summary.chosen_attempt else "")
+            for a in summary.attempts
+        ]
+        lines.append(clean_line(f"attempts: {', '.join(kept)}; see {summary.selection}"))
     lines.append(
         f"steps: {summary.steps}  tokens: {format_tokens(summary.tokens)}  {format_cost(summary.cost_usd)}  "
         f"time: {summary.duration_s:.0f}s"
