@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import pytest
 
 from patchwright.sandbox import labels
 
@@ -268,3 +269,68 @@ def wait_for_sleeper(repo: Path, timeout: float = 120) -> Path:
                 return trajectory.parent
         time.sleep(0.2)
     raise AssertionError("no attempt started sleeping")
+
+
+def test_until_fixed_starts_no_attempt_after_a_fixed_one(tmp_path: Path, sandbox_image: str) -> None:
+    repo = calc_repo(tmp_path)
+    with FakeAnthropic(Lanes(breaks_the_build(), fixes_with_a_test(), fixes_with_a_test())) as api:
+        result = subprocess.run(
+            fix_args(repo, "--attempts", "3", "--parallel", "1", "--until-fixed", "--format", "json"),
+            env=agent_env(api, sandbox_image),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert result.returncode == 0, result.stderr
+    selection = json.loads((the_run(repo) / "selection.json").read_text())
+    assert [(a["attempt"], a["verdict"]) for a in selection["attempts"]] == [(1, "regressed"), (2, "fixed")]
+    assert selection["not_started"] == [{"attempt": 3, "why": "--until-fixed: attempt 2 is fixed"}]
+    assert selection["chosen"] == 2 and selection["cross_validation"] == []
+
+
+def test_each_attempt_gets_a_share_of_what_is_neither_spent_nor_reserved(tmp_path: Path) -> None:
+    from patchwright.attempts import AttemptRun, Running
+    from patchwright.config import Settings
+    from patchwright.display import make_display
+    from patchwright.fixer import FixRequest
+    from patchwright.selection import AttemptResult
+    from patchwright.workspace import open_workspace
+
+    repo = calc_repo(tmp_path)
+    request = FixRequest("t", repo, Settings(max_cost=1.0, attempts=4))
+    run = AttemptRun(
+        request, make_display("text", True, False, True), open_workspace(repo), "r", tmp_path, TEST_CMD, ()
+    )
+    finished = [AttemptResult(1, "f", "completed", 0, cost_usd=0.3)]
+    running = {2: Running(2, None, 0.2)}  # type: ignore[arg-type]
+    assert run.budget(finished, running, left=2) == pytest.approx(0.25)
+    assert run.budget([AttemptResult(1, "f", "max_cost", 3, cost_usd=1.01)], {}, left=3) < 0
+    unbounded = AttemptRun(
+        FixRequest("t", repo, Settings()), run.display, run.workspace, "r", tmp_path, None, ()
+    )
+    assert unbounded.budget(finished, running, left=2) is None
+
+
+def test_an_attempt_that_left_no_summary_is_crashed_and_unverified(tmp_path: Path) -> None:
+    from patchwright.attempts import AttemptRun
+    from patchwright.config import Settings
+    from patchwright.display import make_display
+    from patchwright.fixer import FixRequest
+    from patchwright.workspace import open_workspace
+
+    repo = calc_repo(tmp_path)
+    run_dir = tmp_path / "run"
+    (run_dir / "attempt-1").mkdir(parents=True)
+    (run_dir / "attempt-1" / "patch.diff").write_text("diff --git a/x b/x\n")
+    run = AttemptRun(
+        FixRequest("t", repo, Settings()),
+        make_display("text", True, False, True),
+        open_workspace(repo),
+        "r",
+        run_dir,
+        TEST_CMD,
+        (),
+    )
+    result = run.result(1, 4)
+    assert result.status == "crashed" and result.verdict is None and result.patch_bytes > 0
+    assert result.key()[0] == 5  # ranked below every verdict

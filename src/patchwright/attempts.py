@@ -235,7 +235,7 @@ class AttemptRun:
             return None
         spent = sum(r.cost_usd for r in results)
         reserved = sum(r.reserved for r in running.values())
-        return round((self.settings.max_cost - spent - reserved) / max(1, left), 6)
+        return (self.settings.max_cost - spent - reserved) / max(1, left)
 
     def stop_all(self, running: dict[int, Running]) -> None:
         """SIGTERM to each attempt (each saves its work and removes its sandbox), SIGKILL past KILL_AFTER."""
@@ -352,9 +352,10 @@ def _summary(
         {"attempt": r.number, "status": r.status, "verdict": r.verdict, "cost_usd": r.cost_usd}
         for r in sorted(selection.ranked, key=lambda r: r.number)
     ]
-    if chosen is None or not base:
+    if chosen is None or not base or chosen.status in ("killed", "crashed"):
         summary.status, summary.exit_code = RunStatus.ERROR, int(ExitCode.INFRA)
         summary.error = "no attempt finished" + (f" ({chosen.error})" if chosen and chosen.error else "")
+        summary.verified, summary.verification = None, None
     if interrupted:
         summary.status, summary.exit_code = RunStatus.INTERRUPTED, int(ExitCode.INTERRUPTED)
         summary.error = "interrupted: the attempts were stopped"

@@ -481,7 +481,13 @@ def _verify(
     timeout = settings.command_timeout * 5
     if settings.timeout is not None:  # the run's wall clock bounds verification too (at least 60 s)
         timeout = min(timeout, max(60.0, settings.timeout - elapsed))
-    parts = split_patch(patch, record.run_dir / TESTS_PART_NAME, record.run_dir / CODE_PART_NAME)
+    try:
+        parts = split_patch(patch, record.run_dir / TESTS_PART_NAME, record.run_dir / CODE_PART_NAME)
+    except OSError as err:
+        record.write("error", stage="verify", error=f"cannot split the patch: {err}")
+        record.summary.tests = {"error": f"cannot split the patch: {err.strerror or err}"}
+        record.summary.verified = False
+        return
 
     def after_sandbox() -> Sandbox:
         """The whole patch is tested in a sandbox of its own, from the same starting state."""
