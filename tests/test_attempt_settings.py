@@ -55,3 +55,14 @@ def test_bad_attempt_flags_are_one_line_and_exit_2(tmp_path: Path, args: list[st
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("agent: error:") and message in lines[0]
+
+
+def test_default_parallel_is_a_core_and_a_sandbox_of_memory_each_and_one_until_fixed() -> None:
+    from patchwright.attempts import default_parallel
+    from patchwright.config import Settings
+
+    cores = os.cpu_count() or 1
+    assert default_parallel(Settings(memory="64m"), 50) == min(50, cores)
+    assert default_parallel(Settings(memory="64m"), 1) == 1
+    assert default_parallel(Settings(memory="64m", until_fixed=True), 5) == 1
+    assert default_parallel(Settings(memory="100000g"), 5) == 1  # no room for two sandboxes

@@ -60,7 +60,10 @@ def attempt_folder(run_dir: Path, number: int) -> Path:
 
 
 def default_parallel(settings: Settings, attempts: int) -> int:
-    """As many attempts at once as the machine's CPUs and memory hold sandboxes of the run's size."""
+    """As `agent batch`'s workers: a core and the sandbox's memory limit for each attempt. With
+    --until-fixed, one at a time: the point is to pay for no attempt after the first fixed one."""
+    if settings.until_fixed:
+        return 1
     cpus = os.cpu_count() or 1
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -68,7 +71,7 @@ def default_parallel(settings: Settings, attempts: int) -> int:
         memory = 0
     per_sandbox = memory_bytes(settings.memory) or 1
     by_memory = max(1, memory // per_sandbox) if memory else 1
-    return max(1, min(attempts, max(1, int(cpus // settings.cpus)), by_memory))
+    return max(1, min(attempts, cpus, by_memory))
 
 
 def load_attempt_settings(run_dir: Path, number: int) -> Settings:
