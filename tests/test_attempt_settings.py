@@ -66,3 +66,24 @@ def test_default_parallel_is_a_core_and_a_sandbox_of_memory_each_and_one_until_f
     assert default_parallel(Settings(memory="64m"), 1) == 1
     assert default_parallel(Settings(memory="64m", until_fixed=True), 5) == 1
     assert default_parallel(Settings(memory="100000g"), 5) == 1  # no room for two sandboxes
+
+
+def test_an_attempts_settings_file_is_read_back_whole_and_checked(tmp_path: Path) -> None:
+    import dataclasses
+    import json
+
+    from patchwright.attempts import load_attempt_settings
+    from patchwright.config import Settings
+    from patchwright.errors import UsageError
+
+    folder = tmp_path / "attempt-1"
+    folder.mkdir()
+    wanted = Settings(max_cost=0.5, services=("postgres:15",), test_cmd="pytest -q", attempts=1)
+    (folder / "settings.json").write_text(json.dumps(dataclasses.asdict(wanted)))
+    assert load_attempt_settings(tmp_path, 1) == wanted
+    (folder / "settings.json").write_text(json.dumps({"max_steps": 0}))
+    with pytest.raises(ConfigError, match="max_steps"):
+        load_attempt_settings(tmp_path, 1)
+    (folder / "settings.json").write_text(json.dumps({"no_such": 1}))
+    with pytest.raises(UsageError, match="not the settings of an attempt"):
+        load_attempt_settings(tmp_path, 1)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from patchwright.config import Settings, memory_bytes
+from patchwright.config import Settings, check, memory_bytes
 from patchwright.display import Display
 from patchwright.errors import ExitCode, OutputError, PatchwrightError, UsageError
 from patchwright.fixer import (
@@ -81,9 +81,16 @@ def load_attempt_settings(run_dir: Path, number: int) -> Settings:
         values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise UsageError(f"cannot read the attempt's settings {path}: {err}") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"{path}: not the settings of an attempt")
     if values.get("services") is not None:
         values["services"] = tuple(values["services"])
-    return dataclasses.replace(Settings(), **values)
+    try:
+        settings = dataclasses.replace(Settings(), **values)
+    except TypeError as err:
+        raise UsageError(f"{path}: not the settings of an attempt ({err})") from None
+    check(settings)
+    return settings
 
 
 @dataclass
