@@ -97,8 +97,9 @@ class Lanes:
         with self.lock:
             if len(messages) == 1:
                 steps = self.scenarios.pop(0)
-                first = next(b for b in steps[0].blocks if isinstance(b, ToolUse))
-                self.by_first_call[first.id] = steps
+                first = next((b for b in steps[0].blocks if isinstance(b, ToolUse)), None)
+                if first is not None:  # a one-reply conversation (the judge) needs no lane
+                    self.by_first_call[first.id] = steps
                 return steps[0]
             first_id = next(b["id"] for b in messages[1]["content"] if b["type"] == "tool_use")
             return self.by_first_call[first_id][(len(messages) - 1) // 2]
@@ -334,3 +335,40 @@ def test_an_attempt_that_left_no_summary_is_crashed_and_unverified(tmp_path: Pat
     result = run.result(1, 4)
     assert result.status == "crashed" and result.verdict is None and result.patch_bytes > 0
     assert result.key()[0] == 5  # ranked below every verdict
+
+
+def fixes_with_a_test_and_a_comment() -> list[Any]:
+    return [
+        create("tests/test_add.py", ADD_TEST),
+        replace("return a - b", "# the sum, not the difference\n    return a + b"),
+        message(text("fixed, with a test")),
+    ]
+
+
+def test_judge_picks_among_tied_fixed_attempts_and_its_reasoning_is_kept(
+    tmp_path: Path, sandbox_image: str
+) -> None:
+    repo = calc_repo(tmp_path)
+    verdict = "Attempt 2 documents why.\nCHOICE: 2"
+    lanes = Lanes(fixes_with_a_test(), fixes_with_a_test_and_a_comment(), [message(text(verdict))])
+    with FakeAnthropic(lanes) as api:
+        result = subprocess.run(
+            fix_args(repo, "--attempts", "2", "--parallel", "1", "--judge", "--format", "json"),
+            env=agent_env(api, sandbox_image),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        judged = api.requests[-1].body
+    assert result.returncode == 0, result.stderr
+    selection = json.loads((the_run(repo) / "selection.json").read_text())
+    # both fixed, each passes the other's test: tied on every rule; by size attempt 1 would win
+    assert [a["cross_validation"]["passed"] for a in selection["attempts"]] == [[2], [1]]
+    assert selection["attempts"][0]["patch_bytes"] < selection["attempts"][1]["patch_bytes"]
+    assert selection["judge"]["candidates"] == [1, 2] and selection["judge"]["choice"] == 2
+    assert "documents why" in selection["judge"]["reasoning"] and selection["judge"]["cost_usd"] > 0
+    assert selection["chosen"] == 2 and "<task>\nadd is wrong\n</task>" in judged["messages"][0]["content"]
+    summary = json.loads(result.stdout)
+    assert (
+        summary["cost_usd"] == selection["total_cost_usd"] > sum(a["cost_usd"] for a in selection["attempts"])
+    )

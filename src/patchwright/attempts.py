@@ -38,10 +38,11 @@ from patchwright.fixer import (
     signals_interrupt,
     unproven_refusal,
 )
-from patchwright.model import check_credentials
+from patchwright.judge import JUDGE_MAX_TOKENS, judge, tied
+from patchwright.model import ModelClient, check_credentials, make_client, model_info
 from patchwright.outputs import Redactor, RunSummary, copy_file, write_summary, write_text_file
 from patchwright.record import new_run_id
-from patchwright.selection import AttemptResult, Selection, cross_pairs, select
+from patchwright.selection import AttemptResult, Selection, cross_pairs, prefer, select
 from patchwright.services.spec import ServiceSpec
 from patchwright.status import RunStatus
 from patchwright.verify import cross_check
@@ -318,6 +319,8 @@ def run_attempts(request: FixRequest, display: Display) -> RunSummary:
     results, not_started, interrupted = parent.run_all()
     cross = [] if interrupted else parent.cross_validate(results)
     selection = select(results, not_started)
+    if request.settings.judge and not interrupted:
+        _judge(parent, prepared.model, prepared.task, selection)
     data = {**selection.as_dict(), "cross_validation": cross}
     redactor = Redactor.from_environment()
     write_text_file(run_dir / SELECTION_NAME, json.dumps(redactor.data(data), indent=2) + "\n")
@@ -326,6 +329,35 @@ def run_attempts(request: FixRequest, display: Display) -> RunSummary:
     summary.duration_s = round(time.monotonic() - started, 2)
     write_summary(run_dir / "summary.json", summary, redactor)
     return summary
+
+
+def _judge(parent: AttemptRun, model: str, task: str, selection: Selection) -> None:
+    """--judge: one model call among fixed attempts tied on every rule; recorded in selection.json."""
+    candidates = tied(selection.ranked)
+    if not candidates:
+        return
+    numbers = [a.number for a in candidates]
+    settings = parent.settings
+    spent = sum(a.cost_usd for a in selection.ranked)
+    if settings.max_cost is not None and spent >= settings.max_cost:
+        selection.judge = {"candidates": numbers, "choice": None, "skipped": "--max-cost spent"}
+        return
+    parent.display.status(f"judge: comparing attempts {', '.join(map(str, numbers))}")
+    try:
+        client = ModelClient(
+            make_client(settings.provider, max_retries=settings.max_retries),  # type: ignore[arg-type]
+            model,
+            JUDGE_MAX_TOKENS,
+        )
+        verdict = judge(client, task, candidates)
+    except (PatchwrightError, OSError) as err:
+        selection.judge = {"candidates": numbers, "choice": None, "error": str(err)}
+        return
+    cost = verdict.usage.cost(model_info(model))
+    selection.judge = verdict.as_dict(numbers, cost)
+    selection.judge_cost = cost or 0.0
+    if verdict.choice is not None:
+        prefer(selection, verdict.choice)
 
 
 def _summary(
@@ -355,7 +387,7 @@ def _summary(
             "apply_error": None,
         }
     )
-    summary.cost_usd = round(sum(r.cost_usd for r in selection.ranked), 6)
+    summary.cost_usd = round(sum(r.cost_usd for r in selection.ranked) + selection.judge_cost, 6)
     summary.chosen_attempt = chosen.number if chosen else None
     summary.selection = str(parent.run_dir / SELECTION_NAME)
     summary.attempts = [

@@ -161,6 +161,12 @@ def fix(
         bool | None,
         typer.Option("--until-fixed", help="Start no new attempt once one is fixed."),
     ] = None,
+    judge: Annotated[
+        bool | None,
+        typer.Option(
+            "--judge", help="With --attempts: one model call picks among fixed attempts tied on the rules."
+        ),
+    ] = None,
     attempt_of: Annotated[
         str | None, typer.Option("--attempt-of", hidden=True, help="RUN_ID:K, one attempt of that run.")
     ] = None,
@@ -230,6 +236,7 @@ def fix(
             "attempts": attempts,
             "parallel": parallel,
             "until_fixed": until_fixed,
+            "judge": judge,
         }
         loaded = load_settings_checked(ws.root, Path.home(), dict(os.environ), flags)  # issue 13: trust
         settings = loaded.settings

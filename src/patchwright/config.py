@@ -70,6 +70,7 @@ class Settings:
     attempts: int = 1  # how many; the repo may lower it, not raise it above 1 untrusted (it costs)
     parallel: int | None = None  # at once; None: what the CPUs and memory hold
     until_fixed: bool = False  # start no new attempt once one is `fixed`
+    judge: bool = False  # one model call picks among fixed attempts tied on every rule (judge.py)
 
     def resolved_model(self, agent_model: str | None, env: dict[str, str] | None = None) -> str:
         # Claude Code agent files may say `model: inherit` or an alias like `sonnet` (aliases.py).
@@ -107,6 +108,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "attempts": (int,),
     "parallel": (int,),
     "until_fixed": (bool,),
+    "judge": (bool,),
 }
 assert set(FIELD_TYPES) == {f.name for f in fields(Settings)}
 
@@ -223,6 +225,7 @@ REPO_CAPPED = (
     "command_timeout",
     "attempts",
     "parallel",
+    "judge",  # a model call: it costs
 )
 
 

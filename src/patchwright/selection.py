@@ -6,7 +6,8 @@
    fail on the original code) pass with this attempt's code; a patch that only satisfies the
    test it wrote itself ranks below one that also satisfies the tests others wrote;
 3. fewer tests that passed before and fail after;
-4. a patch at all, then the smaller patch (bytes);
+4. a patch at all, then the smaller patch (bytes); with --judge, fixed attempts equal on
+   1-3 are ordered by one model call first (judge.py, `prefer`);
 5. the earlier attempt.
 """
 
@@ -21,7 +22,7 @@ RULES = [
     "verdict: fixed > not_reproduced > not_fixed > tests_not_runnable > regressed > not verified",
     "cross-validation: more of the other attempts' fail-to-pass tests pass with this patch's code",
     "fewer regressions (PASS_TO_FAIL)",
-    "a non-empty patch, then the smaller patch",
+    "a non-empty patch; among fixed attempts equal on the rules above, --judge's choice; then the smaller patch",
     "the earlier attempt",
 ]
 
@@ -96,7 +97,8 @@ class Selection:
     chosen: AttemptResult | None
     ranked: list[AttemptResult]
     not_started: list[dict[str, Any]] = field(default_factory=list)
-    judge: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None  # --judge: candidates, choice, reasoning, cost
+    judge_cost: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,7 +108,7 @@ class Selection:
             "order": [a.number for a in self.ranked],
             "attempts": [a.as_dict() for a in sorted(self.ranked, key=lambda a: a.number)],
             "not_started": self.not_started,
-            "total_cost_usd": round(sum(a.cost_usd for a in self.ranked), 6),
+            "total_cost_usd": round(sum(a.cost_usd for a in self.ranked) + self.judge_cost, 6),
             "judge": self.judge,
         }
 
@@ -115,3 +117,10 @@ def select(attempts: list[AttemptResult], not_started: list[dict[str, Any]] | No
     ranked = rank(attempts)
     chosen = ranked[0] if ranked else None
     return Selection(chosen, ranked, not_started or [])
+
+
+def prefer(selection: Selection, number: int) -> None:
+    """Put attempt `number` first (the judge's choice among tied attempts)."""
+    picked = [a for a in selection.ranked if a.number == number]
+    selection.ranked = picked + [a for a in selection.ranked if a.number != number]
+    selection.chosen = selection.ranked[0] if selection.ranked else None
