@@ -372,3 +372,41 @@ def test_judge_picks_among_tied_fixed_attempts_and_its_reasoning_is_kept(
     assert (
         summary["cost_usd"] == selection["total_cost_usd"] > sum(a["cost_usd"] for a in selection["attempts"])
     )
+
+
+def test_sigterm_stops_every_attempt_and_still_writes_the_selection(
+    tmp_path: Path, sandbox_image: str, docker_client: docker.DockerClient
+) -> None:
+    repo = calc_repo(tmp_path)
+    with FakeAnthropic(Lanes(sleeps(), sleeps())) as api:
+        proc = subprocess.Popen(
+            fix_args(repo, "--attempts", "2", "--parallel", "2", "--format", "json"),
+            env=agent_env(api, sandbox_image),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for_sleepers(repo, 2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    summary = json.loads(out)
+    assert summary["status"] == "interrupted"
+    selection = json.loads((the_run(repo) / "selection.json").read_text())
+    assert [a["status"] for a in selection["attempts"]] == ["interrupted", "interrupted"]
+    assert containers_of(docker_client, summary["run_id"]) == []
+
+
+def wait_for_sleepers(repo: Path, count: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [
+            t
+            for t in (repo / ".patchwright" / "runs").glob("*/attempt-*/trajectory.jsonl")
+            if '"sleep 120"' in t.read_text()
+        ]
+        if len(found) == count:
+            time.sleep(1.0)
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{count} attempts did not start sleeping")
