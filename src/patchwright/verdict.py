@@ -80,7 +80,7 @@ class Verdict:
         }
 
 
-def judge(before: SuiteRun, tests_only: SuiteRun | None, after: SuiteRun | None) -> Verdict:
+def verdict_of(before: SuiteRun, tests_only: SuiteRun | None, after: SuiteRun | None) -> Verdict:
     """The verdict of a patch from the runs on the original code (`before`), the original code with
     only the patch's tests (`tests_only`, None when the patch has none) and the whole patch (`after`,
     None when it did not apply)."""

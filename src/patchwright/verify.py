@@ -15,7 +15,7 @@ from typing import Any
 from patchwright.patchsplit import SplitParts
 from patchwright.sandbox.base import CommandResult, Sandbox
 from patchwright.testresults import PYTEST_REPORT_ENV, RunResults, parse_output
-from patchwright.verdict import SuiteRun, Verdict, VerdictKind, judge
+from patchwright.verdict import SuiteRun, Verdict, VerdictKind, verdict_of
 
 OUTPUT_TAIL = 2000
 APPLY_PIECE = 8 * 1024 * 1024  # bytes of a patch sent into a sandbox at a time
@@ -58,7 +58,7 @@ class Verification:
     def verdict(self) -> Verdict:
         after = self.after.run() if self.applied and self.after is not None else None
         tests_only = self.tests_only.run() if self.tests_only is not None else None
-        return judge(self.before.run(), tests_only, after)
+        return verdict_of(self.before.run(), tests_only, after)
 
     @property
     def verified(self) -> bool:
@@ -77,13 +77,15 @@ class Verification:
         }
 
 
-def apply_in(sandbox: Sandbox, patch_file: Path) -> CommandResult:
-    """Apply a patch file to the sandbox's workspace with git (binary hunks included).
+def apply_in(sandbox: Sandbox, patch_file: Path, reverse: bool = False) -> CommandResult:
+    """Apply a patch file (`reverse`: take it back out) to the sandbox's workspace with git
+    (binary hunks included).
 
     A small patch goes to git's stdin; a larger one is first copied into the sandbox APPLY_PIECE
     bytes at a time, so the host never holds it whole."""
+    git_apply = ["git", "apply", "--binary", *(["-R"] if reverse else [])]
     if patch_file.stat().st_size <= APPLY_PIECE:
-        return sandbox.execute(["git", "apply", "--binary", "-"], timeout=120, stdin=patch_file.read_bytes())
+        return sandbox.execute([*git_apply, "-"], timeout=120, stdin=patch_file.read_bytes())
     made = sandbox.execute(["bash", "-c", 'mktemp -d "${TMPDIR:-/tmp}/pwpatch.XXXXXX"'], timeout=60)
     folder = made.output.strip()
     if made.exit_code != 0 or not folder.startswith("/") or len(folder.split()) != 1:
@@ -95,7 +97,7 @@ def apply_in(sandbox: Sandbox, patch_file: Path) -> CommandResult:
                 sent = sandbox.execute(["sh", "-c", 'cat >> "$1"', "sh", target], timeout=120, stdin=piece)
                 if sent.exit_code != 0:
                     return sent
-        return sandbox.execute(["git", "apply", "--binary", "--", target], timeout=600)
+        return sandbox.execute([*git_apply, "--", target], timeout=600)
     finally:
         sandbox.execute(["rm", "-rf", "--", folder], timeout=60)
 
@@ -127,10 +129,8 @@ def verify_patch(
                 sandbox.stop()
                 sandbox = fresh()
                 sandbox.start()
-            else:
-                sandbox.execute(
-                    ["git", "apply", "--binary", "-R", "--", str(tests_part.tests_file)], timeout=120
-                )
+            elif tests_only is not None:
+                apply_in(sandbox, tests_part.tests_file, reverse=True)
         sandbox.restart_shell()
         applied = apply_in(sandbox, patch)
         if applied.exit_code != 0:
