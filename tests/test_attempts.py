@@ -4,6 +4,7 @@ leaves the others intact. Real `agent` processes, the real SDK against the fake 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -300,15 +301,20 @@ def test_each_attempt_gets_a_share_of_what_is_neither_spent_nor_reserved(tmp_pat
     repo = calc_repo(tmp_path)
     request = FixRequest("t", repo, Settings(max_cost=1.0, attempts=4))
     run = AttemptRun(
-        request, make_display("text", True, False, True), open_workspace(repo), "r", tmp_path, TEST_CMD, ()
+        request,
+        make_display("text", True, False, True),
+        open_workspace(repo),
+        "r",
+        tmp_path,
+        TEST_CMD,
+        (),
+        "claude-sonnet-5-5",
     )
     finished = [AttemptResult(1, "f", "completed", 0, cost_usd=0.3)]
     running = {2: Running(2, None, 0.2)}  # type: ignore[arg-type]
     assert run.budget(finished, running, left=2) == pytest.approx(0.25)
     assert run.budget([AttemptResult(1, "f", "max_cost", 3, cost_usd=1.01)], {}, left=3) < 0
-    unbounded = AttemptRun(
-        FixRequest("t", repo, Settings()), run.display, run.workspace, "r", tmp_path, None, ()
-    )
+    unbounded = dataclasses.replace(run, request=FixRequest("t", repo, Settings()))
     assert unbounded.budget(finished, running, left=2) is None
 
 
@@ -331,10 +337,14 @@ def test_an_attempt_that_left_no_summary_is_crashed_and_unverified(tmp_path: Pat
         run_dir,
         TEST_CMD,
         (),
+        "claude-sonnet-5-5",
     )
+    response = {"event": "response", "usage": {"input_tokens": 1_000_000, "output_tokens": 0}}
+    (run_dir / "attempt-1" / "trajectory.jsonl").write_text(json.dumps(response) + "\n" + '{"half a line')
     result = run.result(1, 4)
     assert result.status == "crashed" and result.verdict is None and result.patch_bytes > 0
     assert result.key()[0] == 5  # ranked below every verdict
+    assert result.cost_usd == pytest.approx(2.0)  # what its replies cost counts against --max-cost
 
 
 def fixes_with_a_test_and_a_comment() -> list[Any]:

@@ -39,8 +39,15 @@ from patchwright.fixer import (
     unproven_refusal,
 )
 from patchwright.judge import JUDGE_MAX_TOKENS, judge, tied
-from patchwright.model import ModelClient, check_credentials, make_client, model_info
-from patchwright.outputs import Redactor, RunSummary, copy_file, write_summary, write_text_file
+from patchwright.model import ModelClient, Usage, check_credentials, make_client, model_info
+from patchwright.outputs import (
+    Redactor,
+    RunSummary,
+    copy_file,
+    read_trajectory,
+    write_summary,
+    write_text_file,
+)
 from patchwright.record import new_run_id
 from patchwright.selection import AttemptResult, Selection, cross_pairs, prefer, select
 from patchwright.services.spec import ServiceSpec
@@ -112,6 +119,7 @@ class AttemptRun:
     run_dir: Path
     test_command: str | None
     services: tuple[ServiceSpec, ...]
+    model: str
 
     @property
     def settings(self) -> Settings:
@@ -159,6 +167,12 @@ class AttemptRun:
         if returncode is not None and returncode < 0:
             status, error = "killed", f"attempt process killed by {signal.Signals(-returncode).name}"
             self.remove_containers(f"{self.run_id}-a{number}")
+        cost = float(summary.get("cost_usd") or 0.0)
+        if status in (
+            "killed",
+            "crashed",
+        ):  # its summary missed the last turns: count them from the trajectory
+            cost = max(cost, self.trajectory_cost(folder))
         verification = summary.get("verification") or {}
         tests_only = (summary.get("tests") or {}).get("tests_only") or {}
         patch = folder / PATCH_NAME
@@ -172,12 +186,21 @@ class AttemptRun:
             fail_to_pass=list(verification.get("FAIL_TO_PASS") or []),
             pass_to_fail=list(verification.get("PASS_TO_FAIL") or []),
             patch_bytes=patch.stat().st_size if patch.is_file() and status != "killed" else 0,
-            cost_usd=float(summary.get("cost_usd") or 0.0),
+            cost_usd=cost,
             shows_bug=bool(tests_only)
             and tests_only.get("passed") is False
             and not tests_only.get("timed_out"),
             error=error,
         )
+
+    def trajectory_cost(self, folder: Path) -> float:
+        """What the model's replies recorded in an attempt's trajectory cost (0 when unpriced)."""
+        usage = Usage()
+        with contextlib.suppress(OSError):
+            for record in read_trajectory(folder / "trajectory.jsonl"):
+                if record.get("event") == "response" and isinstance(record.get("usage"), dict):
+                    usage.add(Usage.from_dict(record["usage"]))
+        return usage.cost(model_info(self.model)) or 0.0
 
     def remove_containers(self, run_id: str) -> None:
         """What a killed attempt could not remove (its sandbox, services) goes now."""
@@ -314,7 +337,14 @@ def run_attempts(request: FixRequest, display: Display) -> RunSummary:
     run_dir = real_run_dir(ws, run_id, create=True)
     write_text_file(run_dir / TASK_NAME, prepared.task)
     parent = AttemptRun(
-        request, display, ws, run_id, run_dir, prepared.test_command, tuple(prepared.services.specs)
+        request,
+        display,
+        ws,
+        run_id,
+        run_dir,
+        prepared.test_command,
+        tuple(prepared.services.specs),
+        prepared.model,
     )
     results, not_started, interrupted = parent.run_all()
     cross = [] if interrupted else parent.cross_validate(results)
