@@ -246,6 +246,8 @@ def test_a_killed_attempt_leaves_the_others_intact(
             text=True,
         )
         sleeper = wait_for_sleeper(repo)
+        run_id = f"{sleeper.parent.name}-a{sleeper.name.split('-')[1]}"
+        assert settled_on(lambda: containers_of(docker_client, run_id))  # its sandbox is up
         pid = json.loads((sleeper / "process.json").read_text())["pid"]
         os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
@@ -259,6 +261,14 @@ def test_a_killed_attempt_leaves_the_others_intact(
     assert by_number[other]["verdict"] == "fixed" and selection["chosen"] == other
     assert (run_dir / "patch.diff").read_bytes() == (run_dir / f"attempt-{other}" / "patch.diff").read_bytes()
     assert containers_of(docker_client, json.loads(out)["run_id"]) == []
+
+
+def settled_on(probe: Any, timeout: float = 60) -> Any:
+    """The first truthy value of `probe()` within `timeout` seconds, else the last one."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return value
 
 
 def wait_for_sleeper(repo: Path, timeout: float = 120) -> Path:

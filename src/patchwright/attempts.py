@@ -258,6 +258,9 @@ class AttemptRun:
                 interrupted = True
                 self.stop_all(running)
                 results += [self.result(n, c.proc.returncode) for n, c in running.items()]
+        for result in results:  # again at the end: the engine may finish a create the killed process began
+            if result.status == "killed":
+                self.remove_containers(f"{self.run_id}-a{result.number}")
         if stop_reason is None and interrupted:
             stop_reason = "interrupted"
         not_started = [{"attempt": n, "why": stop_reason} for n in range(next_number, total + 1)]
