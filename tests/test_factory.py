@@ -85,12 +85,19 @@ def test_the_verification_line_says_before_and_after() -> None:
 
     failing, passing = SuiteOutcome(1, False, "1 failed"), SuiteOutcome(0, False, "1 passed")
     assert verification_line(Verification("pytest", True, failing, passing)) == (
-        "verification: tests failed (exit 1) before -> passed after: patch verified"
+        "verification: tests failed (exit 1) before -> passed after: fixed, patch verified "
+        "(the tests fail before and pass with the patch)"
     )
-    assert verification_line(Verification("pytest", False, failing, None)).endswith(
-        "before -> the patch did not apply after: patch NOT verified"
+    assert "before -> the patch did not apply after: not_fixed, patch NOT verified" in verification_line(
+        Verification("pytest", False, failing, None)
     )
     hung = SuiteOutcome(None, True, "")
-    assert "timed out after: patch NOT verified" in verification_line(
+    assert "timed out after: not_fixed, patch NOT verified" in verification_line(
         Verification("pytest", True, failing, hung)
     )
+    # passing before and after proves nothing, and the line says so
+    line = verification_line(Verification("pytest", True, passing, passing))
+    assert "passed before -> passed after: not_reproduced, patch NOT verified" in line
+    assert "no test shows the bug" in line
+    own = verification_line(Verification("pytest", True, passing, passing, failing, ("test_x.py",)))
+    assert "-> the patch's tests alone failed (exit 1) -> passed after: fixed" in own

@@ -48,6 +48,10 @@ SAMPLES: dict[str, Any] = {
     "context_trigger": 150000,
     "trust_repo_config": True,
     "proxy_credentials": True,
+    "attempts": 3,
+    "parallel": 2,
+    "until_fixed": True,
+    "judge": True,
 }
 
 

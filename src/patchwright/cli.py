@@ -100,9 +100,20 @@ def fix(
     task_file: Annotated[str | None, typer.Option(help="Read the task from FILE ('-' for stdin).")] = None,
     patch: Annotated[Path | None, typer.Option(help="Also write the unified diff to FILE.")] = None,
     apply: Annotated[
-        bool, typer.Option("--apply", help="Apply the patch to the repo if it applies cleanly.")
+        bool,
+        typer.Option(
+            "--apply",
+            help="Apply the patch to the repo if it applies cleanly (with tests: only a fixed one).",
+        ),
+    ] = False,
+    apply_unproven: Annotated[
+        bool,
+        typer.Option("--apply-unproven", help="With --apply: apply a patch whose verdict is not fixed too."),
     ] = False,
     resume: Annotated[str | None, typer.Option(help="Continue the interrupted run RUN_ID.")] = None,
+    attempt_of: Annotated[
+        str | None, typer.Option("--attempt-of", hidden=True, help="RUN_ID:K, one attempt of that run.")
+    ] = None,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="text, json or stream-json.")
     ] = OutputFormat.text,
@@ -124,23 +135,34 @@ def fix(
         ws = open_workspace(repo if repo is not None else Path.cwd())
         loaded = load_settings_checked(ws.root, Path.home(), dict(os.environ), settings_flags or {})
         settings = loaded.settings
+        attempt = _attempt_of(attempt_of)
+        if attempt is not None:  # one attempt of several: the parent resolved the settings for all
+            from patchwright.attempts import load_attempt_settings
+            from patchwright.workspace import real_run_dir
+
+            settings = load_attempt_settings(real_run_dir(ws, attempt[0], create=False), attempt[1])
         if (ignored := ignored_warning(loaded)) is not None:
             print(f"patchwright: warning: {clean_line(ignored)}", file=sys.stderr)
         for warning in unknown_env(dict(os.environ)):
             print(f"patchwright: warning: {warning}", file=sys.stderr)
         display = make_display(output_format.value, quiet, sys.stderr.isatty(), is_ci(os.environ))
-        summary = run_fix(
-            FixRequest(
-                task=text,
-                repo=ws.root,
-                settings=settings,
-                patch_path=patch,
-                apply=apply,
-                resume=resume,
-                ignored_repo_settings=tuple(loaded.ignored),
-            ),
-            display,
+        fix_request = FixRequest(
+            task=text,
+            repo=ws.root,
+            settings=settings,
+            patch_path=patch,
+            apply=apply,
+            apply_unproven=apply_unproven,
+            resume=resume,
+            ignored_repo_settings=tuple(loaded.ignored),
+            attempt_of=attempt,
         )
+        if settings.attempts > 1 and attempt is None:
+            from patchwright.attempts import run_attempts
+
+            summary = run_attempts(fix_request, display)
+        else:
+            summary = run_fix(fix_request, display)
         display.finish(summary)
         if summary.error and output_format == OutputFormat.text:
             print(f"agent: error: {clean_line(summary.error)}", file=sys.stderr, flush=True)
@@ -158,6 +180,16 @@ def fix(
         if display is not None:
             display.close()
         raise fail("interrupted", ExitCode.INTERRUPTED) from None
+
+
+def _attempt_of(value: str | None) -> tuple[str, int] | None:
+    """The hidden --attempt-of RUN_ID:K that `agent fix --attempts N` starts each attempt with."""
+    if value is None:
+        return None
+    run_id, _, number = value.rpartition(":")
+    if not run_id or not number.isdigit():
+        raise UsageError(f"--attempt-of {value!r}: expected RUN_ID:K")
+    return run_id, int(number)
 
 
 # -- agent batch: the work is in patchwright/batch/ ------------------------------------------------

@@ -46,6 +46,9 @@ class Trust(StrEnum):
     USER = "user"  # decides whom to trust: never from the repository
 
 
+MAX_ATTEMPTS = 20  # --attempts: each is a whole run, with its cost
+
+
 @dataclass(frozen=True)
 class Spec:
     """How one setting meets the user: its help, flag, trust class, and batch override."""
@@ -239,6 +242,44 @@ class Settings:
             "Pass the proxy's user:password into the sandbox during setup.",
             Trust.USER,
             flag="--proxy-credentials",
+        ),
+    )
+
+    attempts: int = setting(
+        1,
+        Spec(
+            "Independent attempts, each in its own sandbox; the proven patch is kept.",
+            Trust.CAPPED,  # each is a whole run, with its cost
+            doc="run N independent attempts, each in its own sandbox with its own services and run folder, "
+            "and keep the proven one (see [Several attempts](#several-attempts)); 1 to 20",
+        ),
+    )
+    parallel: int | None = setting(
+        None,
+        Spec(
+            "Attempts at once.",
+            Trust.CAPPED,
+            default_doc="a core and the sandbox's `memory` for each, as `agent batch`'s workers; 1 with "
+            "`--until-fixed`",
+        ),
+    )
+    until_fixed: bool = setting(
+        False,
+        Spec(
+            "Start no new attempt once one is fixed.",
+            flag="--until-fixed",
+            doc="start no new attempt once one is `fixed`; attempts then run one after another unless "
+            "`--parallel` says otherwise (the cost-conscious mode for CI)",
+        ),
+    )
+    judge: bool = setting(
+        False,
+        Spec(
+            "With --attempts: one model call picks among fixed attempts tied on the rules.",
+            Trust.CAPPED,  # a model call: it costs
+            flag="--judge",
+            doc="with `--attempts`: one model call picks among `fixed` attempts tied on the selection rules "
+            "(see [Several attempts](#several-attempts))",
         ),
     )
 
@@ -475,6 +516,10 @@ def check(settings: Settings) -> None:
         raise ConfigError("max_tokens must be at least 1")
     if settings.max_retries < 0:
         raise ConfigError("max_retries must be 0 or more")
+    if not 1 <= settings.attempts <= MAX_ATTEMPTS:
+        raise ConfigError(f"attempts must be from 1 to {MAX_ATTEMPTS}")
+    if settings.parallel is not None and settings.parallel < 1:
+        raise ConfigError("parallel must be at least 1")
     check_model_settings(settings)
 
 

@@ -87,8 +87,20 @@ def summary_lines(summary: RunSummary) -> list[str]:
         lines.append("patch: none")
     else:
         lines.append("patch: none (no changes)")
-    if summary.verified is not None:
+    if summary.verification:  # the verdict says what the tests showed (verdict.py)
+        verdict = summary.verification.get("verdict")
+        lines.append(f"verified: {'yes' if summary.verified else 'no'} ({verdict})")
+        if verdict != "fixed":
+            lines.append(f"  {clean_line(str(summary.verification.get('reason', '')))}")
+    elif summary.verified is not None:
         lines.append(f"verified: {'yes' if summary.verified else 'no'}")
+    if summary.attempts:  # --attempts N: each one's verdict, and which was kept (selection.json)
+        kept = [
+            f"#{a['attempt']} {a['verdict'] or a['status']}"
+            + (" (chosen)" if a["attempt"] == summary.chosen_attempt else "")
+            for a in summary.attempts
+        ]
+        lines.append(clean_line(f"attempts: {', '.join(kept)}; see {summary.selection}"))
     lines.append(
         f"steps: {summary.steps}  tokens: {format_tokens(summary.tokens)}  {format_cost(summary.cost_usd)}  "
         f"time: {summary.duration_s:.0f}s"

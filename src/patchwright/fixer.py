@@ -33,6 +33,7 @@ from patchwright.loop import AgentLoop, Limits, LoopState, first_message
 from patchwright.model import ModelClient, ModelInfo, check_credentials, make_client, model_info
 from patchwright.outputs import RunSummary, copy_file, files_in_patch_file, move_file, write_text_file
 from patchwright.params import max_tokens_for, request_params
+from patchwright.patchsplit import split_patch
 from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
 from patchwright.prompt import RunFacts, system_blocks
 from patchwright.record import RunRecord
@@ -52,6 +53,8 @@ from patchwright.workspace import Workspace, open_workspace
 MAX_TASK_CHARS = 100_000  # about 25k tokens: a task, not a document
 PATCH_NAME = "patch.diff"
 PARTIAL_NAME = "patch.partial.diff"  # past the patch limits: the files that fit; never applied
+TESTS_PART_NAME = "patch.tests.diff"  # the patch's test files: run alone on the original code
+CODE_PART_NAME = "patch.code.diff"  # the rest of the patch
 INCOMING_NAME = ".patch.incoming"  # where the sandbox's diff lands before it is named
 LEFT_OUT_SHOWN = 5  # paths left out of a partial patch named in the one-line error
 
@@ -63,6 +66,8 @@ class FixRequest:
     settings: Settings
     patch_path: Path | None = None
     apply: bool = False
+    apply_unproven: bool = False  # --apply also when the verdict is not `fixed`
+    attempt_of: tuple[str, int] | None = None  # one attempt of `agent fix --attempts N` (attempts.py)
     resume: str | None = None
     ignored_repo_settings: tuple[str, ...] = ()  # the repo's untrusted settings left out (config.py)
 
@@ -203,7 +208,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         prepared.notes = warnings + prepared.notes
     for note in prepared.notes:
         display.status(f"warning: {note}")
-    record = RunRecord.open(prepared, request.settings, request.resume, started)
+    record = RunRecord.open(prepared, request.settings, request.resume, started, request.attempt_of)
     record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
     patch: PatchFile | None = None
     try:
@@ -472,10 +477,27 @@ def _verify_and_apply(
         summary.apply_error = "patch not applied: the changes are past the patch limits (a partial patch)"
         display.status(summary.apply_error)
     elif request.apply and _complete(patch) and summary.exit_code == ExitCode.PATCHED:
+        if (refusal := unproven_refusal(summary, prepared.test_command, request.apply_unproven)) is not None:
+            summary.applied = False
+            summary.apply_error = refusal
+            display.status(refusal)
+            return
         result = apply_patch(prepared.workspace, final)
         summary.applied = result.applied
         summary.apply_error = None if result.applied else result.message
         display.status(result.message)
+
+
+def unproven_refusal(summary: RunSummary, test_command: str | None, anyway: bool) -> str | None:
+    """Why --apply leaves a patch alone: with a test command, only a `fixed` verdict is applied
+    unless the user said --apply-unproven. Without one there is nothing to prove and it applies."""
+    if test_command is None or anyway:
+        return None
+    verdict = (summary.verification or {}).get("verdict")
+    if verdict == "fixed":
+        return None
+    said = f"the verdict is {verdict}" if verdict else "the patch could not be verified"
+    return f"patch not applied: {said}, and --apply applies only a fixed patch (--apply-unproven applies it anyway)"
 
 
 def _verify(
@@ -502,15 +524,31 @@ def _verify(
     if settings.timeout is not None:  # the run's wall clock bounds verification too (at least 60 s)
         timeout = min(timeout, max(60.0, settings.timeout - elapsed))
     try:
-        verification = verify_patch(fresh, patch, prepared.test_command, timeout)
+        parts = split_patch(patch, record.run_dir / TESTS_PART_NAME, record.run_dir / CODE_PART_NAME)
+    except OSError as err:
+        record.write("error", stage="verify", error=f"cannot split the patch: {err}")
+        record.summary.tests = {"error": f"cannot split the patch: {err.strerror or err}"}
+        record.summary.verified = False
+        return
+
+    def after_sandbox() -> Sandbox:
+        """The whole patch is tested in a sandbox of its own, from the same starting state."""
+        return factory.create(
+            f"{record.summary.run_id}-verify2", prepared.workspace, display.status, restore_from=restore
+        )
+
+    try:
+        verification = verify_patch(fresh, patch, prepared.test_command, timeout, parts, after_sandbox)
     except PatchwrightError as err:
         record.write("error", stage="verify", error=str(err))
         record.summary.tests = {"error": str(err)}
         record.summary.verified = False
         return
+    verdict = verification.verdict
     record.summary.verified = verification.verified
+    record.summary.verification = verdict.as_dict()
     record.summary.tests = {**verification.as_dict(), "from_setup_state": restore is not None}
-    record.write("verification", **record.summary.tests)
+    record.write("verification", **record.summary.tests, verdict=record.summary.verification)
     display.status(verification_line(verification))
 
 
@@ -529,5 +567,9 @@ def verification_line(verification: Verification) -> str:
         )
 
     after = outcome(verification.after) if verification.applied else "the patch did not apply"
-    verdict = "verified" if verification.verified else "NOT verified"
-    return f"verification: tests {outcome(verification.before)} before -> {after} after: patch {verdict}"
+    own = f" -> the patch's tests alone {outcome(verification.tests_only)}" if verification.tests_only else ""
+    verdict = verification.verdict
+    return (
+        f"verification: tests {outcome(verification.before)} before{own} -> {after} after: "
+        f"{verdict.kind}, patch {'verified' if verification.verified else 'NOT verified'} ({verdict.reason})"
+    )

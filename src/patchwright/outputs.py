@@ -175,7 +175,9 @@ class RunSummary:
     tokens: dict[str, int] = field(default_factory=dict)
     cost_usd: float | None = None
     duration_s: float = 0.0
-    verified: bool | None = None
+    verified: bool | None = None  # true only for the verdict `fixed`
+    # verdict, reason, FAIL_TO_PASS, PASS_TO_PASS, PASS_TO_FAIL (verdict.py); None: not verified
+    verification: dict[str, Any] | None = None
     tests: dict[str, Any] | None = None
     applied: bool = False
     apply_error: str | None = None  # why --apply left the repo alone (the patch is still written)
@@ -183,6 +185,10 @@ class RunSummary:
     final_message: str | None = None
     ignored_repo_settings: list[str] = field(default_factory=list)  # untrusted repo config left out
     services: list[dict[str, Any]] = field(default_factory=list)  # services (issue 11): what ran beside
+    # --attempts N (attempts.py): each attempt's status, verdict and cost; which was chosen and why
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    chosen_attempt: int | None = None
+    selection: str | None = None  # the path of selection.json
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,6 +14,12 @@ RUN_NOTES = """
 - Tools: `bash` (a persistent shell), `str_replace_based_edit_tool` (view and edit files){extra}.
 - patchwright takes the diff of the working tree when you finish; do not commit.
 """
+# verdict.py: a patch is `fixed` only when a test fails on the original code and passes with it.
+PROOF_NOTE = """- After you finish, patchwright runs `{command}` on the original code, on the original code with
+  only your test files (tests/, test_*.py, *_test.go, *.test.ts, ...), and with your whole change.
+  The patch counts as fixed only if a test fails before and passes after; if the task names a bug
+  that no existing test shows, first add a test that fails without your fix.
+"""
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,10 @@ def run_notes(facts: RunFacts) -> str:
     if "service" in facts.tool_names:
         extra += ", `service` (status, logs, stop/start/restart of the run's databases)"
     network = "with network access" if facts.network else "with no network: nothing can be downloaded"
-    return RUN_NOTES.format(workdir=facts.workdir, network=network, extra=extra) + facts.services_note
+    notes = RUN_NOTES.format(workdir=facts.workdir, network=network, extra=extra)
+    if facts.test_command:
+        notes += PROOF_NOTE.format(command=facts.test_command)
+    return notes + facts.services_note
 
 
 def system_blocks(persona: str, facts: RunFacts, instructions: str | None) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from patchwright.config import Settings
-from patchwright.errors import ExitCode
+from patchwright.errors import ExitCode, WorkspaceError
 from patchwright.loop import LoopState
 from patchwright.model import ModelInfo
 from patchwright.outputs import Redactor, RunSummary, TrajectoryWriter, write_summary
@@ -40,13 +40,27 @@ class RunRecord:
     checkpoint: Checkpoint  # the state after setup, for verification; removed when the run closes
 
     @staticmethod
-    def open(prepared: Prepared, settings: Settings, resume_id: str | None, started: float) -> RunRecord:
-        """Create the run directory and write run_start; OutputError if the directory cannot be made."""
+    def open(
+        prepared: Prepared,
+        settings: Settings,
+        resume_id: str | None,
+        started: float,
+        attempt_of: tuple[str, int] | None = None,
+    ) -> RunRecord:
+        """Create the run directory and write run_start; OutputError if the directory cannot be made.
+        `attempt_of` (run id, K): one of several attempts, in the folder `attempt-K` of that run."""
         ws = prepared.workspace
         redactor = Redactor.from_environment()
-        run_id = resume_id or new_run_id()
         hide_run_dir(ws)
-        run_dir = real_run_dir(ws, run_id, create=True)  # never through a link (issue 13)
+        if attempt_of is not None:
+            parent_id, number = attempt_of
+            run_id = f"{parent_id}-a{number}"
+            run_dir = real_run_dir(ws, parent_id, create=False) / f"attempt-{number}"
+            if run_dir.is_symlink() or not run_dir.is_dir():
+                raise WorkspaceError(f"{run_dir} is not the attempt's folder")
+        else:
+            run_id = resume_id or new_run_id()
+            run_dir = real_run_dir(ws, run_id, create=True)  # never through a link (issue 13)
         summary = RunSummary(
             run_id=run_id,
             status=RunStatus.ERROR,

@@ -48,6 +48,10 @@ class FixOptions:
         value = self.settings.get("timeout")
         return float(value) if value is not None else None
 
+    @property
+    def attempts(self) -> int:
+        return int(self.settings.get("attempts") or 1)
+
 
 @dataclass
 class Outcome:
@@ -167,7 +171,8 @@ def _run_in(instance: Instance, options: FixOptions, work: Path, children: Child
 
 
 def _deadline(options: FixOptions) -> float:
-    return (options.timeout or 3600.0) + 900.0 + GRACE_SECONDS
+    """Each attempt has the fix's own timeout; at worst they run one after another."""
+    return ((options.timeout or 3600.0) + 900.0) * options.attempts + GRACE_SECONDS
 
 
 def _communicate(proc: subprocess.Popen[bytes], task: bytes, limit: float) -> tuple[bytes, bytes]:

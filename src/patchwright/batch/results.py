@@ -32,7 +32,8 @@ class InstanceRow:
     status: str
     exit_code: int
     model: str | None = None
-    verified: bool | None = None
+    verified: bool | None = None  # true only for the verdict `fixed`
+    verdict: str | None = None  # verification.verdict of the instance's summary (verdict.py)
     steps: int = 0
     tokens: dict[str, int] = field(default_factory=dict)
     cost_usd: float | None = None
@@ -56,6 +57,7 @@ class InstanceRow:
             exit_code=outcome.exit_code,
             model=summary.get("model") or default_model,
             verified=summary.get("verified"),
+            verdict=(summary.get("verification") or {}).get("verdict"),
             steps=int(summary.get("steps") or 0),
             tokens={k: int(v) for k, v in (summary.get("tokens") or {}).items()},
             cost_usd=summary.get("cost_usd"),

@@ -114,3 +114,26 @@ def prune(
             remaining = client.images.list(filters=_filters(labels.KIND_SNAPSHOT, None))
             remove_manifests(manifest_dir, keep={str(image.id) for image in remaining})
     return report
+
+
+def remove_left_by(client: docker.DockerClient, run_id: str) -> list[str]:
+    """Remove the sandbox and service containers of the run `run_id` (and its `run_id-verify`...)
+    whose `agent` process is gone (killed before it could clean up); the ids removed."""
+    removed: list[str] = []
+    with docker_errors("cannot remove a killed run's containers"):
+        for kind in (labels.KIND_SANDBOX, labels.KIND_SERVICE):
+            for container in client.containers.list(all=True, filters=_filters(kind, None)):
+                tags = container.labels
+                owner_run = tags.get(labels.RUN_ID, "")
+                if owner_run != run_id and not owner_run.startswith(run_id + "-"):
+                    continue
+                if labels.owner_alive(tags.get(labels.OWNER, "")):
+                    continue
+                try:
+                    container.remove(force=True, v=True)
+                except APIError as err:
+                    if _tolerable(err):
+                        continue
+                    raise
+                removed.append(str(container.id))
+    return removed
