@@ -14,7 +14,7 @@ Target: billed(cached) / billed(uncached) <= 0.2.
 
     python benchmarks/caching.py [--turns 30] [--context-trigger 100000] [--context-strategy clear]
 
-Both runs send what a real run sends (issue 12): adaptive thinking (the fake returns a
+Both runs send what a real run sends: adaptive thinking (the fake returns a
 signed thinking block each turn, which must go back unchanged) and server-side context
 management at the given trigger; the fake clears old tool results past it, which costs a
 cache write of the rest of the prompt. A run long enough to cross the trigger shows what

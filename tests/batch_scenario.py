@@ -113,7 +113,7 @@ def script_for(plans: dict[str, list[Any]]) -> Callable[[RecordedRequest, int], 
         assert found, first_text[:100]
         turn = sum(1 for m in messages if m["role"] == "assistant")
         plan = plans[found.group(1)]
-        # A plan that leaves the tests failing gets the self-check's nudges (issue 12): it stays done.
+        # A plan that leaves the tests failing gets the self-check's nudges: it stays done.
         return plan[turn] if turn < len(plan) else plan[-1]
 
     return script

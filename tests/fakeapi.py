@@ -90,7 +90,7 @@ SERVER_TOOL_NAMES = {
     "code_execution_20250522": "code_execution",
     "code_execution_20250825": "code_execution",
 }
-# USD per million tokens, from the platform pricing and model pages (docs corpus, issue 12):
+# USD per million tokens, from the platform pricing and model pages (docs corpus):
 # the server's own rate card, kept apart from patchwright's prices.toml so a wrong row there
 # shows up as a cost that differs from what the server charged.
 RATE_CARD: dict[str, dict[str, float]] = {
@@ -669,7 +669,7 @@ def validate(
 
 # --------------------------------------------------------------------------- thinking, effort, context management
 #
-# The rules below follow the platform docs as stored in the docs corpus during issue 12:
+# The rules below follow the platform docs as stored in the docs corpus when this was written:
 # effort (build-with-claude/effort: output_config.effort, five levels), thinking (the SDK's
 # ThinkingConfigParam: budget_tokens >= 1024 and < max_tokens; models/sonnet-5/overview:
 # manual thinking is a 400 on Sonnet 5; models/opus-5-5/overview: thinking cannot be turned

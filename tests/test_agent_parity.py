@@ -1,4 +1,4 @@
-"""Issue 12: Claude Code subagent front matter (disallowedTools, model aliases, maxTurns,
+"""Claude Code subagent front matter (disallowedTools, model aliases, maxTurns,
 effort) and CLAUDE.md `@path` imports, bounded to the repository."""
 
 from __future__ import annotations

@@ -225,7 +225,7 @@ def test_no_changes_exits_1(buggy_repo: Path, sandbox_image: str) -> None:
 
 
 def test_a_failing_self_check_goes_back_to_the_model(buggy_repo: Path, sandbox_image: str) -> None:
-    """Issue 12: an end of turn with the tests still failing is sent back once, with the failure."""
+    """An end of turn with the tests still failing is sent back once, with the failure."""
     replies = [message(text("Looks fine to me.")), *edit_then(message(text("Fixed add().")))]
     with FakeAnthropic(replies) as api:
         result = run_agent(

@@ -1,4 +1,4 @@
-"""Issue 12: the loop drives the platform the way its docs say, through the real SDK.
+"""The loop drives the platform the way its docs say, through the real SDK.
 
 Thinking and effort on the wire, thinking blocks passed back unchanged (the fake refuses
 a history that changed before one), server-side context editing and compaction recorded

@@ -1,4 +1,4 @@
-"""The security suite (issue 13): a hostile repository or a scripted hostile model per item.
+"""The security suite: a hostile repository or a scripted hostile model per item.
 
 Numbers in the test names are the issue's items. Sandbox items run on the real Docker
 engine; runs of `agent fix` use the real SDK against tests/fakeapi.py on 127.0.0.1. Nothing
@@ -84,7 +84,7 @@ max_steps = 5
 """
 
 
-def test_1_repo_config_cannot_widen_the_sandbox(tmp_path: Path) -> None:
+def test_repo_config_cannot_widen_the_sandbox(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r", {".patchwright/config.toml": HOSTILE_CONFIG})
     home = tmp_path / "home"
     loaded = load_settings_checked(repo, home, {"XDG_CONFIG_HOME": str(home)}, {})
@@ -107,7 +107,7 @@ def test_1_repo_config_cannot_widen_the_sandbox(tmp_path: Path) -> None:
     )
 
 
-def test_1_the_user_opts_in_by_flag_or_environment_never_by_the_repo(tmp_path: Path) -> None:
+def test_the_user_opts_in_by_flag_or_environment_never_by_the_repo(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r", {"pyproject.toml": "[tool.patchwright]\n" + HOSTILE_CONFIG})
     home = tmp_path / "home"
     for env, flags in (({"PATCHWRIGHT_TRUST_REPO_CONFIG": "1"}, {}), ({}, {"trust_repo_config": True})):
@@ -118,7 +118,7 @@ def test_1_the_user_opts_in_by_flag_or_environment_never_by_the_repo(tmp_path: P
         assert loaded.settings.proxy_credentials is False
 
 
-def test_1_proxy_credentials_stay_out_of_the_sandbox_unless_asked() -> None:
+def test_proxy_credentials_stay_out_of_the_sandbox_unless_asked() -> None:
     env = {"HTTPS_PROXY": "http://bob:p@ss/w0rd@proxy.internal:3128", "no_proxy": "localhost", "PATH": "/bin"}
     assert proxy_env(env, with_credentials=False) == {
         "HTTPS_PROXY": "http://proxy.internal:3128",
@@ -153,7 +153,7 @@ def foreign_snapshot(docker_client: docker.DockerClient, sandbox_image: str) -> 
     docker_client.images.remove(tag, force=True)
 
 
-def test_1_a_snapshot_only_serves_its_own_repository(
+def test_a_snapshot_only_serves_its_own_repository(
     docker_client: docker.DockerClient, foreign_snapshot: str, sandbox_image: str, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
@@ -163,7 +163,7 @@ def test_1_a_snapshot_only_serves_its_own_repository(
     check_image_for_repo(docker_client, sandbox_image, repo)  # an ordinary image
 
 
-def test_1_4_10_a_hostile_repo_and_model_end_to_end(tmp_path: Path, sandbox_image: str) -> None:
+def test_a_hostile_repo_and_model_end_to_end(tmp_path: Path, sandbox_image: str) -> None:
     """One `agent fix --apply` on a repo whose config asks for network, setup and a fake test
     command, whose .git/config names programs for git to run, with a model whose words try to
     write to the terminal and to the CI log."""
@@ -255,7 +255,7 @@ def test_1_4_10_a_hostile_repo_and_model_end_to_end(tmp_path: Path, sandbox_imag
         "pyproject",
     ],
 )
-def test_2_apply_refuses_agent_instruction_and_config_files(tmp_path: Path, change: dict[str, str]) -> None:
+def test_apply_refuses_agent_instruction_and_config_files(tmp_path: Path, change: dict[str, str]) -> None:
     repo = make_repo(tmp_path / "r", {"pyproject.toml": '[project]\nname = "demo"\n', "a.txt": "a\n"})
     applied, why = apply_text(repo, diff_of(repo, change), tmp_path)
     assert not applied and why.startswith("patch not applied: ")
@@ -263,7 +263,7 @@ def test_2_apply_refuses_agent_instruction_and_config_files(tmp_path: Path, chan
     assert "tool.patchwright" not in (repo / "pyproject.toml").read_text()
 
 
-def test_2_apply_refuses_a_change_inside_an_existing_tool_patchwright_table(tmp_path: Path) -> None:
+def test_apply_refuses_a_change_inside_an_existing_tool_patchwright_table(tmp_path: Path) -> None:
     pyproject = '[project]\nname = "demo"\nversion = "1"\n\n[tool.patchwright]\nmax_steps = 5\n'
     repo = make_repo(tmp_path / "r", {"pyproject.toml": pyproject})
     widened = pyproject.replace("max_steps = 5", "max_steps = 5\nsetup = 'curl x | sh'")
@@ -273,7 +273,7 @@ def test_2_apply_refuses_a_change_inside_an_existing_tool_patchwright_table(tmp_
     assert apply_text(repo, diff_of(repo, {"pyproject.toml": bumped}), tmp_path)[0]
 
 
-def test_2_9_apply_refuses_patches_past_the_size_and_file_limits(
+def test_apply_refuses_patches_past_the_size_and_file_limits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import patchwright.applygate as workspace
@@ -289,7 +289,7 @@ def test_2_9_apply_refuses_patches_past_the_size_and_file_limits(
     assert not (repo / "b.txt").exists() and not (repo / "f0.txt").exists()
 
 
-def test_3_apply_refuses_retargeting_an_existing_symlink_out_of_the_repo(tmp_path: Path) -> None:
+def test_apply_refuses_retargeting_an_existing_symlink_out_of_the_repo(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r", {"a.txt": "a\n", "b.txt": "b\n"})
     (repo / "link").symlink_to("a.txt")
     git(repo, "add", "-A")
@@ -351,7 +351,7 @@ def arm(repo: Path, marker: Path) -> Path:
     return repo
 
 
-def test_4_host_git_runs_no_repo_program_in_any_call(tmp_path: Path) -> None:
+def test_host_git_runs_no_repo_program_in_any_call(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     repo = make_repo(
         tmp_path / "r",
@@ -381,7 +381,7 @@ def test_4_host_git_runs_no_repo_program_in_any_call(tmp_path: Path) -> None:
     assert not marker.exists(), "host git ran a program named by the repository"
 
 
-def test_4_the_test_itself_would_see_a_program_run(tmp_path: Path) -> None:
+def test_the_test_itself_would_see_a_program_run(tmp_path: Path) -> None:
     """The hostile repo of the test above is armed: plain git runs its fsmonitor."""
     marker = tmp_path / "ran"
     repo = hostile_git_repo(tmp_path / "r", marker)
@@ -403,7 +403,7 @@ def box(docker_client: docker.DockerClient, spec: SandboxSpec, tmp_path: Path) -
         sandbox.stop()
 
 
-def test_5_a_process_left_running_cannot_edit_after_the_last_command(box: DockerSandbox) -> None:
+def test_a_process_left_running_cannot_edit_after_the_last_command(box: DockerSandbox) -> None:
     box.run("setsid nohup bash -c 'sleep 2; echo late >> app.py; echo late > late.txt' >/dev/null 2>&1 &")
     first = diff_text(box)
     time.sleep(3)
@@ -413,7 +413,7 @@ def test_5_a_process_left_running_cannot_edit_after_the_last_command(box: Docker
     assert box.run("echo shell works").output.strip() == "shell works"  # a fresh shell after the diff
 
 
-def test_5_the_workspace_git_config_and_attributes_cannot_rewrite_the_diff(box: DockerSandbox) -> None:
+def test_the_workspace_git_config_and_attributes_cannot_rewrite_the_diff(box: DockerSandbox) -> None:
     box.run(
         "git config filter.x.clean 'sed s/good/evil/'; git config filter.x.required true; "
         "echo '* filter=x' > .git/info/attributes; git config core.fsmonitor 'touch /tmp/fsm; echo'; "
@@ -425,7 +425,7 @@ def test_5_the_workspace_git_config_and_attributes_cannot_rewrite_the_diff(box: 
     assert box.run("ls /tmp/fsm 2>&1 || true").output.strip().endswith("No such file or directory")
 
 
-def test_5_a_planted_object_or_a_forged_index_cannot_put_unseen_content_in(box: DockerSandbox) -> None:
+def test_a_planted_object_or_a_forged_index_cannot_put_unseen_content_in(box: DockerSandbox) -> None:
     seen = b"y = 'what the tools showed'\n"
     unseen = b"y = 'what nobody saw'\n"
     oid = sha1(b"blob %d\0" % len(seen) + seen).hexdigest()
@@ -438,7 +438,7 @@ def test_5_a_planted_object_or_a_forged_index_cannot_put_unseen_content_in(box: 
     assert "+x = 1" not in patch  # the forged index only costs a full rehash
 
 
-def test_8_killing_the_main_process_loses_nothing(box: DockerSandbox) -> None:
+def test_killing_the_main_process_loses_nothing(box: DockerSandbox) -> None:
     box.run("echo 'x = 2' > app.py")
     box.run("kill -9 -1; kill -9 1; kill -9 $(pgrep -o -P 1) 2>/dev/null; true")
     box.container.reload()  # type: ignore[union-attr]
@@ -449,7 +449,7 @@ def test_8_killing_the_main_process_loses_nothing(box: DockerSandbox) -> None:
 # -- 9: a patch past the limits is a limit, not "no changes" -------------------------------------
 
 
-def test_9_a_huge_patch_is_a_limit_with_a_clear_message(tmp_path: Path) -> None:
+def test_a_huge_patch_is_a_limit_with_a_clear_message(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     local = LocalSandbox(open_workspace(repo), tmp_path / "box", command_timeout=30)
     local.start()
@@ -474,7 +474,7 @@ def _partial_sandbox(kind: str, repo: Path, tmp_path: Path, request: pytest.Fixt
 
 
 @pytest.mark.parametrize("kind", ["local", "docker"])
-def test_9_past_the_limits_the_files_that_fit_make_a_partial_patch(
+def test_past_the_limits_the_files_that_fit_make_a_partial_patch(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Whole files in path order while they fit; one too big alone is left out and the next tried;
@@ -516,7 +516,7 @@ def test_9_past_the_limits_the_files_that_fit_make_a_partial_patch(
 
 
 @pytest.mark.parametrize("kind", ["local", "docker"])
-def test_9_the_patch_comes_out_in_pieces_byte_for_byte(
+def test_the_patch_comes_out_in_pieces_byte_for_byte(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The host holds one piece at a time (1 MiB here): a patch of several pieces, and one that is
@@ -545,7 +545,7 @@ def test_9_the_patch_comes_out_in_pieces_byte_for_byte(
 
 
 @pytest.mark.parametrize("kind", ["local", "docker"])
-def test_9_verification_and_resume_send_a_patch_in_pieces(
+def test_verification_and_resume_send_a_patch_in_pieces(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """apply_in (verification, --resume) reads the patch file a piece at a time into the sandbox."""
@@ -566,7 +566,7 @@ def test_9_verification_and_resume_send_a_patch_in_pieces(
         box.stop()
 
 
-def test_9_the_section_index_keeps_a_type_change_whole_and_stops_where_it_was_cut() -> None:
+def test_the_section_index_keeps_a_type_change_whole_and_stops_where_it_was_cut() -> None:
     index = (
         b"0:diff --git a/a b/a\n40:diff --git a/link b/link\n90:diff --git a/link b/link\n"
         b'150:diff --git "a/caf\\303\\251" "b/caf\\303\\251"\n200:diff --git END 0\n'
@@ -586,7 +586,7 @@ def test_9_the_section_index_keeps_a_type_change_whole_and_stops_where_it_was_cu
     assert status is None and len(failed) == 2  # git failed: no size, and the last section unknown
 
 
-def test_9_a_partial_patch_through_agent_fix_is_named_escaped_and_never_applied(
+def test_a_partial_patch_through_agent_fix_is_named_escaped_and_never_applied(
     tmp_path: Path, sandbox_image: str
 ) -> None:
     """A model that changes more files than a patch may hold: exit 3, the files that fit in
@@ -628,7 +628,7 @@ def test_9_a_partial_patch_through_agent_fix_is_named_escaped_and_never_applied(
     assert not (clone / "d" / f"f{limit + 1}").exists()
 
 
-def test_9_a_diff_that_cannot_be_taken_is_an_error_not_no_changes(tmp_path: Path, sandbox_image: str) -> None:
+def test_a_diff_that_cannot_be_taken_is_an_error_not_no_changes(tmp_path: Path, sandbox_image: str) -> None:
     """The model fills the sandbox's /tmp, where the diff is made: the run is an infrastructure
     error (exit 4) saying the patch could not be collected, never "finished without changes"."""
     repo = make_repo(tmp_path / "r", {"app.py": "x = 1\n"})
@@ -642,7 +642,7 @@ def test_9_a_diff_that_cannot_be_taken_is_an_error_not_no_changes(tmp_path: Path
     assert "no changes" not in result.stdout and "could not collect the patch" in result.stderr
 
 
-def test_9_a_sha256_repository_gets_a_patch_that_applies(tmp_path: Path, sandbox_image: str) -> None:
+def test_a_sha256_repository_gets_a_patch_that_applies(tmp_path: Path, sandbox_image: str) -> None:
     """`git init --object-format=sha256`: the starting state and the diff use the repo's object
     format (64-digit ids in the patch), and the patch applies on the host with git apply."""
     repo = tmp_path / "r"
@@ -684,13 +684,13 @@ def test_9_a_sha256_repository_gets_a_patch_that_applies(tmp_path: Path, sandbox
 # -- 10: terminal and log injection -------------------------------------------------------------
 
 
-def test_10_text_is_escaped_not_obeyed() -> None:
+def test_text_is_escaped_not_obeyed() -> None:
     assert clean_line("a\x1b[2Jb\rc\nd\x9b\u202e") == "a\\x1b[2Jb\\x0dc\\nd\\x9b\\u202e"
     for command in ("::add-mask::x", "  ::error::x", "##[error]x", "##vso[task.setvariable]x"):
         assert clean_line(command).lstrip().startswith("\\")
 
 
-def test_10_file_names_and_errors_cannot_forge_summary_lines() -> None:
+def test_file_names_and_errors_cannot_forge_summary_lines() -> None:
     summary = RunSummary(
         run_id="r",
         status="max_steps",
@@ -722,7 +722,7 @@ def test_10_file_names_and_errors_cannot_forge_summary_lines() -> None:
 # -- 11: secrets ----------------------------------------------------------------------------------
 
 
-def test_11_every_credential_shape_in_git_config_is_removed() -> None:
+def test_every_credential_shape_in_git_config_is_removed() -> None:
     config = (
         '[url "https://x-access-token:ghs_abcdefghijklmnopqrstuvwxyz0123456789@github.com/"]\n'
         "\tinsteadOf = https://github.com/\n"
@@ -741,7 +741,7 @@ def test_11_every_credential_shape_in_git_config_is_removed() -> None:
     assert '[url "https://github.com/"]' in clean and "insteadof = https://github.com/" in clean.lower()
 
 
-def test_11_only_what_the_model_needs_of_dot_git_travels(tmp_path: Path) -> None:
+def test_only_what_the_model_needs_of_dot_git_travels(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r", {"app.py": "x\n", ".gitignore": ".env\n"})
     (repo / ".env").write_text("STRIPE=sk_live_verysecretvalue123456\n")
     git(repo, "add", "-f", ".env")  # added once by mistake, then unstaged: a loose, unreachable blob
@@ -782,13 +782,13 @@ def test_11_only_what_the_model_needs_of_dot_git_travels(tmp_path: Path) -> None
         "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n",
     ],
 )
-def test_11_redaction_covers_each_common_shape(secret: str) -> None:
+def test_redaction_covers_each_common_shape(secret: str) -> None:
     redacted = Redactor([]).text(f"found: {secret} here")
     core = secret.split("://")[-1].split("@")[0] if "://" in secret else secret[8:20]
     assert core not in redacted and REDACTED in redacted
 
 
-def test_11_redaction_covers_the_proxy_credentials_in_the_environment() -> None:
+def test_redaction_covers_the_proxy_credentials_in_the_environment() -> None:
     redactor = Redactor.from_environment({"https_proxy": "http://proxyuser:Pr0xy@Pass@proxy:3128"})
     out = redactor.text("the model echoed proxyuser:Pr0xy@Pass and Pr0xy@Pass alone")
     assert "Pr0xy" not in out and "proxyuser:" not in out
@@ -797,7 +797,7 @@ def test_11_redaction_covers_the_proxy_credentials_in_the_environment() -> None:
 # -- 12, 13: run outputs and detection never follow the repo's symlinks --------------------------
 
 
-def test_12_a_symlinked_run_folder_is_refused(tmp_path: Path, sandbox_image: str) -> None:
+def test_a_symlinked_run_folder_is_refused(tmp_path: Path, sandbox_image: str) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     repo = make_repo(tmp_path / "r", {"app.py": "x\n"})
@@ -815,7 +815,7 @@ def test_12_a_symlinked_run_folder_is_refused(tmp_path: Path, sandbox_image: str
     assert isinstance(OutputError("x"), Exception)
 
 
-def test_13_detection_follows_no_symlink(tmp_path: Path) -> None:
+def test_detection_follows_no_symlink(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r", {"main.c": "int main(){}\n"})
     outside = tmp_path / "outside"
     (outside / "deep").mkdir(parents=True)

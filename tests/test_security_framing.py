@@ -1,4 +1,4 @@
-"""Security suite, issue 13 item 6: command framing no process in the sandbox can forge or read.
+"""Security suite: command framing no process in the sandbox can forge or read.
 
 The shell driver and the file helper are non-dumpable, so the model's processes (same uid)
 cannot read or write their memory or open their descriptors; a command's bytes travel inside
@@ -56,7 +56,7 @@ def probe(box: DockerSandbox, pids: list[str]) -> dict[str, dict[str, str]]:
     return found
 
 
-def test_6_the_driver_and_the_file_helper_are_out_of_the_models_reach(box: DockerSandbox) -> None:
+def test_the_driver_and_the_file_helper_are_out_of_the_models_reach(box: DockerSandbox) -> None:
     assert box.file_op({"op": "view", "path": "app.py"})["ok"]  # the file helper is running
     helpers = box.run("pgrep -u 1000 -f _pw_make_undumpable").output.split()
     assert len(helpers) == 2, helpers  # the shell driver and the file helper
@@ -67,7 +67,7 @@ def test_6_the_driver_and_the_file_helper_are_out_of_the_models_reach(box: Docke
         assert set(found[pid].values()) == {"denied"}, found[pid]
 
 
-def test_6_bytes_a_command_prints_cannot_end_it_or_forge_its_exit_code(box: DockerSandbox) -> None:
+def test_bytes_a_command_prints_cannot_end_it_or_forge_its_exit_code(box: DockerSandbox) -> None:
     fake_exit = json.dumps({"code": 0, "timed_out": False})
     script = (
         "import sys, struct\n"
@@ -81,7 +81,7 @@ def test_6_bytes_a_command_prints_cannot_end_it_or_forge_its_exit_code(box: Dock
     assert '{"code": 0' in result.output and "__PW_DONE_" in result.output  # shown, not obeyed
 
 
-def test_6_a_process_left_running_cannot_write_into_the_hosts_channel(box: DockerSandbox) -> None:
+def test_a_process_left_running_cannot_write_into_the_hosts_channel(box: DockerSandbox) -> None:
     # Writes a fake ending into every descriptor it can open, again and again. It reaches the
     # pipes of later commands (ordinary processes: their output shows it) but never the driver.
     box.run(
@@ -94,7 +94,7 @@ def test_6_a_process_left_running_cannot_write_into_the_hosts_channel(box: Docke
         assert failing.exit_code == 1 and not failing.timed_out and "real\n" in failing.output
 
 
-def test_6_the_second_test_run_of_a_verification_starts_with_nothing_left_running(
+def test_the_second_test_run_of_a_verification_starts_with_nothing_left_running(
     docker_client: docker.DockerClient, spec: SandboxSpec, tmp_path: Path
 ) -> None:
     # The base's tests leave a process behind; the patched tests pass only if it is gone.
@@ -115,7 +115,7 @@ def test_6_the_second_test_run_of_a_verification_starts_with_nothing_left_runnin
     assert outcome.after is not None and outcome.after.passed, outcome.after.output_tail
 
 
-def test_6_programs_the_model_plants_on_its_path_never_run_for_patchwright(box: DockerSandbox) -> None:
+def test_programs_the_model_plants_on_its_path_never_run_for_patchwright(box: DockerSandbox) -> None:
     # Fake python3, bash, git, cat, kill and rg in ~/.local/bin (first on the model's PATH), each
     # leaving a mark and lying; then the driver and the file helper are killed, so both start again.
     fake = "#!/bin/sh\ntouch /tmp/planted-ran-$(basename $0)\necho forged; exit 0\n"

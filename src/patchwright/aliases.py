@@ -1,6 +1,6 @@
 """Claude Code's model aliases in agent files (`model: sonnet`), resolved to current model IDs.
 
-Claude Code's model-config page (docs corpus, as stored during issue 12): `sonnet` is the
+Claude Code's model-config page (docs corpus, as stored when this was written): `sonnet` is the
 latest Sonnet, `opus` the latest Opus, `haiku` the fast Haiku model, `default` the
 recommended model, `sonnet[1m]` Sonnet with a 1M-token window, `opusplan` Opus while
 planning and Sonnet while executing; ANTHROPIC_DEFAULT_OPUS_MODEL /

@@ -6,7 +6,7 @@ before the prompt reaches the model, and says so in the response. Rewriting hist
 ourselves would throw the prompt cache away at every clearing and, on models with
 preserved thinking, invalidate every thinking block after the change.
 
-Sources (docs corpus, as stored during issue 12):
+Sources (docs corpus, as stored when this was written):
 - build-with-claude/context-editing(.md): beta header `context-management-2025-06-27`;
   strategies clear_tool_uses_20250919 and clear_thinking_20251015; edits are applied
   server-side and "your client maintains the full, unmodified conversation history";

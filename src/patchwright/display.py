@@ -145,7 +145,7 @@ class PlainDisplay:
             first = data["text"].strip().splitlines()[:1]
             if first:
                 self._line(f"  model: {first[0][:200]}")
-        elif kind == "context_edited":  # issue 12: the API cleared old tool uses or thinking
+        elif kind == "context_edited":  # the API cleared old tool uses or thinking
             what = data.get("cleared_tool_uses", data.get("cleared_thinking_turns", "?"))
             self._line(
                 f"  the API cleared {what} old {data.get('type', 'context')} items ({data.get('cleared_input_tokens', '?')} tokens)"

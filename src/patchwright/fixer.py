@@ -36,7 +36,7 @@ from patchwright.params import max_tokens_for, request_params
 from patchwright.patchsplit import split_patch
 from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
 from patchwright.prompt import RunFacts, system_blocks
-from patchwright.record import RunRecord
+from patchwright.record import RunRecord, RunStart
 from patchwright.sandbox.background import BackgroundStart
 from patchwright.sandbox.base import PatchFile, Sandbox, StartResult
 from patchwright.sandbox.baseline import PatchTooLarge
@@ -127,6 +127,9 @@ class Prepared:
     effort: str | None = None  # the effort level sent, checked against the model's levels
     notes: list[str] = field(default_factory=list)  # one-line warnings about the model settings
 
+    def run_start(self) -> RunStart:
+        return RunStart(self.workspace, self.task, self.model, self.agent.name, self.agent.path)
+
 
 def prepare(request: FixRequest) -> Prepared:
     """Check the input; every failure here is a UsageError (exit 2) and nothing has started."""
@@ -208,7 +211,9 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         prepared.notes = warnings + prepared.notes
     for note in prepared.notes:
         display.status(f"warning: {note}")
-    record = RunRecord.open(prepared, request.settings, request.resume, started, request.attempt_of)
+    record = RunRecord.open(
+        prepared.run_start(), request.settings, request.resume, started, request.attempt_of
+    )
     record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
     patch: PatchFile | None = None
     try:
@@ -366,7 +371,7 @@ def _model(prepared: Prepared) -> ModelInfo:
 
 def _collect_patch(sandbox: Sandbox, record: RunRecord) -> PatchFile:
     """The sandbox's patch, in a file in the run dir. A patch past the limits is a limit (exit 3),
-    and one that cannot be taken an error: neither may pass for "no changes" (issue 13)."""
+    and one that cannot be taken an error: neither may pass for "no changes"."""
     incoming = record.run_dir / INCOMING_NAME
     try:
         patch = sandbox.diff(incoming)

@@ -60,7 +60,7 @@ class AgentLoop:
     trajectory: TrajectoryWriter
     on_event: Event = _ignore
     cache: bool = True  # prompt caching; off only to measure what it saves (benchmarks/)
-    selfcheck: SelfCheck | None = None  # issue 12: run the tests before accepting an end of turn
+    selfcheck: SelfCheck | None = None  # run the tests before accepting an end of turn
 
     def cost(self, state: LoopState) -> float | None:
         return state.usage.cost(self.info)
@@ -93,7 +93,7 @@ class AgentLoop:
             self.on_event(
                 "usage", {"usage": state.usage.as_dict(), "cost": self.cost(state), "step": state.steps}
             )
-            self._record_context(message, state.steps)  # issue 12
+            self._record_context(message, state.steps)
             text = "".join(block.text for block in message.content if block.type == "text")
             if text:
                 state.final_text = text
@@ -125,12 +125,12 @@ class AgentLoop:
                 )
                 return RunStatus.STOPPED
             else:
-                nudge = self._self_check(state)  # issue 12
+                nudge = self._self_check(state)
                 if nudge is None:
                     return RunStatus.COMPLETED
                 self._append(state, "user", [{"type": "text", "text": nudge}])
 
-    # --- issue 12: server-side context management and the self-check, recorded as they happen
+    # --- server-side context management and the self-check, recorded as they happen
     def _with_breakpoints(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         marked = with_cache_breakpoints(messages)
         keep = clearing_keep(self.model.params)

@@ -167,7 +167,7 @@ class RunSummary:
     task: str
     patch: str | None = None
     files_changed: list[str] = field(default_factory=list)  # of the partial patch, when there is one
-    # Past the patch limits: the files that fit, whole, in path order; never applied (issue 13)
+    # Past the patch limits: the files that fit, whole, in path order; never applied
     partial_patch: str | None = None
     files_left_out: int = 0
     files_left_out_first: list[str] = field(default_factory=list)  # escaped (sanitize.clean_line)
@@ -184,7 +184,7 @@ class RunSummary:
     error: str | None = None
     final_message: str | None = None
     ignored_repo_settings: list[str] = field(default_factory=list)  # untrusted repo config left out
-    services: list[dict[str, Any]] = field(default_factory=list)  # services (issue 11): what ran beside
+    services: list[dict[str, Any]] = field(default_factory=list)  # services: what ran beside
     # --attempts N (attempts.py): each attempt's status, verdict and cost; which was chosen and why
     attempts: list[dict[str, Any]] = field(default_factory=list)
     chosen_attempt: int | None = None

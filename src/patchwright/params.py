@@ -2,7 +2,7 @@
 management and the betas they need. Built once and fixed for the whole run: changing any
 of them mid-run changes the prompt the cache and the thinking blocks are bound to.
 
-Sources (docs corpus, as stored during issue 12):
+Sources (docs corpus, as stored when this was written):
 - build-with-claude/effort (en/de/zh-CN copies): `output_config: {effort: ...}`, no beta
   header; without a value the model's default applies (high on most models, medium on
   Opus 5.5 and Haiku 5.5); levels low, medium, high, xhigh, max, not every level on

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from patchwright.config import Settings
 from patchwright.errors import ExitCode, WorkspaceError
@@ -20,10 +20,18 @@ from patchwright.outputs import Redactor, RunSummary, TrajectoryWriter, write_su
 from patchwright.sandbox.base import CommandResult
 from patchwright.sandbox.checkpoint import Checkpoint
 from patchwright.status import RunStatus
-from patchwright.workspace import hide_run_dir, real_run_dir
+from patchwright.workspace import Workspace, hide_run_dir, real_run_dir
 
-if TYPE_CHECKING:
-    from patchwright.fixer import Prepared
+
+@dataclass(frozen=True)
+class RunStart:
+    """What a run folder is opened for: the checked input, told by the caller (the fixer)."""
+
+    workspace: Workspace
+    task: str
+    model: str
+    agent_name: str
+    agent_path: Path
 
 
 def new_run_id() -> str:
@@ -41,7 +49,7 @@ class RunRecord:
 
     @staticmethod
     def open(
-        prepared: Prepared,
+        start: RunStart,
         settings: Settings,
         resume_id: str | None,
         started: float,
@@ -49,7 +57,7 @@ class RunRecord:
     ) -> RunRecord:
         """Create the run directory and write run_start; OutputError if the directory cannot be made.
         `attempt_of` (run id, K): one of several attempts, in the folder `attempt-K` of that run."""
-        ws = prepared.workspace
+        ws = start.workspace
         redactor = Redactor.from_environment()
         hide_run_dir(ws)
         if attempt_of is not None:
@@ -60,16 +68,16 @@ class RunRecord:
                 raise WorkspaceError(f"{run_dir} is not the attempt's folder")
         else:
             run_id = resume_id or new_run_id()
-            run_dir = real_run_dir(ws, run_id, create=True)  # never through a link (issue 13)
+            run_dir = real_run_dir(ws, run_id, create=True)  # never through a link
         summary = RunSummary(
             run_id=run_id,
             status=RunStatus.ERROR,
             exit_code=int(ExitCode.INFRA),
             repo=str(ws.root),
             run_dir=str(run_dir),
-            model=prepared.model,
-            agent=prepared.agent.name,
-            task=redactor.text(prepared.task),
+            model=start.model,
+            agent=start.agent_name,
+            task=redactor.text(start.task),
         )
         # A private folder (0700, a name no one could have made first): the state after setup.
         saved = Checkpoint(Path(tempfile.mkdtemp(prefix=f"patchwright-checkpoint-{run_id}-")))
@@ -78,10 +86,10 @@ class RunRecord:
         record.write(
             "run_start",
             run_id=run_id,
-            task=prepared.task,
-            model=prepared.model,
-            agent=prepared.agent.name,
-            agent_path=str(prepared.agent.path),
+            task=start.task,
+            model=start.model,
+            agent=start.agent_name,
+            agent_path=str(start.agent_path),
             repo=str(ws.root),
             settings=dataclasses.asdict(settings),
             resumed=bool(resume_id),

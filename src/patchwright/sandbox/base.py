@@ -58,7 +58,7 @@ class SandboxSpec:
     restore_from: str | None = None
     # where snapshot manifests are kept (snapshot.py); None: list the snapshot in the container instead
     manifest_dir: str | None = field(default_factory=lambda: default_manifest_dir())
-    # issue 14 (batch) hook: the repo is already in the image at this absolute path (SWE-bench's
+    # batch hook: the repo is already in the image at this absolute path (SWE-bench's
     # /testbed); it is copied from there into WORKSPACE instead of from the host. No snapshots then.
     image_workspace: str | None = None
 

@@ -419,7 +419,7 @@ class DockerSandbox:
 
     def stop_user_processes(self) -> None:
         """SIGKILL every process of the sandbox user: `kill -1` reaches all the caller may signal
-        but itself, atomically against fork; the main process is root's and stays (issue 13)."""
+        but itself, atomically against fork; the main process is root's and stays."""
         if self._shell is not None:
             self._shell.close()
             self._shell = None

@@ -4,7 +4,7 @@ Each program (the shell driver, the file helper) is one stdlib-only source file 
 sandbox's `python3 -I -S -B -c` (-I: neither the repository nor PYTHON* variables reach its
 imports). The prologue makes the process non-dumpable before it reads a byte from the host, so
 the model's processes (the same uid) can neither read nor write its memory nor open its
-descriptors through /proc; something already tracing it makes it refuse to start (issue 13).
+descriptors through /proc; something already tracing it makes it refuse to start.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def prune(
     current = definition_hash()
     report = PruneReport()
     with docker_errors("cannot prune patchwright's containers"):
-        # services (issue 11): a run's service containers go like its sandbox
+        # services: a run's service containers go like its sandbox
         found = [
             container
             for kind in (labels.KIND_SANDBOX, labels.KIND_SERVICE)
@@ -102,7 +102,7 @@ def prune(
             if image.labels.get(labels.IMAGE_HASH) == current and tags:
                 continue
             _remove_images(client, [tag for tag in tags if _ours(tag)] if tags else [str(image.id)], report)
-        # services (issue 11): service images of outdated definitions
+        # services: service images of outdated definitions
         services_current = services_image_hash()
         for image in client.images.list(filters=_filters(labels.KIND_SERVICE_IMAGE, extra_labels)):
             tags = list(image.tags)

@@ -5,7 +5,7 @@ per shell. Each command then runs
 in a fresh bash (its own process group), restored to the state the one before left (working
 directory and exported variables), as Anthropic's bash tool promises.
 
-Why a driver the commands cannot reach (issue 13, item 6): the host must learn where a
+Why a driver the commands cannot reach: the host must learn where a
 command's output ends and what its exit code was, and no process of the model or of the
 repository may forge either. So:
 

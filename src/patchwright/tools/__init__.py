@@ -65,6 +65,6 @@ def build_toolset(
     if "run_tests" in wanted and test_command:
         tools.append(RunTestsTool(sandbox, test_command, command_time))
     services = sandbox.services
-    if "service" in wanted and services is not None and services.specs:  # the run's databases (issue 11)
+    if "service" in wanted and services is not None and services.specs:  # the run's databases
         tools.append(ServiceTool(services))
     return Toolset({tool.name: tool for tool in tools}, command_time)
