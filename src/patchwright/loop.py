@@ -15,7 +15,8 @@ from typing import Any
 from patchwright.context import clearing_keep, context_events, with_boundary_breakpoint
 from patchwright.model import ModelClient, ModelInfo, Usage
 from patchwright.outputs import TrajectoryWriter
-from patchwright.prompt import CACHE
+from patchwright.prompt import CACHE, OUTPUT_CUT
+from patchwright.prompt import CONTINUE as CONTINUE_TEXT
 from patchwright.selfcheck import SelfCheck
 from patchwright.status import RunStatus
 from patchwright.tools import ToolResult, Toolset
@@ -117,7 +118,7 @@ class AgentLoop:
                 self._append(
                     state,
                     "user",
-                    [{"type": "text", "text": "Your reply was cut at the output limit. Continue."}],
+                    [{"type": "text", "text": OUTPUT_CUT}],
                 )
             elif message.stop_reason not in FINAL_STOPS:
                 self.trajectory.write(
@@ -258,7 +259,7 @@ def merge_with_last(messages: list[dict[str, Any]], role: str, content: list[dic
         messages.append({"role": role, "content": list(content)})
 
 
-CONTINUE = [{"type": "text", "text": "Continue."}]  # the user turn after a finished assistant turn
+CONTINUE = [{"type": "text", "text": CONTINUE_TEXT}]  # the user turn after a finished assistant turn
 
 
 def messages_from_trajectory(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from patchwright.prompt import SELF_CHECK_NUDGE
 from patchwright.sandbox.base import CommandResult, Sandbox
 from patchwright.tools.base import CommandTime
 
@@ -50,12 +51,12 @@ class SelfCheck:
     def nudge(self, result: CheckResult) -> str:
         """The user turn that sends a failure back."""
         how = "timed out" if result.timed_out else f"exit code {result.exit_code}"
-        return (
-            f"Before finishing, patchwright ran the tests (`{self.command}`) and they fail ({how}); "
-            f"this is check {self.rounds} of at most {self.max_continues}.\n\n"
-            f"{cap(result.output, MAX_FAILURE_CHARS)}\n\n"
-            "Fix what your change broke or left unfixed. If the remaining failures are unrelated to the task "
-            "or cannot pass in this sandbox, say which and why, and end your turn."
+        return SELF_CHECK_NUDGE.format(
+            command=self.command,
+            how=how,
+            round=self.rounds,
+            rounds=self.max_continues,
+            output=cap(result.output, MAX_FAILURE_CHARS),
         )
 
 
