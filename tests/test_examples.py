@@ -23,7 +23,6 @@ import pytest
 
 from example_fixes import EXAMPLES, REPO_ROOT, Edit, ExampleFix
 
-SUITE_BUDGET_S = 5.0
 MAX_CHANGED_LINES = 10
 COPY_IGNORE = shutil.ignore_patterns(
     "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", "node_modules", "*.db"
@@ -112,7 +111,6 @@ def test_example_fails_before_and_passes_after_its_fix(example: ExampleFix, tmp_
     before = _run(example, project)
     assert before.returncode != 0, f"suite passes before the fix:\n{before.output}"
     assert any(example.failing_test_hint in line for line in _failed_lines(before.output)), before.output
-    assert before.seconds < SUITE_BUDGET_S, f"suite took {before.seconds:.1f}s before the fix"
 
     _apply(project, example.edits)
 
@@ -120,7 +118,6 @@ def test_example_fails_before_and_passes_after_its_fix(example: ExampleFix, tmp_
     assert after.returncode == 0, f"suite still fails after the fix:\n{after.output}"
     assert re.search(r"\b[1-9]\d* passed\b|^(?:# |ℹ )pass [1-9]", after.output, re.MULTILINE), after.output
     assert not _failed_lines(after.output), after.output
-    assert after.seconds < SUITE_BUDGET_S, f"suite took {after.seconds:.1f}s after the fix"
 
 
 @by_name
