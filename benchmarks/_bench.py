@@ -18,7 +18,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 CACHE_DIR = BENCH_DIR / ".cache"
-for extra in (REPO_ROOT / "src", REPO_ROOT / "tests"):
+for extra in (REPO_ROOT / "src", REPO_ROOT / "tests", REPO_ROOT / "tests" / "fakes"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 

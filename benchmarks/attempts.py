@@ -28,8 +28,9 @@ from typing import Any
 import _bench
 import docker
 
-from fakeapi import Delay, FakeAnthropic, RecordedRequest, delay
 from test_attempts import AGENT, TEST_CMD, Lanes, calc_repo, fixes_with_a_test
+
+from fakeapi import Delay, FakeAnthropic, RecordedRequest, delay
 
 MODES = {
     "sequential": [],

@@ -25,9 +25,9 @@ import _bench
 import docker
 
 import batch_scenario
+from agentrun import AGENT, agent_env
 from fakeapi import FakeAnthropic
 from raycluster import LOOPBACK_ENV, RayCluster
-from test_e2e import AGENT, agent_env
 
 INSTANCES = 8
 

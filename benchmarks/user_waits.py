@@ -36,9 +36,9 @@ import docker.errors
 from patchwright.sandbox.snapshot import snapshot_tag
 from patchwright.workspace import open_workspace
 
+from agentrun import AGENT, agent_env
 from fakeapi import FakeAnthropic, RecordedRequest, message, text, tool_use
 from helpers import make_repo
-from test_e2e import AGENT, agent_env
 
 EDITOR = "str_replace_based_edit_tool"
 

@@ -16,6 +16,7 @@ from anthropic.types import ContentBlock, ContentBlockParam
 from anthropic.types.beta import BetaContentBlock, BetaContentBlockParam
 
 from patchwright.loop import block_to_param
+
 from sdk_types import problems
 
 

@@ -20,10 +20,10 @@ from patchwright.errors import UsageError
 from patchwright.model import model_info
 from patchwright.params import EFFORTS, request_params
 from patchwright.status import RunStatus
-from sdk_types import problems
 from test_loop import Harness
 
 from fakeapi import MODEL_CATALOGUE, FakeAnthropic, message, text, tool_use
+from sdk_types import problems
 
 
 def sdk_models() -> list[str]:

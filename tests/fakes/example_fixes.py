@@ -13,7 +13,7 @@ Every ``Edit.old`` occurs exactly once in its file, so each edit is a valid
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@ stops. The patch must then fix a clean clone, and the host repo stay untouched.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,8 +20,7 @@ from typing import Any
 import docker
 import pytest
 
-from patchwright.sandbox import labels
-
+from agentrun import AGENT, EDITOR, agent_env, containers_of, edit_then, example_repo, only_run, run_agent
 from example_fixes import EXAMPLES, ExampleFix
 from fakeapi import (
     FakeAnthropic,
@@ -36,45 +33,6 @@ from fakeapi import (
     tool_use,
 )
 from helpers import git, make_repo, repo_state, settled
-
-EDITOR = "str_replace_based_edit_tool"
-
-
-def agent_env(api: FakeAnthropic, image: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "PATCHWRIGHT_"))}
-    env.update(api.env(api_key="sk-ant-api03-e2e-secret-key-0000"))
-    env.update({"PATCHWRIGHT_IMAGE": image, "CI": "true", "PATCHWRIGHT_MAX_RETRIES": "2"})
-    env.update(extra)
-    return env
-
-
-AGENT = [sys.executable, "-m", "patchwright"]  # the `agent` command, from this interpreter
-
-
-def run_agent(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*AGENT, *args], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def example_repo(example: ExampleFix, tmp_path: Path) -> Path:
-    root = tmp_path / example.name
-    shutil.copytree(
-        example.source_dir,
-        root,
-        ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "node_modules"),
-    )
-    return make_repo(root, {})
-
-
-def containers_of(client: docker.DockerClient, run_id: str) -> list[str]:
-    found = client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=true"}, sparse=True)
-    names = [(str(c.attrs["Names"][0]).lstrip("/"), c.attrs.get("Labels") or {}) for c in found]
-    return [name for name, tags in names if tags.get(labels.RUN_ID, "").startswith(run_id)]
-
-
-def only_run(repo: Path) -> Path:
-    runs = list((repo / ".patchwright" / "runs").iterdir())
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 def fixing_script(example: ExampleFix) -> Callable[[RecordedRequest, int], Any]:
@@ -180,24 +138,6 @@ def buggy_repo(tmp_path: Path) -> Path:
             "test_app.py": "from app import add\n\ndef test_add():\n    assert add(2, 3) == 5\n",
         },
     )
-
-
-def edit_then(*replies: Any) -> list[Any]:
-    """A model that makes one edit, then whatever follows."""
-    return [
-        message(
-            tool_use(
-                EDITOR,
-                {
-                    "command": "str_replace",
-                    "path": "/workspace/app.py",
-                    "old_str": "a - b",
-                    "new_str": "a + b",
-                },
-            )
-        ),
-        *replies,
-    ]
 
 
 def test_apply_writes_the_fix_into_the_repo(buggy_repo: Path, sandbox_image: str) -> None:

@@ -15,18 +15,17 @@ import docker
 
 from patchwright.sandbox import labels
 from patchwright.sandbox.prune import prune
-from test_services import services_image  # noqa: F401  (the session fixture: the image, built once)
 
+from agentrun import AGENT, EDITOR, agent_env, containers_of, edit_then, example_repo, only_run, run_agent
 from example_fixes import INVENTORY_SERVICE_POSTGRES as EXAMPLE
 from fakeapi import FakeAnthropic, RecordedRequest, last_tool_results, message, text, tool_use
 from helpers import make_repo, settled
-from test_e2e import AGENT, EDITOR, agent_env, containers_of, edit_then, example_repo, only_run, run_agent
 
 
 def test_fixes_a_connection_bug_against_the_runs_own_postgres(
     tmp_path: Path,
     sandbox_image: str,
-    services_image: str,  # noqa: F811
+    services_image: str,
     docker_client: docker.DockerClient,
 ) -> None:
     repo = example_repo(EXAMPLE, tmp_path)
@@ -126,7 +125,7 @@ def test_unknown_service_is_exit_2_before_anything_starts(
 def test_a_service_that_cannot_start_is_exit_4_naming_it(
     tmp_path: Path,
     sandbox_image: str,
-    services_image: str,  # noqa: F811
+    services_image: str,
     docker_client: docker.DockerClient,
 ) -> None:
     compose = "services:\n  db:\n    image: postgres:15\n    environment:\n      POSTGRES_USER: pg_app\n"
@@ -202,7 +201,7 @@ def test_prune_removes_the_services_of_a_killed_run(
 def test_verification_runs_setup_again_when_setup_filled_the_databases(
     tmp_path: Path,
     sandbox_image: str,
-    services_image: str,  # noqa: F811
+    services_image: str,
     docker_client: docker.DockerClient,
 ) -> None:
     # A migration in --setup lives in the service, not in the workspace: fresh services for

@@ -17,9 +17,9 @@ import pytest
 
 from patchwright.sandbox.docker import DockerSandbox
 
+from agentrun import EDITOR, agent_env, containers_of, edit_then, only_run, run_agent
 from fakeapi import FakeAnthropic, message, text, tool_use
 from helpers import make_repo, settled
-from test_e2e import EDITOR, agent_env, containers_of, edit_then, only_run, run_agent
 
 
 def test_a_gigabyte_of_output_keeps_host_memory_flat(sandbox: DockerSandbox) -> None:

@@ -41,9 +41,9 @@ from patchwright.sanitize import clean_line
 from patchwright.testcommand import detect_test_command
 from patchwright.workspace import open_workspace, real_run_dir
 
+from agentrun import agent_env, only_run, run_agent
 from fakeapi import FakeAnthropic, message, text, tool_use
 from helpers import TEST_LABEL, diff_text, git, make_repo
-from test_e2e import agent_env, only_run, run_agent
 
 EDITOR = "str_replace_based_edit_tool"
 

@@ -21,9 +21,9 @@ from patchwright.sandbox.docker import DockerSandbox
 from patchwright.tools import build_toolset
 from patchwright.workspace import open_workspace
 
+from agentrun import EDITOR, agent_env, containers_of, edit_then, only_run, run_agent
 from fakeapi import FakeAnthropic, message, text, tool_use
 from helpers import git, make_repo, settled
-from test_e2e import EDITOR, agent_env, containers_of, edit_then, only_run, run_agent
 
 SAFE = """diff --git a/app.py b/app.py
 --- a/app.py

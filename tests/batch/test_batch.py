@@ -28,11 +28,11 @@ from patchwright.sandbox import labels
 from patchwright.selfcheck import DEFAULT_MAX_CONTINUES
 
 import batch_scenario
+from agentrun import AGENT, agent_env
 from batch_scenario import Scenario
 from fakeapi import FakeAnthropic, delay, error, message, text, tool_use
 from helpers import SESSION_ID, TEST_LABEL, git, make_repo, settled
 from raycluster import LOOPBACK_ENV, RayCluster
-from test_e2e import AGENT, agent_env
 
 BATCH_TIMEOUT = 1200  # seconds: generous, others run Docker tests on this 2-core machine too
 

@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 import docker
-
 import test_security
+
 from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.verify import verify_patch

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,16 +19,9 @@ from patchwright.sandbox.base import SandboxSpec, StartResult
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.prune import prune
 from patchwright.services import ServiceError, ServiceSet, ServiceSpec, parse_spec
-from patchwright.services.image import ensure_services_image
 from patchwright.workspace import open_workspace
 
 from helpers import SESSION_ID, TEST_LABEL, our_containers, settled
-
-
-@pytest.fixture(scope="session")
-def services_image(docker_client: docker.DockerClient) -> str:
-    """The registry-free service image, built once per machine (about a minute) and cached by hash."""
-    return ensure_services_image(docker_client, lambda line: print(line, file=sys.stderr))
 
 
 def service_set(

@@ -19,9 +19,10 @@ from patchwright.sandbox.base import Sandbox, SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.image import ensure_image
 from patchwright.sandbox.local import LocalSandbox
+from patchwright.services.image import ensure_services_image
 from patchwright.workspace import open_workspace
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_LABEL = "io.patchwright.test-session"
 SESSION_ID = uuid.uuid4().hex[:8]
 
@@ -102,6 +103,12 @@ def sandbox_image(docker_client: docker.DockerClient) -> str:
     if os.environ.get("PATCHWRIGHT_TEST_IMAGE"):
         return os.environ["PATCHWRIGHT_TEST_IMAGE"]
     return ensure_image(docker_client, None, lambda line: print(line, file=sys.stderr))
+
+
+@pytest.fixture(scope="session")
+def services_image(docker_client: docker.DockerClient) -> str:
+    """The registry-free service image, built once per machine (about a minute) and cached by hash."""
+    return ensure_services_image(docker_client, lambda line: print(line, file=sys.stderr))
 
 
 @pytest.fixture
