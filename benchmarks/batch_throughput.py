@@ -2,7 +2,7 @@
 driver's overhead per instance on a 2-node Ray cluster (127.0.0.1) vs local workers.
 
 Each batch is `agent batch` run as a process against the fake Messages API, on the
-example repos (tests/batch_scenario.py), with verification as configured by the repos.
+example repos (tests/fakes/batch_scenario.py), with verification as configured by the repos.
 Overhead per instance: the time from the driver starting an instance to its result
 arriving (read from `--format stream-json` as it happens) minus the instance's own
 time measured where it ran.

@@ -1,6 +1,6 @@
 """Time to the first model request with the capability cache warm, cold, and expired.
 
-`agent fix` (a subprocess, the real SDK against tests/fakeapi.py, real Docker) in a small repo,
+`agent fix` (a subprocess, the real SDK against tests/fakes/fakeapi.py, real Docker) in a small repo,
 timed from the process's start to the moment the fake receives the first Messages request.
 Interleaved rounds (shuffled order each round):
   warm     the model's capabilities cached and fresh: no Models API request at all

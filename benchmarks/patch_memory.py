@@ -1,6 +1,6 @@
 """Host memory of `agent fix` against the size of its patch: it should stay flat.
 
-Each round is one real `agent fix` (real SDK against tests/fakeapi.py, real Docker) whose
+Each round is one real `agent fix` (real SDK against tests/fakes/fakeapi.py, real Docker) whose
 scripted model writes new text files (base64 of random bytes, 8 files) adding up to SIZE MB,
 then ends. The patch goes from the sandbox to the run folder in pieces, so the `agent fix`
 process's peak RSS (os.wait4's ru_maxrss: that process and any it waited for) should not

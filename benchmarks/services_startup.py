@@ -1,5 +1,5 @@
 """What a database costs the user at start-up: `agent fix` launched as a process against the
-fake Messages API (tests/fakeapi.py), timed from the API's side, with and without services.
+fake Messages API (tests/fakes/fakeapi.py), timed from the API's side, with and without services.
 
 Configurations, interleaved in shuffled order each round (this machine is noisy):
   none       agent fix --no-services

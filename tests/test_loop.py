@@ -1,4 +1,4 @@
-"""The agent loop, driven by the real `anthropic` SDK over real HTTP against tests/fakeapi.py.
+"""The agent loop, driven by the real `anthropic` SDK over real HTTP against tests/fakes/fakeapi.py.
 
 The tools are small real Python objects implementing the Tool protocol (no Docker);
 the SDK is neither patched nor mocked. Every request the loop sends is validated by

@@ -1,7 +1,7 @@
 """The security suite: a hostile repository or a scripted hostile model per item.
 
 Numbers in the test names are the issue's items. Sandbox items run on the real Docker
-engine; runs of `agent fix` use the real SDK against tests/fakeapi.py on 127.0.0.1. Nothing
+engine; runs of `agent fix` use the real SDK against tests/fakes/fakeapi.py on 127.0.0.1. Nothing
 here reaches any other address: the sandboxes have no network.
 """
 

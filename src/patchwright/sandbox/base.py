@@ -2,7 +2,7 @@
 
 Callers (the run, the tools, verification) know a sandbox only through `Sandbox`;
 `factory.py` is the one place that picks and builds a runtime. docs/architecture.md
-describes the contract, and tests/test_sandbox_contract.py holds every backend to it.
+describes the contract, and tests/sandbox/test_contract.py holds every backend to it.
 """
 
 from __future__ import annotations
