@@ -18,8 +18,7 @@ from typing import Any
 import docker
 import pytest
 
-from patchwright.sandbox import labels
-
+from agentrun import containers_of
 from fakeapi import FakeAnthropic, RecordedRequest, ToolUse, message, text, tool_use
 from helpers import make_repo
 
@@ -132,11 +131,6 @@ def the_run(repo: Path) -> Path:
     runs = list((repo / ".patchwright" / "runs").iterdir())
     assert len(runs) == 1, runs
     return runs[0]
-
-
-def containers_of(client: docker.DockerClient, run_id: str) -> list[str]:
-    found = client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=true"})
-    return [str(c.name) for c in found if c.labels.get(labels.RUN_ID, "").startswith(run_id)]
 
 
 def test_attempts_get_their_verdicts_and_the_proven_one_is_chosen(

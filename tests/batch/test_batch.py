@@ -90,8 +90,13 @@ class FixWatcher:
                     self.owners.add(f"{socket.gethostname()} {entry.name} {started}")
 
     def containers_left(self, client: docker.DockerClient) -> list[str]:
-        found = client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=true"})
-        return [c.name for c in found if c.labels.get(labels.OWNER) in self.owners]
+        # sparse: names and labels from the listing itself, no inspect of a container that may go
+        found = client.containers.list(all=True, filters={"label": f"{labels.MANAGED}=true"}, sparse=True)
+        return [
+            str(c.attrs["Names"][0]).lstrip("/")
+            for c in found
+            if (c.attrs.get("Labels") or {}).get(labels.OWNER) in self.owners
+        ]
 
 
 def blob_of(patch: str, path: str) -> str:

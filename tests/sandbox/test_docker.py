@@ -279,7 +279,7 @@ def test_stop_removes_the_container_and_nothing_stays_on_disk(
     box.stop()
     box.stop()  # twice is fine
     assert not settled(
-        lambda: [c.name for c in docker_client.containers.list(all=True, filters={"name": name})]
+        lambda: [c.id for c in docker_client.containers.list(all=True, filters={"name": name}, sparse=True)]
     )
 
 
