@@ -63,7 +63,7 @@ def test_each_layer_overrides_the_one_before(home: Path, tmp_path: Path) -> None
         'model = "user-model"\nmax_steps = 10\nmemory = "1g"\ncpus = 1\nsetup = "make deps"\n',
     )
     repo = tmp_path / "repo"
-    repo_file = write(repo / ".patchwright" / "config.toml", 'max_steps = 20\nmemory = "2g"\ncpus = 1.5\n')
+    repo_file = write(repo / ".patchwright" / "config.toml", 'max_steps = 8\nmemory = "2g"\ncpus = 1.5\n')
     env = {"PATCHWRIGHT_MEMORY": "3g", "PATCHWRIGHT_CPUS": "2.5", "PATCHWRIGHT_NETWORK": "yes", "OTHER": "x"}
     flags = {"cpus": 3.0, "max_steps": None, "max_cost": None}
 
@@ -71,7 +71,7 @@ def test_each_layer_overrides_the_one_before(home: Path, tmp_path: Path) -> None
 
     assert settings.model == "user-model"  # user only
     assert settings.setup == "make deps"
-    assert settings.max_steps == 20  # repo over user; a None flag changes nothing
+    assert settings.max_steps == 8  # repo over user (lower: a limit); a None flag changes nothing
     assert settings.memory == "3g"  # env over repo
     assert settings.network is True
     assert settings.cpus == 3.0  # flag over env

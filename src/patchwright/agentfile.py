@@ -17,6 +17,7 @@ import yaml
 
 from patchwright.errors import AgentFileError
 from patchwright.params import EFFORTS
+from patchwright.saferead import read_bytes, relative_in
 from patchwright.toolnames import map_tool_names
 from patchwright.tools import ALL_TOOLS
 
@@ -51,17 +52,32 @@ def agent_file_error(path: Path, message: str) -> AgentFileError:
     return AgentFileError(f"{path}: {' '.join(message.split())}")
 
 
-def _read_text(path: Path) -> str:
-    """Read the file as UTF-8 (BOM tolerated) with line endings normalised to LF."""
-    if not path.exists():
-        raise agent_file_error(path, "agent file not found")
-    if not path.is_file():
-        raise agent_file_error(path, "agent file is not a regular file")
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_AGENT_FILE_BYTES + 1)
-    except OSError as exc:
-        raise agent_file_error(path, f"cannot read agent file: {exc.strerror or exc}") from exc
+def _read_text(path: Path, repo: Path | None = None) -> str:
+    """Read the file as UTF-8 (BOM tolerated) with line endings normalised to LF. A file of the
+    repository (`repo` given) is read without following a symlink anywhere below `repo`."""
+    if repo is not None:
+        parts = relative_in(repo, path)
+        try:
+            found = None if parts is None else read_bytes(repo, parts, MAX_AGENT_FILE_BYTES)
+        except OSError as exc:
+            raise agent_file_error(path, f"cannot read agent file: {exc.strerror or exc}") from exc
+        if found is None:
+            raise agent_file_error(
+                path,
+                "a repository's agent file is read only as a regular file reached without a symlink "
+                "(it, or a folder on its way, is a symlink, or it is no regular file)",
+            )
+        raw = found
+    else:
+        if not path.exists():
+            raise agent_file_error(path, "agent file not found")
+        if not path.is_file():
+            raise agent_file_error(path, "agent file is not a regular file")
+        try:
+            with path.open("rb") as fh:
+                raw = fh.read(MAX_AGENT_FILE_BYTES + 1)
+        except OSError as exc:
+            raise agent_file_error(path, f"cannot read agent file: {exc.strerror or exc}") from exc
     if len(raw) > MAX_AGENT_FILE_BYTES:
         raise agent_file_error(path, f"agent file is larger than {MAX_AGENT_FILE_BYTES // 1024} KiB")
     try:
@@ -226,9 +242,10 @@ def without_disallowed(
     return remaining
 
 
-def load_agent_file(path: Path, origin: str = "file") -> AgentDefinition:
-    """Load and validate one agent file; any problem is an AgentFileError naming file and field."""
-    text = _read_text(path)
+def load_agent_file(path: Path, origin: str = "file", repo: Path | None = None) -> AgentDefinition:
+    """Load and validate one agent file; any problem is an AgentFileError naming file and field.
+    With `repo`, the file is the repository's and no symlink below `repo` is followed."""
+    text = _read_text(path, repo)
     source, body = _split_front_matter(path, text)
     data = _parse_front_matter(path, source)
 

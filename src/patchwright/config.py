@@ -33,6 +33,7 @@ from patchwright.errors import ConfigError
 from patchwright.model import DEFAULT_MAX_RETRIES, DEFAULT_MAX_TOKENS, PROVIDERS
 from patchwright.params import EFFORTS
 from patchwright.persona import DEFAULT_AGENT
+from patchwright.saferead import read_bytes
 from patchwright.sandbox.base import DEFAULT_COMMAND_TIMEOUT
 from patchwright.selfcheck import DEFAULT_MAX_CONTINUES
 
@@ -103,6 +104,7 @@ class Settings:
         None,
         Spec(
             "Stop when the run's cost reaches USD (exit 3).",
+            Trust.CAPPED,
             doc="stop when the run's cost reaches USD (exit 3); refuses models without a known price",
         ),
     )
@@ -196,11 +198,12 @@ class Settings:
         ),
     )
     max_retries: int = setting(
-        DEFAULT_MAX_RETRIES, Spec("Retries of a failed API request (429, 5xx, connection errors).")
+        DEFAULT_MAX_RETRIES,
+        Spec("Retries of a failed API request (429, 5xx, connection errors).", Trust.CAPPED),
     )
     max_tokens: int = setting(
         DEFAULT_MAX_TOKENS,
-        Spec("Output budget per turn, thinking included; cut to the model's output limit."),
+        Spec("Output budget per turn, thinking included; cut to the model's output limit.", Trust.CAPPED),
     )
     effort: str | None = setting(
         None,
@@ -215,6 +218,7 @@ class Settings:
         DEFAULT_MAX_CONTINUES,
         Spec(
             "Times a failing test run before the end goes back to the model (0: off).",
+            Trust.CAPPED,
             doc="self-check: when the model ends its turn and a test command is known, the tests run; if "
             "they fail, the failure goes back to the model, at most N times; `0` turns it off",
         ),
@@ -388,16 +392,40 @@ def unknown_env(env: dict[str, str]) -> list[str]:
     return warnings
 
 
+MAX_REPO_CONFIG_BYTES = 4 * 2**20
+
+
+def _read_repo_toml(repo: Path, relative: str) -> dict[str, Any] | None:
+    """A TOML file of the repository, read without following a symlink anywhere on its path
+    (saferead.py): a linked `pyproject.toml` or `.patchwright` is as good as absent."""
+    path = repo / relative
+    try:
+        raw = read_bytes(repo, relative, MAX_REPO_CONFIG_BYTES)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    if raw is None:
+        return None
+    if len(raw) > MAX_REPO_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_REPO_CONFIG_BYTES // 2**20} MiB")
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: invalid TOML: {err}") from None
+
+
 def repo_config(repo: Path) -> tuple[dict[str, Any], str | None]:
     """The repo's own settings: .patchwright/config.toml wins over [tool.patchwright]."""
-    own = repo / ".patchwright" / "config.toml"
-    if own.is_file():
-        return _validate(_read_toml(own), str(own)), str(own)
-    pyproject = repo / "pyproject.toml"
-    if pyproject.is_file():
-        section = _read_toml(pyproject).get("tool", {}).get("patchwright")
+    own = _read_repo_toml(repo, ".patchwright/config.toml")
+    if own is not None:
+        return _validate(own, str(repo / ".patchwright" / "config.toml")), str(
+            repo / ".patchwright" / "config.toml"
+        )
+    pyproject = _read_repo_toml(repo, "pyproject.toml")
+    if pyproject is not None:
+        section = pyproject.get("tool", {}).get("patchwright")
         if isinstance(section, dict):
-            return _validate(section, f"{pyproject} [tool.patchwright]"), str(pyproject)
+            where = repo / "pyproject.toml"
+            return _validate(section, f"{where} [tool.patchwright]"), str(where)
     return {}, None
 
 
@@ -408,20 +436,33 @@ def memory_bytes(value: str) -> int | None:
     return int(match.group(1)) * {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}[match.group(2)]
 
 
-def _raises_limit(name: str, value: Any) -> bool:
-    default = getattr(Settings(), name)
+# Limits where no value means "no limit": any value the repository sets lowers them.
+UNBOUNDED_WHEN_NONE = frozenset({"max_cost", "timeout"})
+
+
+def _raises_limit(name: str, value: Any, baseline: Any) -> bool:
+    """Whether the repository's `value` for a limit is above the user's `baseline` (the merged
+    default, user config, environment and flag value): only lowering is taken untrusted."""
     if name in ("memory", "workspace_size"):
-        wanted, usual = memory_bytes(str(value)), memory_bytes(default)
+        wanted, usual = memory_bytes(str(value)), memory_bytes(str(baseline))
         return wanted is None or usual is None or wanted > usual
-    return value is None or default is None or value > default
+    if baseline is None:
+        return name not in UNBOUNDED_WHEN_NONE or value is None
+    return value is None or value > baseline
 
 
-def untrusted_repo_values(values: dict[str, Any], trusted: bool) -> tuple[dict[str, Any], list[str]]:
-    """The repo layer as the user's trust allows it: (what is kept, the names left out)."""
+def untrusted_repo_values(
+    values: dict[str, Any], trusted: bool, baseline: Settings | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The repo layer as the user's trust allows it: (what is kept, the names left out). A limit
+    is compared with `baseline`, the user's own value of it (defaults when not given)."""
+    base = baseline or Settings()
     kept: dict[str, Any] = {}
     ignored: list[str] = []
     for name, value in values.items():
-        widening = name in REPO_WIDENING or (name in REPO_CAPPED and _raises_limit(name, value))
+        widening = name in REPO_WIDENING or (
+            name in REPO_CAPPED and _raises_limit(name, value, getattr(base, name))
+        )
         if name in USER_ONLY or (widening and not trusted):
             ignored.append(name)
         else:
@@ -455,7 +496,8 @@ def load_settings_checked(
     repo_source: str | None = None
     if repo is not None:
         values, repo_source = repo_config(repo)
-        kept, ignored = untrusted_repo_values(values, trusted)
+        baseline = dataclasses.replace(Settings(), **{**user_values, **env_values, **flag_values})
+        kept, ignored = untrusted_repo_values(values, trusted, baseline)
         merged.update(kept)
         if repo_source:
             sources.append(repo_source)

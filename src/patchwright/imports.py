@@ -18,6 +18,8 @@ import posixpath
 import re
 from pathlib import Path
 
+from patchwright.saferead import is_plain_file, read_bytes
+
 MAX_DEPTH = 5
 MAX_FILE_BYTES = 40 * 1024
 MAX_TOTAL_BYTES = 100 * 1024
@@ -25,14 +27,22 @@ _IMPORT = re.compile(r"(?<![\w@`/])@([A-Za-z0-9_.][^\s`<>()\[\]{}\"']*)")
 _TRAILING = ".,;:!?"
 
 
-def expand_imports(text: str, repo: Path, relative: str) -> str:
+def expand_imports(text: str, repo: Path, relative: str, seen: set[str] | None = None) -> str:
     """`text` (the file at `relative` in `repo`) with each qualifying import's content
-    inserted after the line that names it."""
+    inserted after the line that names it; the paths it read are added to `seen`."""
     budget = [MAX_TOTAL_BYTES]
-    return _expand(text, repo, relative, [relative], budget)
+    return _expand(text, repo, relative, [relative], budget, set() if seen is None else seen)
 
 
-def _expand(text: str, repo: Path, relative: str, stack: list[str], budget: list[int]) -> str:
+def imported_paths(text: str, repo: Path, relative: str) -> set[str]:
+    """The repo-relative paths `text` (the file at `relative`) imports, directly or not: what the
+    next run would put in its prompt, so what `--apply` must not let a patch change."""
+    seen: set[str] = set()
+    expand_imports(text, repo, relative, seen)
+    return seen
+
+
+def _expand(text: str, repo: Path, relative: str, stack: list[str], budget: list[int], seen: set[str]) -> str:
     out: list[str] = []
     in_fence = False
     for line in text.split("\n"):
@@ -49,7 +59,8 @@ def _expand(text: str, repo: Path, relative: str, stack: list[str], budget: list
             content = _read(repo, path, budget)
             if content is None:
                 continue
-            nested = _expand(content, repo, path, [*stack, path], budget)
+            seen.add(path)
+            nested = _expand(content, repo, path, [*stack, path], budget, seen)
             out.append(f"<!-- imported from {path} -->\n{nested}\n<!-- end of {path} -->")
     return "\n".join(out)
 
@@ -67,12 +78,10 @@ def _inside(repo: Path, importer: str, target: str) -> str | None:
     joined = posixpath.normpath(posixpath.join(posixpath.dirname(importer), target))
     if joined.startswith("../") or joined in ("..", ".") or posixpath.isabs(joined):
         return None
-    current = repo
-    for part in Path(joined).parts:
-        current = current / part
-        if current.is_symlink():
-            return None
-    return joined if current.is_file() else None
+    try:
+        return joined if is_plain_file(repo, joined) else None
+    except OSError:
+        return None
 
 
 def _read(repo: Path, relative: str, budget: list[int]) -> str | None:
@@ -80,9 +89,10 @@ def _read(repo: Path, relative: str, budget: list[int]) -> str | None:
     if allowed <= 0:
         return None
     try:
-        with (repo / relative).open("rb") as fh:
-            raw = fh.read(allowed + 1)
+        raw = read_bytes(repo, relative, allowed)
     except OSError:
+        return None
+    if raw is None:
         return None
     budget[0] -= min(len(raw), allowed)
     text = raw[:allowed].decode("utf-8", errors="replace").replace("\r\n", "\n")

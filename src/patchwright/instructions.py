@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from patchwright.imports import expand_imports
+from patchwright.saferead import read_bytes
 
 project_instruction_files: tuple[str, ...] = ("CLAUDE.md", "AGENTS.md", ".claude/CLAUDE.md")
 
@@ -12,28 +13,17 @@ project_instruction_files: tuple[str, ...] = ("CLAUDE.md", "AGENTS.md", ".claude
 PROJECT_INSTRUCTIONS_MAX_BYTES = 40 * 1024
 
 
-def _is_plain_file_in(repo: Path, relative: str) -> bool:
-    """True if `relative` is a regular file reached without following any symlink.
-
-    A repo could link CLAUDE.md to a secret outside it; that must never reach the model.
-    """
-    current = repo
-    for part in Path(relative).parts:
-        current = current / part
-        if current.is_symlink():
-            return False
-    return current.is_file()
-
-
-def _read_capped(path: Path, limit: int) -> str:
-    """Read at most `limit` bytes of UTF-8 text, noting the cut if the file was longer."""
-    with path.open("rb") as fh:
-        raw = fh.read(limit + 1)
+def _read_capped(repo: Path, relative: str, limit: int) -> str | None:
+    """At most `limit` bytes of the file as UTF-8 text, noting the cut if it was longer; None
+    when it is not a regular file reached without following a symlink (saferead.py): a repo
+    could link CLAUDE.md to a secret outside it, or `.claude` to a folder the model wrote."""
+    raw = read_bytes(repo, relative, limit)
+    if raw is None:
+        return None
     if len(raw) <= limit:
         return raw.decode("utf-8", errors="replace")
-    size = path.stat().st_size
     text = raw[:limit].decode("utf-8", errors="ignore")
-    note = f"[truncated by patchwright: only the first {limit // 1024} KB of {size} bytes are included]"
+    note = f"[truncated by patchwright: only the first {limit // 1024} KB are included]"
     return f"{text.rstrip()}\n\n{note}"
 
 
@@ -45,11 +35,11 @@ def load_project_instructions(repo: Path) -> str | None:
     """
     sections: list[str] = []
     for relative in project_instruction_files:
-        if not _is_plain_file_in(repo, relative):
-            continue
         try:
-            text = _read_capped(repo / relative, PROJECT_INSTRUCTIONS_MAX_BYTES)
+            text = _read_capped(repo, relative, PROJECT_INSTRUCTIONS_MAX_BYTES)
         except OSError:
+            continue
+        if text is None:
             continue
         text = text.replace("\r\n", "\n").removeprefix("\ufeff").strip()
         text = expand_imports(text, repo, relative)  # CLAUDE.md `@path` imports (imports.py)

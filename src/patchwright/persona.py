@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from patchwright.agentfile import AGENT_NAME_PATTERN, AgentDefinition, agent_file_error, load_agent_file
+from patchwright.agentfile import AGENT_NAME_PATTERN, AgentDefinition, load_agent_file
 from patchwright.errors import AgentFileError
 from patchwright.instructions import PROJECT_INSTRUCTIONS_MAX_BYTES, load_project_instructions
 from patchwright.resources import data_dir
+from patchwright.saferead import plain_files_in, relative_in
 
 __all__ = [
     "DEFAULT_AGENT",
@@ -63,25 +64,25 @@ def agent_search_path(repo: Path | None, home: Path) -> list[tuple[Path, str]]:
     return places
 
 
-def _escapes_repo(path: Path, repo: Path | None, origin: str) -> bool:
-    """True if a repo agent file resolves outside the repo (e.g. a symlink to ~/.ssh).
-
-    The repo may be untrusted, and an agent file is sent to the model verbatim.
-    """
-    if repo is None or not origin.startswith("repo:"):
-        return False
-    try:
-        path.resolve().relative_to(repo.resolve())
-    except (ValueError, OSError):
-        return True
-    return False
+def _of_repo(repo: Path | None, origin: str) -> Path | None:
+    """The repository root when `origin` is one of its folders: then no symlink is followed."""
+    return repo if repo is not None and origin.startswith("repo:") else None
 
 
 def _load_from(path: Path, origin: str, repo: Path | None) -> AgentDefinition:
-    """Load an agent file found during lookup, refusing repo files that point outside the repo."""
-    if _escapes_repo(path, repo, origin):
-        raise agent_file_error(path, "agent file is a symlink that points outside the repository")
-    return load_agent_file(path, origin)
+    """Load an agent file found during lookup. The repo may be untrusted and an agent file is
+    sent to the model verbatim, so a repo file is read without following any symlink (a linked
+    `.claude`, agents folder or file is refused), as saferead.py does."""
+    return load_agent_file(path, origin, _of_repo(repo, origin))
+
+
+def _files_of(folder: Path, origin: str, repo: Path | None) -> list[Path]:
+    """The `*.md` files of a place on the search path; a repo folder reached through a link has none."""
+    own = _of_repo(repo, origin)
+    if own is None:
+        return list(_agent_files(folder)) if folder.is_dir() else []
+    parts = relative_in(own, folder)
+    return [folder / name for name in plain_files_in(own, parts, ".md")] if parts else []
 
 
 def find_agent(name: str, repo: Path | None, home: Path) -> AgentDefinition:
@@ -95,7 +96,7 @@ def find_agent(name: str, repo: Path | None, home: Path) -> AgentDefinition:
     places = agent_search_path(repo, home)
     for folder, origin in places:
         candidate = folder / f"{name}.md"
-        if candidate.exists() or candidate.is_symlink():
+        if candidate.exists() or candidate.is_symlink():  # a linked one is an error when read
             return _load_from(candidate, origin, repo)
         named = _named_in(folder, name, origin, repo)  # Claude Code goes by the `name` field
         if named is not None:
@@ -108,7 +109,7 @@ def _named_in(folder: Path, name: str, origin: str, repo: Path | None) -> AgentD
     """The agent in `folder` whose front matter says `name: <name>`, whatever its file is called
     (files that do not load are passed over here; asked for by file name, they are errors)."""
     try:
-        files = list(_agent_files(folder)) if folder.is_dir() else []
+        files = _files_of(folder, origin, repo)
     except OSError:
         return None
     for path in files:
@@ -134,10 +135,8 @@ def list_agents(repo: Path | None, home: Path) -> AgentListing:
     winners: dict[str, AgentDefinition] = {}
     errors: list[tuple[Path, str]] = []
     for folder, origin in agent_search_path(repo, home):
-        if not folder.is_dir():
-            continue
         try:
-            files = list(_agent_files(folder))
+            files = _files_of(folder, origin, repo)
         except OSError as exc:
             errors.append((folder, f"{folder}: cannot list folder: {exc.strerror or exc}"))
             continue

@@ -11,9 +11,7 @@ not parse is skipped with a note rather than failing the run.
 from __future__ import annotations
 
 import errno
-import os
 import re
-import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import yaml
 
 from patchwright.errors import UsageError
+from patchwright.saferead import plain_files_in, read_bytes
 from patchwright.services.spec import (
     ServiceSpec,
     check_identifier,
@@ -85,51 +84,20 @@ def read_repo_file(root: Path, parts: tuple[str, ...], limit: int = MAX_FILE_BYT
     """A regular file inside `root`, or None: no symlink is followed on the way (a symlinked
     `.github` or file is as good as absent), FIFOs and devices are not opened, and a file over
     `limit` bytes is refused (OSError)."""
-    fds: list[int] = []
-    try:
-        fds.append(os.open(root, os.O_RDONLY | os.O_DIRECTORY))
-        for part in parts[:-1]:
-            fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1]))
-        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fds[-1])
-        fds.append(fd)
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return None
-        if info.st_size > limit:
-            raise OSError(errno.EFBIG, f"larger than {limit // 1024} KiB")
-        data = os.read(fd, limit + 1)
-        if len(data) > limit:
-            raise OSError(errno.EFBIG, f"larger than {limit // 1024} KiB")
-        return data
-    except OSError as err:
-        if err.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EACCES):
-            return None
-        raise
-    finally:
-        for fd in reversed(fds):
-            os.close(fd)
+    data = read_bytes(root, parts, limit)
+    if data is not None and len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit // 1024} KiB")
+    return data
 
 
 def list_workflows(root: Path) -> list[str]:
     """Names of the regular *.yml / *.yaml files in .github/workflows (no symlinks), sorted."""
-    fds: list[int] = []
     try:
-        fds.append(os.open(root, os.O_RDONLY | os.O_DIRECTORY))
-        for part in WORKFLOW_DIR:
-            fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1]))
-        names = []
-        with os.scandir(fds[-1]) as entries:
-            for entry in entries:
-                if entry.name.endswith((".yml", ".yaml")) and entry.is_file(follow_symlinks=False):
-                    names.append(entry.name)
-                if len(names) >= MAX_WORKFLOWS:
-                    break
-        return sorted(names)
+        found = plain_files_in(root, WORKFLOW_DIR, ".yml", MAX_WORKFLOWS)
+        found += plain_files_in(root, WORKFLOW_DIR, ".yaml", MAX_WORKFLOWS)
     except OSError:
         return []
-    finally:
-        for fd in reversed(fds):
-            os.close(fd)
+    return sorted(found)[:MAX_WORKFLOWS]
 
 
 def detect(root: Path) -> Detection:
