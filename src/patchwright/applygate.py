@@ -7,13 +7,13 @@ Every refusal is one line; docs/security.md lists them.
 from __future__ import annotations
 
 import os
-import posixpath
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from patchwright.hostgit import configless_env, run_git
+from patchwright.instructions import instruction_imports
 from patchwright.outputs import diff_header_paths, files_in_patch
 from patchwright.workspace import Workspace
 
@@ -46,28 +46,66 @@ MAX_APPLY_BYTES = 50 * 1024 * 1024  # a patch for a human to review, not a data 
 MAX_APPLY_FILES = 2000
 
 
-def _path_problem(name: str) -> str | None:
+# A symlink with one of these names would let a later read of it be steered elsewhere.
+NEVER_LINKS = frozenset({"pyproject.toml"})
+STEERING = PROTECTED_DIRS | PROTECTED_FILES
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """What the user and the repository's current state add to the fixed rules: whether symlink
+    changes may land (`--apply-symlinks`), the files the instruction files import (lowercased),
+    and files changed after the model's last command (lowercased), which no tool result showed."""
+
+    symlinks: bool = False
+    imported: frozenset[str] = frozenset()
+    unseen: frozenset[str] = frozenset()
+
+
+def _path_problem(name: str, rules: GateRules) -> str | None:
     parts = name.split("/")
     lowered = [p.lower() for p in parts]
     if name.startswith("/") or ".." in parts:
         return f"{name}: path leaves the repository"
-    if ".git" in lowered or lowered[0] == ".patchwright":
+    if ".git" in lowered or ".patchwright" in lowered:
         return f"{name}: touches git internals or patchwright's own files"
-    if PROTECTED_DIRS & set(lowered[:-1]) or lowered[-1] in PROTECTED_FILES:
+    if STEERING & set(lowered):  # any part, the last included: `.claude` itself may not become a link
         return f"{name}: touches agent, instruction or git attribute files, which steer later runs"
+    if name.lower() in rules.imported:
+        return f"{name}: is imported by the repository's instruction or agent files, which steer later runs"
+    if name.lower() in rules.unseen:
+        return f"{name}: changed after the model's last command, so no tool result showed the change"
     return None
 
 
-def patch_problems(patch: str) -> list[str]:
+def _link_problem(path: str, target: str, rules: GateRules) -> str | None:
+    """Why a new or retargeted symlink `path -> target` may not land (None: it may)."""
+    if not rules.symlinks:
+        return f"{path}: creates or retargets a symlink (--apply-symlinks applies symlink changes)"
+    if path.rsplit("/", 1)[-1].lower() in NEVER_LINKS:
+        return f"{path}: would make {path} a symlink"
+    parts = target.split("/")
+    if target.startswith("/") or ".." in parts:
+        # `..` is refused outright: the kernel follows each link before the `..` that comes after
+        # it, so `l/..` is not `.` when `l` is itself a link (chains reach any folder).
+        return f"{path}: symlink to {target} may point outside the repository (absolute or with `..`)"
+    if STEERING & {p.lower() for p in parts} or parts[0].lower() in NEVER_LINKS:
+        return f"{path}: symlink to {target} reaches agent, instruction or git files"
+    return None
+
+
+def patch_problems(patch: str, rules: GateRules | None = None) -> list[str]:
     """Why a model-made patch must not touch the host repo: .git or .patchwright paths,
-    absolute or `..` paths, agent/instruction files, gitlinks, and symlinks (new or retargeted)
-    that point outside the repository."""
+    absolute or `..` paths, agent/instruction files and what they import, files changed unseen,
+    gitlinks, and symlinks (new or retargeted) unless the user allows them, and then any whose
+    target is absolute, has `..` or names a protected file."""
+    rules = rules or GateRules()
     problems: list[str] = []
     path = ""
     symlink = False
 
     def check(name: str) -> None:
-        problem = _path_problem(name)
+        problem = _path_problem(name, rules)
         if problem:
             problems.append(problem)
 
@@ -93,11 +131,13 @@ def patch_problems(patch: str) -> list[str]:
             problems.append(f"{path}: changes a submodule link")
         elif symlink and line.startswith("GIT binary patch"):
             problems.append(f"{path}: a symlink target in binary form")
-        elif symlink and line.startswith("+") and not line.startswith("+++"):
-            target = line[1:]
-            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-            if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
-                problems.append(f"{path}: symlink to {target} points outside the repository")
+        elif (
+            symlink
+            and line.startswith("+")
+            and not line.startswith("+++")
+            and (problem := _link_problem(path, line[1:], rules)) is not None
+        ):
+            problems.append(problem)
     return problems
 
 
@@ -154,9 +194,19 @@ def config_problems(ws: Workspace, patch: str) -> list[str]:
     return ["pyproject.toml: changes [tool.patchwright], patchwright's own settings"] if changed else []
 
 
-def apply_patch(ws: Workspace, patch_file: Path) -> ApplyResult:
+def gate_rules(ws: Workspace, symlinks: bool = False, unseen: tuple[str, ...] = ()) -> GateRules:
+    """The rules for this repository now: what its instruction and agent files import."""
+    return GateRules(
+        symlinks=symlinks,
+        imported=frozenset(p.lower() for p in instruction_imports(ws.root)),
+        unseen=frozenset(p.lower() for p in unseen),
+    )
+
+
+def apply_patch(ws: Workspace, patch_file: Path, rules: GateRules | None = None) -> ApplyResult:
     """Apply a patch to the host working tree, only if it is safe, within the size and file
     limits, and `git apply --check` accepts it whole. git runs no program the repo names."""
+    rules = rules or gate_rules(ws)
     size = patch_file.stat().st_size
     if size > MAX_APPLY_BYTES:
         return ApplyResult(
@@ -170,7 +220,7 @@ def apply_patch(ws: Workspace, patch_file: Path) -> ApplyResult:
         return ApplyResult(
             False, f"patch not applied: it changes {count} files, over the --apply limit of {MAX_APPLY_FILES}"
         )
-    problems = patch_problems(text) or config_problems(ws, text)
+    problems = patch_problems(text, rules) or config_problems(ws, text)
     if problems:
         return ApplyResult(
             False,

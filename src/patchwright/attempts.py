@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from patchwright.applygate import apply_patch
+from patchwright.applygate import apply_patch, gate_rules
 from patchwright.config import Settings, check, memory_bytes
 from patchwright.display import Display
 from patchwright.errors import ExitCode, OutputError, PatchwrightError, UsageError
@@ -464,7 +464,9 @@ def _write_patch(
         if refusal is not None:
             summary.apply_error = refusal
         else:
-            applied = apply_patch(parent.workspace, final)
+            applied = apply_patch(
+                parent.workspace, final, gate_rules(parent.workspace, request.apply_symlinks)
+            )
             summary.applied, summary.apply_error = (
                 applied.applied,
                 None if applied.applied else applied.message,

@@ -110,6 +110,13 @@ def fix(
         bool,
         typer.Option("--apply-unproven", help="With --apply: apply a patch whose verdict is not fixed too."),
     ] = False,
+    apply_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--apply-symlinks",
+            help="With --apply: also apply new or retargeted symlinks (relative, no `..`, no protected names).",
+        ),
+    ] = False,
     resume: Annotated[str | None, typer.Option(help="Continue the interrupted run RUN_ID.")] = None,
     attempt_of: Annotated[
         str | None, typer.Option("--attempt-of", hidden=True, help="RUN_ID:K, one attempt of that run.")
@@ -153,6 +160,7 @@ def fix(
             patch_path=patch,
             apply=apply,
             apply_unproven=apply_unproven,
+            apply_symlinks=apply_symlinks,
             resume=resume,
             ignored_repo_settings=tuple(loaded.ignored),
             attempt_of=attempt,

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 
 from patchwright import resume
-from patchwright.applygate import apply_patch
+from patchwright.applygate import apply_patch, gate_rules
 from patchwright.capabilities import ModelKnowledge, check_model_use, choose_effort, know_model
 from patchwright.config import Settings
 from patchwright.context import ContextPolicy
@@ -67,6 +67,7 @@ class FixRequest:
     patch_path: Path | None = None
     apply: bool = False
     apply_unproven: bool = False  # --apply also when the verdict is not `fixed`
+    apply_symlinks: bool = False  # --apply also new or retargeted symlinks (applygate.py)
     attempt_of: tuple[str, int] | None = None  # one attempt of `agent fix --attempts N` (attempts.py)
     resume: str | None = None
     ignored_repo_settings: tuple[str, ...] = ()  # the repo's untrusted settings left out (config.py)
@@ -487,7 +488,9 @@ def _verify_and_apply(
             summary.apply_error = refusal
             display.status(refusal)
             return
-        result = apply_patch(prepared.workspace, final)
+        result = apply_patch(
+            prepared.workspace, final, gate_rules(prepared.workspace, request.apply_symlinks)
+        )
         summary.applied = result.applied
         summary.apply_error = None if result.applied else result.message
         display.status(result.message)

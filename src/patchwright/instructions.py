@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from patchwright.imports import expand_imports
-from patchwright.saferead import read_bytes
+from patchwright.imports import expand_imports, imported_paths
+from patchwright.saferead import plain_files_in, read_bytes
 
 project_instruction_files: tuple[str, ...] = ("CLAUDE.md", "AGENTS.md", ".claude/CLAUDE.md")
 
@@ -46,3 +46,27 @@ def load_project_instructions(repo: Path) -> str | None:
         if text:
             sections.append(f"# Project instructions from {relative}\n\n{text}")
     return "\n\n".join(sections) if sections else None
+
+
+REPO_AGENT_FOLDERS = (".patchwright/agents", ".claude/agents")
+
+
+def instruction_imports(repo: Path) -> set[str]:
+    """Every repo-relative path that the current instruction files (CLAUDE.md, AGENTS.md, ...) and
+    the repo's agent files import with `@path`, directly or not. A patch that changes one would
+    steer the next run as surely as one that changes CLAUDE.md, so `--apply` refuses it."""
+    found: set[str] = set()
+    sources = list(project_instruction_files)
+    for folder in REPO_AGENT_FOLDERS:
+        try:
+            sources += [f"{folder}/{name}" for name in plain_files_in(repo, folder, ".md")]
+        except OSError:
+            continue
+    for relative in sources:
+        try:
+            text = _read_capped(repo, relative, PROJECT_INSTRUCTIONS_MAX_BYTES)
+        except OSError:
+            continue
+        if text:
+            found |= imported_paths(text.replace("\r\n", "\n"), repo, relative)
+    return found

@@ -14,7 +14,7 @@ from pathlib import Path
 import docker
 from rich.console import Console
 
-from patchwright.applygate import apply_patch, patch_problems
+from patchwright.applygate import GateRules, apply_patch, patch_problems
 from patchwright.display import RichDisplay, clean
 from patchwright.repocopy import git_config_tar, list_files, tar_stream
 from patchwright.sandbox.docker import DockerSandbox
@@ -47,7 +47,7 @@ new file mode 120000
 +../../etc
 \\ No newline at end of file
 """
-INWARD_LINK = OUTWARD_LINK.replace("../../etc", "../app.py")
+INWARD_LINK = OUTWARD_LINK.replace("../../etc", "guide.md")
 GITLINK = """diff --git a/vendor/lib b/vendor/lib
 new file mode 160000
 --- /dev/null
@@ -59,9 +59,10 @@ new file mode 160000
 
 def test_patch_problems_flags_what_must_not_reach_the_host() -> None:
     assert patch_problems(SAFE) == []
-    assert patch_problems(INWARD_LINK) == []
+    assert "--apply-symlinks" in patch_problems(INWARD_LINK)[0]  # no symlink change by default
+    assert patch_problems(INWARD_LINK, GateRules(symlinks=True)) == []
     assert "patchwright's own files" in patch_problems(OWN_CONFIG)[0]
-    assert "points outside the repository" in patch_problems(OUTWARD_LINK)[0]
+    assert "outside the repository" in patch_problems(OUTWARD_LINK, GateRules(symlinks=True))[0]
     assert "submodule" in patch_problems(GITLINK)[0]
     hooks = SAFE.replace("app.py", "sub/.git/hooks/pre-commit")
     assert "git internals" in patch_problems(hooks)[0]
@@ -215,9 +216,9 @@ def test_refused_apply_is_recorded_and_warned(tmp_path: Path, sandbox_image: str
             ["fix", "x", "--repo", str(repo), "--apply", "--quiet"], agent_env(api, sandbox_image)
         )
     assert result.returncode == 0, result.stderr
-    assert "agent: warning: patch not applied: pw: symlink to /etc/passwd" in result.stderr
+    assert "agent: warning: patch not applied: pw: creates or retargets a symlink" in result.stderr
     summary = json.loads((only_run(repo) / "summary.json").read_text())
-    assert summary["applied"] is False and "outside the repository" in summary["apply_error"]
+    assert summary["applied"] is False and "--apply-symlinks" in summary["apply_error"]
     assert not (repo / "pw").exists()
 
 

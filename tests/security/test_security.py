@@ -23,7 +23,7 @@ import docker
 import pytest
 
 from patchwright import verify
-from patchwright.applygate import apply_patch
+from patchwright.applygate import apply_patch, gate_rules
 from patchwright.config import load_settings_checked
 from patchwright.display import PlainDisplay, summary_lines
 from patchwright.errors import OutputError, UsageError, WorkspaceError
@@ -301,14 +301,22 @@ def test_apply_refuses_retargeting_an_existing_symlink_out_of_the_repo(tmp_path:
     git(repo, "reset", "-q", "--hard")
     assert "index " in outward and " 120000" in outward  # a retarget: no "new file mode" line
     applied, why = apply_text(repo, outward, tmp_path)
-    assert not applied and "points outside the repository" in why
+    assert not applied and "creates or retargets a symlink" in why  # no link change by default
+    allowed = tmp_path / "outward.diff"
+    allowed.write_text(outward)
+    refused = apply_patch(open_workspace(repo), allowed, gate_rules(open_workspace(repo), symlinks=True))
+    assert not refused.applied and "outside the repository" in refused.message  # nor outward when allowed
     assert os.readlink(repo / "link") == "a.txt"
     (repo / "link").unlink()
     (repo / "link").symlink_to("b.txt")
     git(repo, "add", "-A")
     inward = git(repo, "diff", "--cached", "--binary")
     git(repo, "reset", "-q", "--hard")
-    assert apply_text(repo, inward, tmp_path)[0] and os.readlink(repo / "link") == "b.txt"
+    inward_file = tmp_path / "inward.diff"
+    inward_file.write_text(inward)
+    ws = open_workspace(repo)
+    assert apply_patch(ws, inward_file, gate_rules(ws, symlinks=True)).applied
+    assert os.readlink(repo / "link") == "b.txt"
 
 
 # -- 4: host git never runs a program the repository names -------------------------------------
