@@ -6,17 +6,22 @@ driving a real sandbox. Containers are only ever this process's own (helpers.TES
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import docker
 import pytest
 
 from patchwright.applygate import apply_patch
 from patchwright.config import load_settings_checked
-from patchwright.errors import AgentFileError
+from patchwright.errors import AgentFileError, SandboxError
 from patchwright.persona import find_agent, list_agents
+from patchwright.sandbox.base import SandboxSpec
+from patchwright.sandbox.docker import DockerSandbox
 from patchwright.workspace import open_workspace
 
 from helpers import git, make_repo
@@ -220,3 +225,50 @@ def test_repo_settings_may_lower_the_users_limits_and_set_a_missing_cost_cap(
     again = load_settings_checked(raised, home, env, {})
     assert again.settings.max_tokens == 1000  # the environment's value: above it is ignored
     assert json.dumps(again.ignored) == '["max_tokens"]'
+
+
+# -- the host-side checkpoint is bounded -----------------------------------------------------------
+
+
+def test_a_sparse_file_from_setup_makes_no_big_checkpoint(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "checkpoint"
+    hostile = dataclasses.replace(
+        spec, workspace_size="256m", setup_command="truncate -s 768M big.bin", checkpoint_to=str(saved)
+    )
+    box = DockerSandbox(docker_client, hostile, open_workspace(small_repo))
+    try:
+        box.start()
+    except SandboxError as err:  # refusing to save it is as good as saving it small
+        assert "larger than" in str(err)
+    finally:
+        box.stop()
+    written = sum(f.stat().st_blocks * 512 for f in saved.glob("*")) if saved.exists() else 0
+    assert written < 64 * 2**20, f"{written} bytes of checkpoint on the host"
+    assert not list(saved.glob("*.partial")) if saved.exists() else True
+
+
+class EndlessTar:
+    """A container exec whose tar never ends: what a sandbox could send if tar were fooled."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def stream(self, argv: list[str], sink: Callable[[bytes], bool], **_: object) -> int | None:
+        chunk = b"\0" * (1 << 20)
+        while self.sent < 64 * 2**20 and sink(chunk):
+            self.sent += len(chunk)
+        return 0
+
+
+def test_the_checkpoint_stops_at_its_limit_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    from patchwright.sandbox import checkpoint
+
+    runner = EndlessTar()
+    saved = checkpoint.Checkpoint(tmp_path / "cp")
+    with pytest.raises(SandboxError, match="larger than"):
+        checkpoint.save(runner, saved, 8 * 2**20)  # type: ignore[arg-type]
+    assert runner.sent <= 8 * 2**20
+    assert [p.name for p in saved.folder.iterdir()] == []
+    assert checkpoint.limit_for("256m", "1g") == (256 + 1024 + 64) * 2**20

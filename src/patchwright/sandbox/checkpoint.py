@@ -3,15 +3,22 @@
 What setup makes lives in the workspace (node_modules, a venv) and the sandbox user's home
 (`pip install --user`), both tmpfs, so a container commit would not hold it; each is saved as
 a tar file on the host instead, streamed (memory stays flat), and extracted as the sandbox user.
+
+The sandbox is untrusted and the checkpoint lands on the host's disk, so it is bounded: tar
+saves holes as holes (`--sparse`: a `truncate -s 100G` file costs nothing), and the bytes
+written stop at what the sandbox's tmpfs folders can hold plus slack for tar's headers
+(`limit_for`); past that, or on any failure, the partial file is removed and the save fails.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from patchwright.errors import SandboxError
 from patchwright.sandbox.base import WORKSPACE
@@ -21,6 +28,21 @@ from patchwright.sandbox.stream import CappedBuffer
 
 SAVED = {"workspace": WORKSPACE, "home": HOME}  # file stem -> folder in the sandbox
 CHUNK = 1 << 20
+SLACK = 64 * 2**20  # tar's headers and padding over the folders' own bytes
+_SIZE = re.compile(r"(\d+)([kmgt]?)b?")
+
+
+def size_bytes(size: str) -> int:
+    """A tmpfs size as Docker writes it (`2g`, `512m`, `1048576`) in bytes."""
+    match = _SIZE.fullmatch(size.strip().lower())
+    if match is None:
+        raise ValueError(f"not a size: {size!r}")
+    return int(match.group(1)) << (10 * " kmgt".index(match.group(2) or " "))
+
+
+def limit_for(workspace_size: str, home_size: str) -> int:
+    """The most a checkpoint may hold: the saved folders' tmpfs sizes together, plus slack."""
+    return size_bytes(workspace_size) + size_bytes(home_size) + SLACK
 
 
 @dataclass(frozen=True)
@@ -44,22 +66,49 @@ class Checkpoint:
             self.folder.rmdir()
 
 
-def save(runner: ContainerExec, checkpoint: Checkpoint) -> None:
-    """Stream each saved folder out of the container into its tar file (written whole or not at all)."""
+class _Capped:
+    """Writes chunks to a file until `limit` bytes in all; past it, says stop (returns False)."""
+
+    def __init__(self, fh: BinaryIO, limit: int) -> None:
+        self.fh, self.left, self.over = fh, limit, False
+
+    def write(self, chunk: bytes) -> bool:
+        if len(chunk) > self.left:
+            self.over = True
+            return False
+        self.left -= len(chunk)
+        self.fh.write(chunk)
+        return True
+
+
+def save(runner: ContainerExec, checkpoint: Checkpoint, limit: int) -> None:
+    """Stream each saved folder out of the container into its tar file, written whole or not at
+    all: at most `limit` bytes for all of them, and no partial file left on any path."""
     checkpoint.folder.mkdir(parents=True, exist_ok=True)
+    left = limit
     for name, folder in SAVED.items():
         target = checkpoint.path(name)
         partial = target.with_suffix(".partial")
-        with open(partial, "wb") as fh:
-            code = runner.stream(
-                ["tar", "-c", "-f", "-", "-C", folder, "."],
-                lambda chunk: fh.write(chunk) >= 0,  # every chunk written; read on to the end
-                what="save the state after setup",
-            )
-        if code != 0:
+        try:
+            with open(partial, "wb") as fh:
+                sink = _Capped(fh, left)
+                code = runner.stream(
+                    ["tar", "--sparse", "-c", "-f", "-", "-C", folder, "."],
+                    sink.write,
+                    what="save the state after setup",
+                )
+            if sink.over:
+                raise SandboxError(
+                    f"cannot save the state after setup: it is larger than {limit // 2**20} MiB, "
+                    "more than the sandbox's workspace and home can hold"
+                )
+            if code != 0:
+                raise SandboxError(f"cannot save the state after setup ({folder}: tar exited with {code})")
+            left = sink.left
+            os.replace(partial, target)
+        except BaseException:
             partial.unlink(missing_ok=True)
-            raise SandboxError(f"cannot save the state after setup ({folder}: tar exited with {code})")
-        os.replace(partial, target)
+            raise
 
 
 def _chunks(path: Path) -> Iterator[bytes]:

@@ -128,7 +128,10 @@ class DockerSandbox:
             self.services.wait_ready()  # up before setup and the model's first command
             setup = self._run_setup(self.spec.setup_command) if self.spec.setup_command else None
             if setup is not None and self.spec.checkpoint_to:
-                checkpoint.save(self._runner(), Checkpoint(Path(self.spec.checkpoint_to)))
+                saved = Checkpoint(Path(self.spec.checkpoint_to))
+                checkpoint.save(
+                    self._runner(), saved, checkpoint.limit_for(self.spec.workspace_size, self.spec.home_size)
+                )
             self._begin_snapshot()  # in a container of its own, in the background
             self._started = True
             # Now rather than at the first command: a start on a thread (BackgroundStart) then
