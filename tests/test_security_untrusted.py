@@ -23,6 +23,7 @@ from patchwright.persona import find_agent, list_agents
 from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.workspace import open_workspace
+from test_services import box_with, services_image  # noqa: F401  (fixtures: a sandbox with services)
 
 from helpers import git, make_repo
 
@@ -272,3 +273,25 @@ def test_the_checkpoint_stops_at_its_limit_and_leaves_no_partial_file(tmp_path: 
     assert runner.sent <= 8 * 2**20
     assert [p.name for p in saved.folder.iterdir()] == []
     assert checkpoint.limit_for("256m", "1g") == (256 + 1024 + 64) * 2**20
+
+
+# -- service logs are bounded on the host ----------------------------------------------------------
+
+
+def test_a_flood_of_server_log_stays_bounded_and_service_logs_still_reads(
+    box_with,  # type: ignore[no-untyped-def]  # noqa: F811
+) -> None:
+    box = box_with("postgres")
+    assert "database system is ready" in box.services.logs("postgres")
+    flood = "do $$ begin for i in 1..48 loop raise log '%', repeat('x', 1000000); end loop; end $$;\n"
+    box.write_file("/tmp/flood.sql", flood.encode())
+    ran = box.run("psql -f /tmp/flood.sql")
+    assert ran.exit_code == 0, ran.output
+    container = box.services.containers["postgres"]
+    container.reload()
+    log_path = Path(container.attrs["LogPath"])
+    if not log_path.parent.is_dir():
+        pytest.skip("the engine's log files are not on this machine")
+    on_disk = sum(p.stat().st_size for p in log_path.parent.glob(log_path.name + "*"))
+    assert on_disk < 16 * 2**20, f"{on_disk} bytes of service log on the host"
+    assert "xxxxxxxxxx" in box.services.logs("postgres")

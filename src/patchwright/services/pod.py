@@ -34,6 +34,9 @@ LOG_LINES_ON_FAILURE = 5
 LOG_LIMIT = 16 * 1024  # bytes of a service's log the tool hands the model
 PROBE_INTERVAL = 0.05  # between probes, inside the container
 PROBE_SLICE = 10.0  # seconds one probing exec may take
+# A server's log is the sandbox's to fill (`RAISE LOG repeat(...)`), and it lands on the host's
+# disk: json-file (which `service logs` reads back) with rotation, at most 2 x 4 MiB a service.
+LOG_CONFIG = {"type": "json-file", "config": {"max-size": "4m", "max-file": "2"}}
 
 
 class ServiceError(SandboxError):
@@ -230,6 +233,7 @@ class ServiceSet:
                 "/run": "rw,nosuid,nodev,noexec,size=1m",
             },
             "mounts": [],
+            "log_config": LOG_CONFIG,
             "stdin_open": False,
             "tty": False,
         }
