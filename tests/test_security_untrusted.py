@@ -295,3 +295,39 @@ def test_a_flood_of_server_log_stays_bounded_and_service_logs_still_reads(
     on_disk = sum(p.stat().st_size for p in log_path.parent.glob(log_path.name + "*"))
     assert on_disk < 16 * 2**20, f"{on_disk} bytes of service log on the host"
     assert "xxxxxxxxxx" in box.services.logs("postgres")
+
+
+# -- batch outputs stay valid UTF-8 ---------------------------------------------------------------
+
+
+def test_one_latin1_patch_never_corrupts_predictions_jsonl(tmp_path: Path) -> None:
+    from patchwright.batch.execute import Outcome
+    from patchwright.batch.results import BatchDir
+
+    latin1 = b"diff --git a/m.txt b/m.txt\n--- a/m.txt\n+++ b/m.txt\n@@ -1 +1 @@\n-a\n+caf\xe9\n"
+    good = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-x = 1\n+x = 'é'\n"
+    out = BatchDir(tmp_path / "out", "m")
+    out.prepare()
+    rows = [
+        out.write(Outcome("bad__1", "completed", 0, patch=latin1.decode("utf-8", "surrogateescape"))),
+        out.write(Outcome("good__2", "completed", 0, patch=good)),
+    ]
+    for _ in range(2):  # as appended while the batch runs, then as rewritten at its end
+        lines = out.predictions.read_bytes().decode("utf-8").splitlines()  # strict: the whole file
+        predictions = {p["instance_id"]: p for p in map(json.loads, lines)}
+        assert predictions["good__2"]["model_patch"] == good
+        assert predictions["bad__1"]["model_patch"] == ""
+        out.rewrite_predictions(rows)
+    assert (out.run_dir("bad__1") / "patch.diff").read_bytes() == latin1  # kept as a file, byte for byte
+    assert json.loads((out.run_dir("bad__1") / "result.json").read_text())["patch_not_utf8"] is True
+    assert rows[1].patch_not_utf8 is False
+
+
+def test_the_trajectory_stays_utf8_whatever_bytes_a_record_holds(tmp_path: Path) -> None:
+    from patchwright.outputs import Redactor, TrajectoryWriter
+
+    trajectory = TrajectoryWriter(tmp_path / "t.jsonl", Redactor([]))
+    trajectory.write("tool_result", output=b"caf\xe9 ok".decode("utf-8", "surrogateescape"), text="é")
+    trajectory.close()
+    record = json.loads((tmp_path / "t.jsonl").read_bytes().decode("utf-8"))
+    assert record["text"] == "é" and record["output"].endswith(" ok")

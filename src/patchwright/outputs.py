@@ -129,7 +129,7 @@ class TrajectoryWriter:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = self.path.open("a", encoding="utf-8")
-            self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            self._fh.write(json_text(record, default=str) + "\n")
             self._fh.flush()
         except OSError as err:
             raise OutputError(f"cannot write the trajectory {self.path}: {err.strerror}") from None
@@ -192,6 +192,22 @@ class RunSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def is_utf8(text: str) -> bool:
+    """Whether `text` came from valid UTF-8 (no byte was kept as a surrogate escape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def json_text(data: Any, **options: Any) -> str:
+    """JSON that is valid UTF-8 whatever `data` holds: readable text stays as it is, and a string
+    carrying bytes that were not UTF-8 (surrogate escapes) makes the whole value ASCII-escaped."""
+    text = json.dumps(data, ensure_ascii=False, **options)
+    return text if is_utf8(text) else json.dumps(data, ensure_ascii=True, **options)
 
 
 def write_text_file(path: Path, text: str) -> None:

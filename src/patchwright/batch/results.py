@@ -18,7 +18,7 @@ from typing import Any
 
 from patchwright.batch.execute import Outcome
 from patchwright.errors import ExitCode, OutputError
-from patchwright.outputs import write_text_file
+from patchwright.outputs import is_utf8, json_text, write_text_file
 
 FINISHED = {int(ExitCode.PATCHED), int(ExitCode.NO_CHANGES), int(ExitCode.LIMIT)}  # ran to an ending
 RESULT = "result.json"
@@ -39,6 +39,7 @@ class InstanceRow:
     cost_usd: float | None = None
     duration_s: float = 0.0
     patch_bytes: int = 0
+    patch_not_utf8: bool = False  # kept as patch.diff; predictions.jsonl gets an empty model_patch
     error: str | None = None
     attempts: int = 1
     retries: list[str] = field(default_factory=list)
@@ -63,6 +64,7 @@ class InstanceRow:
             cost_usd=summary.get("cost_usd"),
             duration_s=outcome.duration_s,
             patch_bytes=len(outcome.patch.encode("utf-8", "surrogateescape")),
+            patch_not_utf8=not is_utf8(outcome.patch),
             error=outcome.error,
             attempts=outcome.attempts,
             retries=list(outcome.retries),
@@ -125,16 +127,19 @@ class BatchDir:
         return row
 
     def prediction(self, instance_id: str, model: str | None, patch: str) -> dict[str, str]:
+        """SWE-bench's row. predictions.jsonl is one file for every instance and its readers decode
+        it as UTF-8 whole, so a patch that is not UTF-8 goes in empty (its bytes stay in the
+        instance's patch.diff, and report.json flags it as `patch_not_utf8`)."""
         return {
             "instance_id": instance_id,
             "model_name_or_path": f"patchwright__{model or self.model_fallback or 'default'}",
-            "model_patch": patch,
+            "model_patch": patch if is_utf8(patch) else "",
         }
 
     def append_prediction(self, instance_id: str, model: str | None, patch: str) -> None:
-        line = json.dumps(self.prediction(instance_id, model, patch), ensure_ascii=False)
+        line = json_text(self.prediction(instance_id, model, patch))
         try:
-            with self.predictions.open("a", encoding="utf-8", errors="surrogateescape") as fh:
+            with self.predictions.open("a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
         except OSError as err:
             raise OutputError(f"cannot write {self.predictions}: {err.strerror}") from None
@@ -146,9 +151,7 @@ class BatchDir:
             if row.finished:
                 patch_file = self.run_dir(row.instance_id) / "patch.diff"
                 patch = patch_file.read_bytes().decode("utf-8", "surrogateescape")
-                lines.append(
-                    json.dumps(self.prediction(row.instance_id, row.model, patch), ensure_ascii=False)
-                )
+                lines.append(json_text(self.prediction(row.instance_id, row.model, patch)))
         write_text_file(self.predictions, "".join(line + "\n" for line in lines))
 
     def write_report(self, rows: list[InstanceRow], pending: list[str], wall_s: float, state: str) -> None:
