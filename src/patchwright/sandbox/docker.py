@@ -317,6 +317,10 @@ class DockerSandbox:
             self._shell = ShellSession.handshake(opened.sock, FrameReader(opened.sock), keepalive=opened)
         except ShellBroken as err:
             raise SandboxError(str(err)) from None
+        # The file helper starts beside the shell: when the sandbox starts and right after a
+        # kill-all, so no process of the sandbox user exists that could reach it through /proc
+        # between its exec and its prctl.
+        self._files.attach(self._start_files())
 
     def restart_shell(self) -> None:
         """Kill every process of the sandbox user and open a fresh shell in the workspace."""
@@ -406,9 +410,18 @@ class DockerSandbox:
         self._ready()
         return self._files.request(request, timeout)
 
-    def _open_files(self) -> FileChannel:
+    def _start_files(self) -> FileChannel:
         opened = self._runner().open(helper_argv(WORKSPACE), what="start the file helper", stderr=False)
         return FileChannel(opened.sock, FrameReader(opened.sock), keepalive=opened)
+
+    def _open_files(self) -> FileChannel:
+        """A helper that died (killed by the model, or after a diff) starts again only with a
+        fresh shell after a kill-all (`_open_shell`), never while the model's processes run."""
+        self.restart_shell()
+        channel = self._files.channel
+        if channel is None:
+            raise SandboxError("the sandbox's file helper did not start")
+        return channel
 
     def diff(self, dest: Path) -> PatchFile:
         """Write a binary-safe patch of every change since start to `dest`, as `git apply` takes it.

@@ -24,6 +24,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from typing import IO, Any
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -357,12 +358,17 @@ def serve(root: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
         if not header:
             return
         body = stdin.read(int(header))
+        nonce = None
         try:
-            reply = {"ok": True, **handle(root, json.loads(body))}
+            request = json.loads(body)
+            nonce = request.get("nonce")
+            reply = {"ok": True, **handle(root, request)}
         except Refused as err:
             reply = {"ok": False, "error": str(err)}
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             reply = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+        reply["nonce"] = nonce  # the host takes only a reply that echoes its request's nonce
+        reply["now"] = time.time()  # the sandbox's clock when the operation ended (late changes)
         data = json.dumps(reply).encode("ascii")
         stdout.write(b"%d\n" % len(data) + data)
         stdout.flush()

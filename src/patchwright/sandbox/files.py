@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -38,7 +39,10 @@ class FileChannel:
     _pending: bytearray = field(default_factory=bytearray)
 
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-        body = json.dumps(message).encode("ascii")
+        """One round trip. The request carries a fresh nonce the reply must echo: a reply that
+        does not is not the helper's answer to this request (out of step, or not the helper's)."""
+        nonce = secrets.token_hex(16)
+        body = json.dumps({**message, "nonce": nonce}).encode("ascii")
         try:
             self.sock.sendall(b"%d\n" % len(body) + body)
         except OSError as err:
@@ -65,9 +69,12 @@ class FileChannel:
             ) from None
         reply = bytes(self._pending[:size])
         del self._pending[:size]
-        parsed = json.loads(reply)
-        if not isinstance(parsed, dict):
-            raise ChannelBroken("the sandbox's file helper answered nonsense")
+        try:
+            parsed = json.loads(reply)
+        except ValueError:
+            raise ChannelBroken("the sandbox's file helper answered nonsense") from None
+        if not isinstance(parsed, dict) or parsed.pop("nonce", None) != nonce:
+            raise ChannelBroken("the sandbox's file helper answered out of step (its nonce did not match)")
         return parsed
 
     def close(self) -> None:
@@ -77,10 +84,19 @@ class FileChannel:
 
 @dataclass
 class FileHelper:
-    """A backend's file helper, opened on first use and again after it died."""
+    """A backend's file helper, opened on first use and again after it died. A backend may
+    `attach` one it opened itself (Docker's: only ever when no process of the sandbox user runs)."""
 
     open_channel: Callable[[], FileChannel]
     _channel: FileChannel | None = None
+
+    def attach(self, channel: FileChannel) -> None:
+        self.close()
+        self._channel = channel
+
+    @property
+    def channel(self) -> FileChannel | None:
+        return self._channel
 
     def request(self, message: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
         """One round trip; a helper that died since its last reply (the model's `pkill`, a

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import socket
 import struct
 import time
@@ -24,7 +25,8 @@ from patchwright.sandbox.stream import CappedBuffer, Reader, StreamClosed, Strea
 
 DRIVER_SOURCE = program_source("shelldriver.py")
 FRAME = struct.Struct(">cL")
-MAX_CONTROL_FRAME = 1 << 16  # ready, exit and error frames are short; output frames are streamed
+MAX_CONTROL_FRAME = 1 << 16  # ready, exit and error frames are short
+MAX_OUTPUT_FRAME = 1 << 20  # the driver sends output in pieces of 64 KiB; a longer frame is not its
 
 
 def driver_argv(workdir: str, python: str = "python3") -> list[str]:
@@ -42,6 +44,7 @@ class ShellSession:
     sock: socket.socket
     reader: Reader
     driver_pid: int = 0
+    last_end: float = 0.0  # the sandbox's clock when the last command ended
     keepalive: object = None  # what owns `sock` (engine.OpenExec), kept for as long as the session
     _pending: bytearray = field(default_factory=bytearray)
 
@@ -51,7 +54,7 @@ class ShellSession:
             while len(self._pending) < FRAME.size:
                 self._pending += self.reader.read_payload(deadline)
             kind, size = FRAME.unpack_from(self._pending)
-            if kind not in b"ROXE" or (kind != b"O" and size > MAX_CONTROL_FRAME):
+            if kind not in b"ROXE" or size > (MAX_OUTPUT_FRAME if kind == b"O" else MAX_CONTROL_FRAME):
                 raise ShellBroken(f"the sandbox shell broke its protocol: {bytes(self._pending[:40])!r}")
             while len(self._pending) < FRAME.size + size:
                 self._pending += self.reader.read_payload(deadline)
@@ -88,7 +91,10 @@ class ShellSession:
     def run(self, command: str, timeout: float, output_limit: int) -> CommandResult:
         """Send one command; collect its output frames until its exit frame."""
         # bash would drop NUL bytes itself; they are dropped here so the model sees the same.
-        body = json.dumps({"command": command.replace("\0", ""), "timeout": max(1.0, timeout)}).encode()
+        nonce = secrets.token_hex(16)  # the exit frame must echo it (no stale or foreign ending)
+        body = json.dumps(
+            {"command": command.replace("\0", ""), "timeout": max(1.0, timeout), "nonce": nonce}
+        ).encode()
         started = time.monotonic()
         try:
             self.sock.sendall(b"%d\n" % len(body) + body)
@@ -107,7 +113,10 @@ class ShellSession:
         try:
             ending = json.loads(payload)
             code, timed_out = ending["code"], bool(ending["timed_out"])
-        except (ValueError, KeyError, TypeError):
+            if ending.get("nonce") != nonce:
+                raise ShellBroken("the sandbox shell answered out of step (its nonce did not match)")
+            self.last_end = float(ending.get("now") or 0.0)
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise ShellBroken("the sandbox shell broke its protocol (exit frame)") from None
         return command_result(buffer, code, time.monotonic() - started, timeout, timed_out)
 

@@ -24,10 +24,11 @@ descriptors), as it can change files or put programs on the PATH. That is why th
 the verification's second test run start only after every process of the user is killed.
 
 Wire format. Host to driver: an ASCII length, a newline, then that many bytes of JSON
-({"command": str, "timeout": seconds}; bytes travel decoded with surrogateescape). Driver to
-host: frames of one type byte, a 4-byte big-endian length and the payload: R (ready; the
-driver's pid), O (output bytes), X (exit: JSON {"code": int|null, "timed_out": bool}),
-E (the driver's own error, as text).
+({"command": str, "timeout": seconds, "nonce": str}; bytes travel decoded with surrogateescape).
+Driver to host: frames of one type byte, a 4-byte big-endian length and the payload: R (ready;
+the driver's pid), O (output bytes, at most 64 KiB a frame), X (exit: JSON {"code": int|null,
+"timed_out": bool, "nonce": the request's, "now": the sandbox's clock}), E (the driver's own
+error, as text).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class Driver:
         )
         return done.stdout
 
-    def run(self, command: str, limit: float) -> None:
+    def run(self, command: str, limit: float, nonce: object = None) -> None:
         state_in = sealed(self.state)
         text = sealed(command.encode("utf-8", "surrogateescape"))
         state_read, state_write = os.pipe()
@@ -136,7 +137,8 @@ class Driver:
         if state and not timed_out and len(state) <= MAX_STATE:
             self.state = bytes(state)
         os.close(state_read)
-        self.send(b"X", json.dumps({"code": code, "timed_out": timed_out}).encode())
+        ending = {"code": code, "timed_out": timed_out, "nonce": nonce, "now": time.time()}
+        self.send(b"X", json.dumps(ending).encode())
 
     def follow(
         self, child: subprocess.Popen[bytes], out_read: int, state_read: int, state: bytearray, limit: float
@@ -241,7 +243,7 @@ def main() -> int:
             command, limit = request.get("command"), request.get("timeout")
             if not isinstance(command, str) or not isinstance(limit, (int, float)):
                 raise ValueError("malformed request")
-            driver.run(command, float(limit))
+            driver.run(command, float(limit), request.get("nonce"))
     except Exception as err:
         frame = f"{type(err).__name__}: {err}".encode("utf-8", "replace")
         os.write(out, b"E" + struct.pack(">L", len(frame)) + frame)
