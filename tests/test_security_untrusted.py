@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -331,3 +332,56 @@ def test_the_trajectory_stays_utf8_whatever_bytes_a_record_holds(tmp_path: Path)
     trajectory.close()
     record = json.loads((tmp_path / "t.jsonl").read_bytes().decode("utf-8"))
     assert record["text"] == "é" and record["output"].endswith(" ok")
+
+
+# -- the file helper and the shell driver: out of reach from their first instruction --------------
+
+HELPER_PATTERN = "The file [h]elper: one long-lived"  # [h]: the pattern does not match its own bash
+
+
+def test_the_file_helper_runs_before_the_models_first_command(sandbox: DockerSandbox) -> None:
+    assert sandbox.run(f"pgrep -f '{HELPER_PATTERN}'").exit_code == 0
+
+
+def test_a_killed_file_helper_starts_again_only_after_every_model_process_is_gone(
+    sandbox: DockerSandbox,
+) -> None:
+    # A watcher left running would catch a helper started now in its first instructions.
+    sandbox.run("setsid sh -c 'exec sleep 1000' > /dev/null 2>&1 < /dev/null &")
+    assert sandbox.run("pgrep -f 'sleep 10[0]0'").exit_code == 0
+    sandbox.run(f"pkill -KILL -f '{HELPER_PATTERN}'; sleep 0.2")
+    viewed = sandbox.file_op({"op": "view", "path": "app.py"})
+    assert viewed["ok"] and "return a - b" in viewed["text"]
+    assert sandbox.run("pgrep -f 'sleep 10[0]0'").exit_code == 1  # killed before the new helper started
+
+
+def forged_peer(reply: bytes) -> tuple[socket.socket, socket.socket]:
+    ours, theirs = socket.socketpair()
+    theirs.sendall(reply)
+    return ours, theirs
+
+
+def test_a_file_reply_without_the_requests_nonce_is_refused() -> None:
+    from patchwright.sandbox.files import ChannelBroken, FileChannel
+    from patchwright.sandbox.stream import RawReader
+
+    forged = json.dumps({"ok": True, "path": "/workspace/app.py", "kind": "file", "text": "FORGED"}).encode()
+    ours, theirs = forged_peer(b"%d\n" % len(forged) + forged)
+    with pytest.raises(ChannelBroken, match="nonce"):
+        FileChannel(ours, RawReader(ours)).request({"op": "view", "path": "app.py"}, timeout=5)
+    ours.close()
+    theirs.close()
+
+
+def test_a_forged_shell_ending_or_an_endless_frame_is_refused() -> None:
+    from patchwright.sandbox.shell import FRAME, ShellBroken, ShellSession
+    from patchwright.sandbox.stream import RawReader
+
+    ending = json.dumps({"code": 0, "timed_out": False}).encode()
+    for frames in (FRAME.pack(b"X", len(ending)) + ending, FRAME.pack(b"O", 1 << 30) + b"x" * 100):
+        ours, theirs = forged_peer(frames)
+        session = ShellSession(ours, RawReader(ours))
+        with pytest.raises(ShellBroken, match=r"nonce|protocol"):
+            session.run("true", timeout=1, output_limit=1000)
+        ours.close()
+        theirs.close()
