@@ -55,7 +55,8 @@ STEERING = PROTECTED_DIRS | PROTECTED_FILES
 class GateRules:
     """What the user and the repository's current state add to the fixed rules: whether symlink
     changes may land (`--apply-symlinks`), the files the instruction files import (lowercased),
-    and files changed after the model's last command (lowercased), which no tool result showed."""
+    and paths changed after the model's last command (lowercased; folders end in "/" and cover
+    the files directly in them, "./" the top), which no tool result showed."""
 
     symlinks: bool = False
     imported: frozenset[str] = frozenset()
@@ -73,7 +74,8 @@ def _path_problem(name: str, rules: GateRules) -> str | None:
         return f"{name}: touches agent, instruction or git attribute files, which steer later runs"
     if name.lower() in rules.imported:
         return f"{name}: is imported by the repository's instruction or agent files, which steer later runs"
-    if name.lower() in rules.unseen:
+    folder = name.lower().rsplit("/", 1)[0] + "/" if "/" in name else "./"
+    if name.lower() in rules.unseen or folder in rules.unseen:
         return f"{name}: changed after the model's last command, so no tool result showed the change"
     return None
 

@@ -87,6 +87,12 @@ def summary_lines(summary: RunSummary) -> list[str]:
         lines.append("patch: none")
     else:
         lines.append("patch: none (no changes)")
+    if summary.late_changes:  # names already escaped
+        shown = ", ".join(summary.late_changes[:8]) + (", ..." if len(summary.late_changes) > 8 else "")
+        lines.append(
+            f"changed after the model's last command (no tool result showed it; --apply refuses them): "
+            f"{len(summary.late_changes)}: {clean_line(shown)}"
+        )
     if summary.verification:  # the verdict says what the tests showed (verdict.py)
         verdict = summary.verification.get("verdict")
         lines.append(f"verified: {'yes' if summary.verified else 'no'} ({verdict})")

@@ -388,6 +388,9 @@ def _collect_patch(sandbox: Sandbox, record: RunRecord) -> PatchFile:
         else:
             record.fail(RunStatus.ERROR, getattr(err, "exit_code", ExitCode.INFRA), message)
         return PatchFile(incoming, 0)
+    if patch.late_changes:
+        record.summary.late_changes = [clean_line(name, 200) for name in patch.late_changes]
+        record.write("late_changes", stage="diff", paths=list(patch.late_changes))
     if patch.over_limit:
         message = limit_message(patch, record.run_dir / PARTIAL_NAME)
         record.write(
@@ -488,9 +491,9 @@ def _verify_and_apply(
             summary.apply_error = refusal
             display.status(refusal)
             return
-        result = apply_patch(
-            prepared.workspace, final, gate_rules(prepared.workspace, request.apply_symlinks)
-        )
+        assert patch is not None  # _complete(patch)
+        rules = gate_rules(prepared.workspace, request.apply_symlinks, patch.late_changes)
+        result = apply_patch(prepared.workspace, final, rules)
         summary.applied = result.applied
         summary.apply_error = None if result.applied else result.message
         display.status(result.message)

@@ -171,6 +171,8 @@ class RunSummary:
     partial_patch: str | None = None
     files_left_out: int = 0
     files_left_out_first: list[str] = field(default_factory=list)  # escaped (sanitize.clean_line)
+    # changed after the model's last command, by a process left running; escaped; --apply refuses them
+    late_changes: list[str] = field(default_factory=list)
     steps: int = 0
     tokens: dict[str, int] = field(default_factory=dict)
     cost_usd: float | None = None

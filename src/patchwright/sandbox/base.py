@@ -99,6 +99,9 @@ class PatchFile:
     reason: str = ""  # past the limits: how big the changes are, and which limit they pass
     left_out_count: int = 0
     left_out: tuple[str, ...] = ()
+    # Paths in the workspace changed after the model's last tool call ended (no tool result showed
+    # the change): files, and folders with a trailing "/" (an entry made or removed in them).
+    late_changes: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:

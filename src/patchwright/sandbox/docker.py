@@ -16,6 +16,7 @@ can under a read-only root (the workspace, /tmp, home), which tests check.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import threading
 from pathlib import Path
@@ -61,6 +62,8 @@ from patchwright.services import ServiceSet
 from patchwright.workspace import Workspace
 
 HOST_CA_PATH = f"{CONTROL_DIR}/{CA_FILE_NAME}"
+MAX_LATE_CHANGES = 200  # paths named as changed after the last tool call
+LATE_OUTPUT_LIMIT = 256 * 1024
 
 
 def _quiet(_: str) -> None:
@@ -90,6 +93,7 @@ class DockerSandbox:
         self._exec: ContainerExec | None = None
         self._shell: ShellSession | None = None
         self._files = FileHelper(self._open_files)
+        self._last_end = 0.0  # the sandbox's file clock when the last command ended
         self._shell_env: dict[str, str] = {}  # extra variables for the model's shell
         self._baseline = Baseline(WORKSPACE, CONTROL_DIR)
         self._host: HostView | None = None
@@ -372,7 +376,9 @@ class DockerSandbox:
         assert self._shell is not None
         limit = timeout or self.spec.command_timeout
         try:
-            return self._shell.run(command, limit, self.spec.output_limit)
+            result = self._shell.run(command, limit, self.spec.output_limit)
+            self._last_end = max(self._last_end, self._shell.last_end)
+            return result
         except ShellBroken as err:
             self.restart_shell()
             return CommandResult(
@@ -431,7 +437,29 @@ class DockerSandbox:
         fresh shell."""
         self._ready()
         self.stop_user_processes()
-        return self._baseline.diff(self._runner(), dest)
+        late = self._late_changes()
+        patch = self._baseline.diff(self._runner(), dest)
+        return dataclasses.replace(patch, late_changes=late) if late else patch
+
+    def _late_changes(self) -> tuple[str, ...]:
+        """What in the workspace changed after the last command or file operation ended (by the
+        kernel's ctime, which no process can set back; `.git` aside): a process left running
+        wrote it while the model was thinking, and no tool result showed it. Run once every
+        process of the sandbox user is gone, so nothing changes after this look."""
+        last = max(self._last_end, self._files.last_end)
+        if last <= 0:
+            return ()
+        argv = ["find", WORKSPACE, "-path", f"{WORKSPACE}/.git", "-prune", "-o"]
+        argv += ["-newerct", f"@{last:.9f}", "-printf", "%y %P\\0"]
+        found = self._runner().execute(argv, timeout=60, output_limit=LATE_OUTPUT_LIMIT)
+        names: list[str] = []
+        for entry in found.output.split("\0"):
+            kind, space, name = entry.partition(" ")
+            if kind == "d" and space:
+                names.append(f"{name}/" if name else "./")  # "./": the workspace's own folder
+            elif name and kind in ("f", "l"):
+                names.append(name)
+        return tuple(sorted(names)[:MAX_LATE_CHANGES])
 
     def stop_user_processes(self) -> None:
         """SIGKILL every process of the sandbox user: `kill -1` reaches all the caller may signal

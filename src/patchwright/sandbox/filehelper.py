@@ -352,6 +352,13 @@ def search(real: str, request: dict[str, Any]) -> dict[str, Any]:
     return {"exit_code": done.returncode, "output": decode(done.stdout[:MAX_SEARCH_OUTPUT])}
 
 
+def file_clock() -> float:
+    """The sandbox's wall clock, which the kernel stamps files from: a file changed before this
+    instant never gets a later ctime. (The kernel's stamp may be coarse, lagging by up to a
+    scheduler tick, so a change within a few milliseconds after it may look earlier.)"""
+    return time.time()
+
+
 def serve(root: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
     while True:
         header = stdin.readline()
@@ -368,7 +375,7 @@ def serve(root: str, stdin: IO[bytes], stdout: IO[bytes]) -> None:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             reply = {"ok": False, "error": f"{type(err).__name__}: {err}"}
         reply["nonce"] = nonce  # the host takes only a reply that echoes its request's nonce
-        reply["now"] = time.time()  # the sandbox's clock when the operation ended (late changes)
+        reply["now"] = file_clock()  # the sandbox's file clock when the operation ended (late changes)
         data = json.dumps(reply).encode("ascii")
         stdout.write(b"%d\n" % len(data) + data)
         stdout.flush()

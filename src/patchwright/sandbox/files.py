@@ -37,6 +37,7 @@ class FileChannel:
     reader: Reader
     keepalive: object = None  # what owns `sock` (engine.OpenExec), kept for as long as the channel
     _pending: bytearray = field(default_factory=bytearray)
+    last_end: float = 0.0  # the sandbox's clock when the last operation ended
 
     def request(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One round trip. The request carries a fresh nonce the reply must echo: a reply that
@@ -75,6 +76,9 @@ class FileChannel:
             raise ChannelBroken("the sandbox's file helper answered nonsense") from None
         if not isinstance(parsed, dict) or parsed.pop("nonce", None) != nonce:
             raise ChannelBroken("the sandbox's file helper answered out of step (its nonce did not match)")
+        now = parsed.pop("now", None)
+        if isinstance(now, int | float):
+            self.last_end = max(self.last_end, float(now))
         return parsed
 
     def close(self) -> None:
@@ -89,6 +93,7 @@ class FileHelper:
 
     open_channel: Callable[[], FileChannel]
     _channel: FileChannel | None = None
+    last_end: float = 0.0  # the sandbox's clock when the last operation ended, over every channel
 
     def attach(self, channel: FileChannel) -> None:
         self.close()
@@ -103,15 +108,20 @@ class FileHelper:
         restarted shell) is opened again once."""
         if self._channel is not None:
             try:
-                return self._channel.request(message, timeout)
+                return self._answered(self._channel, message, timeout)
             except ChannelBroken:
                 self.close()
         self._channel = self.open_channel()
         try:
-            return self._channel.request(message, timeout)
+            return self._answered(self._channel, message, timeout)
         except ChannelBroken:
             self.close()
             raise
+
+    def _answered(self, channel: FileChannel, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+        reply = channel.request(message, timeout)
+        self.last_end = max(self.last_end, channel.last_end)
+        return reply
 
     def close(self) -> None:
         if self._channel is not None:

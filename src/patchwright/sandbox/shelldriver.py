@@ -137,7 +137,7 @@ class Driver:
         if state and not timed_out and len(state) <= MAX_STATE:
             self.state = bytes(state)
         os.close(state_read)
-        ending = {"code": code, "timed_out": timed_out, "nonce": nonce, "now": time.time()}
+        ending = {"code": code, "timed_out": timed_out, "nonce": nonce, "now": file_clock()}
         self.send(b"X", json.dumps(ending).encode())
 
     def follow(
@@ -206,6 +206,13 @@ class Driver:
         else:
             self.send(b"O", data)
         return True
+
+
+def file_clock() -> float:
+    """The sandbox's wall clock, which the kernel stamps files from: a file changed before this
+    instant never gets a later ctime. (The kernel's stamp may be coarse, lagging by up to a
+    scheduler tick, so a change within a few milliseconds after it may look earlier.)"""
+    return time.time()
 
 
 def read_request(stdin: int, pending: bytearray) -> dict[str, object] | None:
