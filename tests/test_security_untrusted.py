@@ -416,10 +416,10 @@ def test_an_edit_made_while_the_model_thinks_is_named_and_never_applied(
         )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
+    assert "planted" not in (repo / "app.py").read_text() and (repo / "notes.txt").read_text() == "n\n"
     assert summary["late_changes"] == ["app.py"]
     assert (
         summary["applied"] is False
         and "app.py: changed after the model's last command" in summary["apply_error"]
     )
-    assert "planted" not in (repo / "app.py").read_text() and (repo / "notes.txt").read_text() == "n\n"
     assert "planted" in (Path(summary["run_dir"]) / "patch.diff").read_text()  # kept for review, not applied
