@@ -464,8 +464,10 @@ def _write_patch(
         if refusal is not None:
             summary.apply_error = refusal
         else:
+            # the chosen attempt's late changes (its summary.json), refused as for one run
+            late = tuple(summary.late_changes)
             applied = apply_patch(
-                parent.workspace, final, gate_rules(parent.workspace, request.apply_symlinks)
+                parent.workspace, final, gate_rules(parent.workspace, request.apply_symlinks, late)
             )
             summary.applied, summary.apply_error = (
                 applied.applied,
