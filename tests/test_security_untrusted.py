@@ -423,3 +423,15 @@ def test_an_edit_made_while_the_model_thinks_is_named_and_never_applied(
         and "app.py: changed after the model's last command" in summary["apply_error"]
     )
     assert "planted" in (Path(summary["run_dir"]) / "patch.diff").read_text()  # kept for review, not applied
+
+
+def test_the_helpers_run_an_interpreter_that_is_non_dumpable_from_exec(sandbox: DockerSandbox) -> None:
+    sandbox.file_op({"op": "view", "path": "app.py"})
+    pids = sandbox.run(f"pgrep -f '{HELPER_PATTERN}'").output.split()
+    assert pids
+    found = sandbox.run(f"tr '\\0' '\\n' < /proc/{pids[0]}/cmdline | head -n 1").output.strip()
+    assert found.startswith("/"), found  # an interpreter of patchwright's own, not python3 on PATH
+    assert sandbox.run(f"test -x {found} && ! test -r {found}").exit_code == 0
+    # Before any prctl could run, a process of that interpreter is already closed to the same uid.
+    probe = sandbox.run(f"{found} -I -S -c 'import time; time.sleep(5)' & sleep 0.3; ls /proc/$!/fd; kill $!")
+    assert "Permission denied" in probe.output

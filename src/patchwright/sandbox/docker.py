@@ -62,6 +62,11 @@ from patchwright.services import ServiceSet
 from patchwright.workspace import Workspace
 
 HOST_CA_PATH = f"{CONTROL_DIR}/{CA_FILE_NAME}"
+PROTECTED_PYTHON = "/tmp/.patchwright-python/python3"  # execute-only, root's: see _protected_python
+PROTECT_PYTHON = (
+    'set -e; p=$(command -v python3); d="${0%/*}"; mkdir -m 0755 "$d"; cp -L "$p" "$0"; chmod 0111 "$0"'
+)
+PROBE = "import ctypes, json, os, select, subprocess, struct"
 MAX_LATE_CHANGES = 200  # paths named as changed after the last tool call
 LATE_OUTPUT_LIMIT = 256 * 1024
 
@@ -94,6 +99,7 @@ class DockerSandbox:
         self._shell: ShellSession | None = None
         self._files = FileHelper(self._open_files)
         self._last_end = 0.0  # the sandbox's file clock when the last command ended
+        self._python = "python3"  # the helpers' interpreter (_protected_python)
         self._shell_env: dict[str, str] = {}  # extra variables for the model's shell
         self._baseline = Baseline(WORKSPACE, CONTROL_DIR)
         self._host: HostView | None = None
@@ -251,6 +257,28 @@ class DockerSandbox:
         self._exec = ContainerExec(
             self.client, str(self.container.id), WORKSPACE, self.spec.command_timeout, self.spec.output_limit
         )
+        self._python = self._protected_python()
+
+    def _protected_python(self) -> str:
+        """A copy of the sandbox's python3 that the sandbox user may run but not read, for the
+        shell driver and the file helper: the kernel makes a process of an unreadable program
+        non-dumpable at exec, so no process of the same uid can open its /proc files even before
+        its own prctl. Made as the container's root (no capabilities) in a root-owned folder of
+        /tmp, before any process of the sandbox user exists. An image where the copy does not
+        run (a python3 that needs files beside it) keeps its python3: then the start order alone
+        protects the helpers (docs/security.md)."""
+        copy = self._runner().stream(
+            ["sh", "-c", PROTECT_PYTHON, PROTECTED_PYTHON],
+            lambda _: True,
+            timeout=60,
+            what="protect python3",
+            root=True,
+        )
+        if copy == 0:
+            probe = self._runner().execute([PROTECTED_PYTHON, "-I", "-S", "-B", "-c", PROBE], timeout=60)
+            if probe.exit_code == 0:
+                return PROTECTED_PYTHON
+        return "python3"
 
     def container_options(self, writable_root: bool = False) -> dict[str, Any]:
         """The hardened container's settings, as `containers.create` keyword arguments."""
@@ -316,7 +344,8 @@ class DockerSandbox:
 
     def _open_shell(self) -> None:
         env = {**self.services.env(), **self._shell_env, MODEL_PATH_VARIABLE: MODEL_PATH}
-        opened = self._runner().open(driver_argv(WORKSPACE), env, what="open the sandbox shell", stderr=False)
+        argv = driver_argv(WORKSPACE, python=self._python)
+        opened = self._runner().open(argv, env, what="open the sandbox shell", stderr=False)
         try:
             self._shell = ShellSession.handshake(opened.sock, FrameReader(opened.sock), keepalive=opened)
         except ShellBroken as err:
@@ -417,7 +446,8 @@ class DockerSandbox:
         return self._files.request(request, timeout)
 
     def _start_files(self) -> FileChannel:
-        opened = self._runner().open(helper_argv(WORKSPACE), what="start the file helper", stderr=False)
+        argv = helper_argv(WORKSPACE, python=self._python)
+        opened = self._runner().open(argv, what="start the file helper", stderr=False)
         return FileChannel(opened.sock, FrameReader(opened.sock), keepalive=opened)
 
     def _open_files(self) -> FileChannel:

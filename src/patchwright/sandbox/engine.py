@@ -146,8 +146,10 @@ class ContainerExec:
         env: dict[str, str] | None = None,
         what: str = "run a command",
         stderr: bool = True,
+        root: bool = False,
     ) -> OpenExec:
-        """Start a process with stdin attached: its exec id and the socket to talk to it."""
+        """Start a process with stdin attached: its exec id and the socket to talk to it. `root`:
+        as the container's root (no capabilities), only for patchwright's own preparation."""
         try:
             exec_id = self.client.api.exec_create(
                 self.container_id,
@@ -157,7 +159,7 @@ class ContainerExec:
                 stderr=stderr,
                 environment={**BASE_ENV, **(env or {})},
                 workdir=self.workdir,
-                user=f"{UID}:{GID}",
+                user="0:0" if root else f"{UID}:{GID}",
             )["Id"]
             response = self.client.api.exec_start(exec_id, socket=True)
             return OpenExec(exec_id, raw_socket(response), response)
@@ -176,6 +178,7 @@ class ContainerExec:
         timeout: float = 600,
         what: str = "run a command",
         send: Callable[[socket.socket], None] | None = None,
+        root: bool = False,
     ) -> int | None:
         """Run a process to its end, feeding `stdin` and each output payload to `sink`; its exit code.
 
@@ -183,7 +186,7 @@ class ContainerExec:
         descriptor: `stdin_fd`). Stops reading at the deadline, or when `sink` returns False; an
         early close of stdin by the process (it died) ends the writing, not the run.
         """
-        opened = self.open(argv, env, what)
+        opened = self.open(argv, env, what, root=root)
         exec_id, sock = opened.exec_id, opened.sock
         try:
             if stdin is not None or send is not None:
