@@ -63,10 +63,11 @@ from patchwright.workspace import Workspace
 
 HOST_CA_PATH = f"{CONTROL_DIR}/{CA_FILE_NAME}"
 PROTECTED_PYTHON = "/tmp/.patchwright-python/python3"  # execute-only, root's: see _protected_python
+# $0 is PROTECTED_PYTHON; the copy must then run the modules the driver and the helper import.
 PROTECT_PYTHON = (
-    'set -e; p=$(command -v python3); d="${0%/*}"; mkdir -m 0755 "$d"; cp -L "$p" "$0"; chmod 0111 "$0"'
+    'set -e; p=$(command -v python3); d="${0%/*}"; mkdir -m 0755 "$d"; cp -L "$p" "$0"; chmod 0111 "$0"; '
+    '"$0" -I -S -B -c "import ctypes, json, os, select, subprocess, struct"'
 )
-PROBE = "import ctypes, json, os, select, subprocess, struct"
 MAX_LATE_CHANGES = 200  # paths named as changed after the last tool call
 LATE_OUTPUT_LIMIT = 256 * 1024
 
@@ -274,11 +275,7 @@ class DockerSandbox:
             what="protect python3",
             root=True,
         )
-        if copy == 0:
-            probe = self._runner().execute([PROTECTED_PYTHON, "-I", "-S", "-B", "-c", PROBE], timeout=60)
-            if probe.exit_code == 0:
-                return PROTECTED_PYTHON
-        return "python3"
+        return PROTECTED_PYTHON if copy == 0 else "python3"
 
     def container_options(self, writable_root: bool = False) -> dict[str, Any]:
         """The hardened container's settings, as `containers.create` keyword arguments."""
