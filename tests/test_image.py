@@ -115,7 +115,7 @@ def test_tag_follows_the_definition(tmp_path: Path) -> None:
     (copy / "notes.md").write_text("not part of the definition\n")
     assert definition_hash(copy) == definition_hash()
 
-    for name in ("packages.txt", "Dockerfile", "build-rootfs.sh"):
+    for name in ("packages.txt", "Dockerfile", "build-rootfs.sh", "rootfs-lib.sh"):
         edited = tmp_path / f"edited-{name}"
         shutil.copytree(data_dir("sandbox"), edited)
         with open(edited / name, "a") as handle:
