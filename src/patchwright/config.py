@@ -441,7 +441,9 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-ENV_NOT_SETTINGS = frozenset({"PATCHWRIGHT_TEST_IMAGE"})  # read by patchwright's own test suite
+ENV_NOT_SETTINGS = frozenset(
+    {"PATCHWRIGHT_TEST_IMAGE", "PATCHWRIGHT_ATTEMPT_ENV"}
+)  # the test suite's; an attempt's `env` values, from its parent (attempts.py)
 
 
 def unknown_env(env: dict[str, str]) -> list[str]:
@@ -553,6 +555,19 @@ def load_settings(
     """Merge every layer; returns the settings and the files that contributed."""
     loaded = load_settings_checked(repo, home, env, flags)
     return loaded.settings, loaded.sources
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """What no file or line patchwright writes may hold: the values the user passed with `env`."""
+    return [value for _, value in settings.env]
+
+
+def settings_record(settings: Settings) -> dict[str, Any]:
+    """The settings as a run writes them down (run_start, an attempt's settings.json): `env`
+    keeps its names, never its values."""
+    record = dataclasses.asdict(settings)
+    record["env"] = [[key, "[REDACTED]"] for key, _ in settings.env]
+    return record
 
 
 def check(settings: Settings) -> None:

@@ -14,7 +14,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -23,6 +23,7 @@ from patchwright.errors import OutputError
 from patchwright.sanitize import USERINFO
 
 REDACTED = "[REDACTED]"
+MIN_SECRET = 4  # characters: a shorter value the user passes is no secret worth the name
 _SECRET_PATTERNS = [
     re.compile(p)
     for p in (
@@ -90,6 +91,12 @@ class Redactor:
                 userinfo = found.group(0)[len(found.group(1)) : -1]
                 values += [part for part in (userinfo, *userinfo.split(":", 1)[1:]) if len(part) >= 4]
         return Redactor(sorted(set(values), key=len, reverse=True))
+
+    def with_values(self, values: Iterable[str]) -> Redactor:
+        """This redactor and the exact `values` too (secrets the user passed: `--env`); values
+        shorter than MIN_SECRET are left alone, or every "1" and "on" in the run would go."""
+        added = [v for v in values if len(v) >= MIN_SECRET]
+        return Redactor(sorted(set(self.values) | set(added), key=len, reverse=True))
 
     def text(self, text: str) -> str:
         for value in self.values:

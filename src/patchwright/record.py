@@ -3,7 +3,6 @@ at every milestone, so an ending of any kind leaves both on disk."""
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import tempfile
 import time
@@ -12,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from patchwright.config import Settings
+from patchwright.config import Settings, secret_values, settings_record
 from patchwright.errors import ExitCode, WorkspaceError
 from patchwright.loop import LoopState
 from patchwright.model import ModelInfo
@@ -50,7 +49,7 @@ class RunRecord:
         """Create the run directory and write run_start; OutputError if the directory cannot be made.
         `attempt_of` (run id, K): one of several attempts, in the folder `attempt-K` of that run."""
         ws = prepared.workspace
-        redactor = Redactor.from_environment()
+        redactor = Redactor.from_environment().with_values(secret_values(settings))
         hide_run_dir(ws)
         if attempt_of is not None:
             parent_id, number = attempt_of
@@ -83,7 +82,7 @@ class RunRecord:
             agent=prepared.agent.name,
             agent_path=str(prepared.agent.path),
             repo=str(ws.root),
-            settings=dataclasses.asdict(settings),
+            settings=settings_record(settings),
             resumed=bool(resume_id),
         )
         return record

@@ -255,6 +255,8 @@ class DockerSandbox:
         )
         if self.services.specs:  # the services' names (db, postgres...) resolve to 127.0.0.1
             options["extra_hosts"] = self.services.hosts()
+        if network is not None:
+            options["sysctls"] = egress.SANDBOX_SYSCTLS
         return options
 
     def _begin_snapshot(self) -> None:

@@ -140,6 +140,10 @@ class EgressProxy:
                 f"patchwright-{self.run_id}-setup-{suffix}",
                 driver="bridge",
                 internal=True,
+                # No address for the host on this bridge: an internal network still routes to every
+                # address of the host itself (the gateway, docker0, eth0), so its services would be
+                # in reach; without one, the proxy is the only peer.
+                options={"com.docker.network.bridge.inhibit_ipv4": "true"},
                 labels=self._labels(labels.KIND_EGRESS_NETWORK),
             )
             self.container = self.client.containers.create(
@@ -223,6 +227,11 @@ class EgressProxy:
                         self.network.disconnect(member, force=True)
                 self.network.remove()
             self.network = None
+
+
+# On the sandbox while it is on the setup network: no IPv6, so no link-local route to the host's
+# bridge address either (inhibit_ipv4 covers IPv4 only).
+SANDBOX_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
 
 def environment(base: dict[str, str], proxy: dict[str, str]) -> dict[str, str]:
