@@ -199,6 +199,8 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     plan = prepared.services
     for note in plan.notes:
         display.status(f"warning: {note}")
+    if (missing := plan.unsupported_warning()) is not None:
+        display.status(f"warning: {missing}")
     if plan.specs:
         display.status(f"services{' (detected)' if plan.detected else ''}: {plan.describe()}")
     factory = open_factory(request.settings, display.status, prepared.workspace.root, tuple(plan.specs))
@@ -210,6 +212,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         display.status(f"warning: {note}")
     record = RunRecord.open(prepared, request.settings, request.resume, started, request.attempt_of)
     record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
+    record.summary.services_unsupported = [u.as_dict() for u in plan.unsupported]
     patch: PatchFile | None = None
     try:
         with signals_interrupt() as shield:
