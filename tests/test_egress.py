@@ -199,6 +199,7 @@ def test_stop_during_setup_removes_the_proxy_and_network(
     starting = threading.Thread(target=start, daemon=True)
     starting.start()
     try:
+
         def begun() -> list[str]:
             container = box.container
             if container is None:

@@ -78,3 +78,38 @@ def test_env_values_reach_the_sandbox_and_no_file_of_the_run(
         if extra:
             settings = json.loads((run_dir / "attempt-1" / "settings.json").read_text())
             assert settings["env"] == [["API_TOKEN", "[REDACTED]"], ["REGION", "[REDACTED]"]]
+
+
+def test_the_repos_variables_reach_the_sandbox_listed_by_name(tmp_path: Path, sandbox_image: str) -> None:
+    key = "django-insecure-4e1f0c2b9a77d3"
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            "app.py": "def add(a, b):\n    return a + b\n",
+            "docker-compose.yml": "services:\n  web:\n    build: .\n    env_file: .env\n"
+            "    environment:\n      DJANGO_DEBUG: '1'\n",
+            ".env": f"SECRET_KEY={key}\n",
+        },
+    )
+
+    def model(request: RecordedRequest, index: int) -> Any:
+        if not last_tool_results(request):
+            return message(tool_use("bash", {"command": "echo debug=$DJANGO_DEBUG; printenv SECRET_KEY"}))
+        return message(text("done"))
+
+    with FakeAnthropic(model) as api:
+        result = run_agent(
+            ["fix", "x", "--repo", str(repo), "--format", "json"],
+            agent_env(api, sandbox_image, PATCHWRIGHT_MAX_CONTINUES="0"),
+        )
+        seen = [r["text"] for request in api.requests for r in last_tool_results(request)]
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    assert any("debug=1" in t and key in t for t in seen), seen
+    summary = json.loads(result.stdout)
+    assert summary["environment_variables"] == [
+        {"name": "SECRET_KEY", "source": ".env"},
+        {"name": "DJANGO_DEBUG", "source": "docker-compose.yml"},
+    ]
+    assert "variables from the repository (values not shown): SECRET_KEY (.env)" in result.stderr
+    run_dir = repo / ".patchwright" / "runs" / summary["run_id"]
+    assert _files_holding(run_dir, key.encode()) == []  # a secret-looking name: redacted

@@ -321,7 +321,9 @@ def base_type(name: str) -> type:
     """The setting's value type without `None`: str, int, float, bool, tuple (a list of strings)
     or dict (KEY=VALUE pairs, kept as a tuple of (key, value) tuples)."""
     hint = _HINTS[name]
-    kinds = [hint] if get_origin(hint) is tuple else [k for k in get_args(hint) or (hint,) if k is not type(None)]
+    kinds = (
+        [hint] if get_origin(hint) is tuple else [k for k in get_args(hint) or (hint,) if k is not type(None)]
+    )
     kind = kinds[0]
     if get_origin(kind) is tuple:
         return dict if get_origin(get_args(kind)[0]) is tuple else tuple

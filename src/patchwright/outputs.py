@@ -194,6 +194,8 @@ class RunSummary:
     services: list[dict[str, Any]] = field(default_factory=list)  # services (issue 11): what ran beside
     # declared by the repo but of a kind patchwright cannot run: name, kind, image, source
     services_unsupported: list[dict[str, str]] = field(default_factory=list)
+    # variables the repo's compose file and CI set in the sandbox: name and source, never the value
+    environment_variables: list[dict[str, str]] = field(default_factory=list)
     # --attempts N (attempts.py): each attempt's status, verdict and cost; which was chosen and why
     attempts: list[dict[str, Any]] = field(default_factory=list)
     chosen_attempt: int | None = None

@@ -49,7 +49,9 @@ class RunRecord:
         """Create the run directory and write run_start; OutputError if the directory cannot be made.
         `attempt_of` (run id, K): one of several attempts, in the folder `attempt-K` of that run."""
         ws = prepared.workspace
-        redactor = Redactor.from_environment().with_values(secret_values(settings))
+        # the user's `--env` values, and the repo's secret-looking ones (its SECRET_KEY, its tokens)
+        repo_secrets = Redactor.from_environment(prepared.variables.values).values
+        redactor = Redactor.from_environment().with_values([*secret_values(settings), *repo_secrets])
         hide_run_dir(ws)
         if attempt_of is not None:
             parent_id, number = attempt_of

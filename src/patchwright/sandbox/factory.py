@@ -127,11 +127,13 @@ def open_factory(
     progress: Progress,
     repo: Path | None = None,
     services: tuple[ServiceSpec, ...] = (),
+    variables: dict[str, str] | None = None,
 ) -> SandboxFactory:
     """Reach the engine and make sure the images are there (built once if they are ours).
 
     `repo`: the repository the sandboxes will hold; an image holding another repo's
-    snapshot (or built from one) is refused for it. `services`: each sandbox gets fresh ones."""
+    snapshot (or built from one) is refused for it. `services`: each sandbox gets fresh ones.
+    `variables`: the repository's own (services/variables.py), under the user's `env`."""
     from patchwright.sandbox.egress import ensure_egress_image
     from patchwright.sandbox.engine import docker_client
     from patchwright.sandbox.image import ensure_image
@@ -143,6 +145,8 @@ def open_factory(
     services_image = ensure_services_image(client, progress) if services else ""
     egress_image = "" if settings.network else ensure_egress_image(client, progress)
     spec = sandbox_spec(settings, image, egress_image)
+    if variables:
+        spec = dataclasses.replace(spec, env={**variables, **spec.env})
     return DockerFactory(client, spec, tuple(services), services_image)
 
 
