@@ -259,6 +259,7 @@ class Settings:
             doc="`KEY=VALUE` set in the sandbox for setup, the tests and the model's shell (repeatable; in "
             "the user config an `[env]` table): for secrets you choose to pass; the values are redacted "
             "from every file and line patchwright writes",
+            default_doc="none",
         ),
     )
     proxy_credentials: bool = setting(
