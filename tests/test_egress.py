@@ -7,8 +7,11 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import os
+import signal
 import socket
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,3 +298,49 @@ def test_the_proxy_denies_by_default_and_tunnels_to_443_only() -> None:
     assert "FilterDefaultDeny Yes" in config and "ConnectPort 443" in config
     assert not [line for line in config if line.startswith("Upstream")]
     assert "Upstream http proxy:3128" in tinyproxy_config("http proxy:3128").splitlines()
+
+
+def test_ctrl_c_during_setup_leaves_no_proxy_or_network(
+    tmp_path: Path, sandbox_image: str, egress_image: str, docker_client: docker.DockerClient
+) -> None:
+    from fakeapi import FakeAnthropic, message, text
+    from helpers import make_repo
+    from test_e2e import AGENT, agent_env
+
+    repo = make_repo(tmp_path / "repo", {"app.py": "x = 1\n"})
+    with FakeAnthropic([message(text("done"))]) as api:
+        proc = subprocess.Popen(
+            [*AGENT, "fix", "x", "--repo", str(repo), "--setup", "sleep 120"],
+            env=agent_env(api, sandbox_image),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        owner = f"{socket.gethostname()} {proc.pid} "
+
+        def of_the_run() -> list[str]:
+            wanted = {"label": [f"{labels.MANAGED}=true"]}
+            found = [
+                str(c.name)
+                for c in docker_client.containers.list(all=True, filters=wanted)
+                if c.labels.get(labels.OWNER, "").startswith(owner)
+            ]
+            networks = docker_client.networks.list(
+                filters={"label": f"{labels.KIND}={labels.KIND_EGRESS_NETWORK}"}
+            )
+            return found + [
+                str(n.name)
+                for n in networks
+                if (n.attrs.get("Labels") or {}).get(labels.OWNER, "").startswith(owner)
+            ]
+
+        try:
+            # the sandbox, the proxy and the network, with setup under way
+            assert settled(lambda: [] if len(of_the_run()) >= 3 else ["not yet"], wait=120) == []
+            time.sleep(1)
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130, stderr.decode()[-2000:]
+    assert not settled(of_the_run)

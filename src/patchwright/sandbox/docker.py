@@ -313,8 +313,8 @@ class DockerSandbox:
             proxy = egress.EgressProxy(
                 self.client, self.spec.egress, self.spec.run_id, dict(self.spec.labels), self.progress
             )
+            self._egress = proxy  # before it starts: a stop (Ctrl-C) mid-way removes what it made
             proxy.start()
-            self._egress = proxy
 
     def _stop_egress(self) -> None:
         if self._egress is not None:

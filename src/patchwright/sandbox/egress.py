@@ -155,7 +155,7 @@ class EgressProxy:
         except docker.errors.DockerException as err:
             self.stop()
             raise SandboxError(f"cannot start the setup proxy: {_reason(err)}") from None
-        except SandboxError:
+        except BaseException:  # its own failure, or Ctrl-C mid-way: nothing stays behind
             self.stop()
             raise
 
