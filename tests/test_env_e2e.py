@@ -80,6 +80,31 @@ def test_env_values_reach_the_sandbox_and_no_file_of_the_run(
             assert settings["env"] == [["API_TOKEN", "[REDACTED]"], ["REGION", "[REDACTED]"]]
 
 
+def test_a_failing_setup_that_prints_the_value_shows_it_nowhere(tmp_path: Path, sandbox_image: str) -> None:
+    repo = _repo(tmp_path)
+    for output_format in ("json", "text"):
+        with FakeAnthropic([message(text("unused"))]) as api:
+            result = run_agent(
+                [
+                    "fix",
+                    "x",
+                    "--repo",
+                    str(repo),
+                    "--format",
+                    output_format,
+                    "--env",
+                    f"API_TOKEN={SECRET}",
+                    "--setup",
+                    'echo "bad token $API_TOKEN"; exit 3',
+                ],
+                agent_env(api, sandbox_image),
+            )
+        assert result.returncode == 4, result.stderr[-2000:]
+        assert "setup command exited with 3: bad token [REDACTED]" in result.stdout + result.stderr
+        assert SECRET not in result.stdout + result.stderr
+    assert _files_holding(repo / ".patchwright", SECRET.encode()) == []
+
+
 def test_the_repos_variables_reach_the_sandbox_listed_by_name(tmp_path: Path, sandbox_image: str) -> None:
     key = "django-insecure-4e1f0c2b9a77d3"
     repo = make_repo(

@@ -103,7 +103,9 @@ class RunRecord:
         )
 
     def fail(self, status: RunStatus, exit_code: int, error: str) -> None:
-        self.summary.status, self.summary.exit_code, self.summary.error = status, int(exit_code), error
+        # redacted here, not only in the files: the screen and --format json show it too
+        self.summary.status, self.summary.exit_code = status, int(exit_code)
+        self.summary.error = self.redactor.text(error)
 
     def finish(self, state: LoopState, info: ModelInfo) -> None:
         """What the loop did: steps, tokens, cost, the model's last words."""
