@@ -93,12 +93,9 @@ def _spec(spec: SandboxSpec, image: str, setup: str, extra: tuple[str, ...] = ()
 
 def _run_things(client: docker.DockerClient, run_id: str) -> list[str]:
     """The proxy containers and setup networks of the run `run_id` still there."""
+    wanted = {"label": [f"{labels.RUN_ID}={run_id}", f"{labels.KIND}={labels.KIND_EGRESS}"]}
+    found = [str(c.id) for c in client.containers.list(all=True, filters=wanted, sparse=True)]
     wanted = {"label": [f"{labels.RUN_ID}={run_id}"]}
-    found = [
-        str(c.name)
-        for c in client.containers.list(all=True, filters=wanted)
-        if c.labels.get(labels.KIND) == labels.KIND_EGRESS
-    ]
     return found + [str(n.name) for n in client.networks.list(filters=wanted)]
 
 
@@ -319,10 +316,11 @@ def test_ctrl_c_during_setup_leaves_no_proxy_or_network(
 
         def of_the_run() -> list[str]:
             wanted = {"label": [f"{labels.MANAGED}=true"]}
+            # sparse: listed by the engine, not inspected one by one (another run's may vanish meanwhile)
             found = [
-                str(c.name)
-                for c in docker_client.containers.list(all=True, filters=wanted)
-                if c.labels.get(labels.OWNER, "").startswith(owner)
+                str(c.id)
+                for c in docker_client.containers.list(all=True, filters=wanted, sparse=True)
+                if (c.attrs.get("Labels") or {}).get(labels.OWNER, "").startswith(owner)
             ]
             networks = docker_client.networks.list(
                 filters={"label": f"{labels.KIND}={labels.KIND_EGRESS_NETWORK}"}
