@@ -317,7 +317,12 @@ class AttemptRun:
         from patchwright.sandbox.factory import open_factory  # names Docker: only when there is work
 
         command = self.test_command
-        factory = open_factory(self.settings, self.display.status, self.workspace.root, self.services)
+        from patchwright.services.variables import repo_variables
+
+        variables = repo_variables(self.workspace.root).values  # as each attempt's own sandboxes have
+        factory = open_factory(
+            self.settings, self.display.status, self.workspace.root, self.services, variables
+        )
         by_number = {r.number: r for r in results}
         records: list[dict[str, Any]] = []
         for candidate, tests in pairs:
