@@ -220,7 +220,7 @@ def test_load_settings_checks_the_merged_result(home: Path, tmp_path: Path) -> N
 
 
 def test_every_setting_can_come_from_the_environment(home: Path) -> None:
-    samples = {int: "3", float: "2.5", str: "value", bool: "true"}
+    samples = {int: "3", float: "2.5", str: "value", bool: "true", dict: "KEY=value\nOTHER=a,b"}
     env = {}
     for name, kinds in FIELD_TYPES.items():
         kind = bool if bool in kinds else float if float in kinds else kinds[0]
@@ -238,6 +238,7 @@ def test_every_setting_can_come_from_the_environment(home: Path) -> None:
     assert settings.max_steps == 3 and settings.cpus == 2.5 and settings.network is True
     assert settings.memory == "768m" and settings.pids_limit == 64 and settings.image == "value"
     assert settings.setup_timeout == 2.5 and settings.snapshots is True and settings.workspace_size == "1g"
+    assert settings.env == (("KEY", "value"), ("OTHER", "a,b")) and settings.allow_hosts == ("value",)
     with pytest.raises(ConfigError, match="workspace_size"):
         load_settings(None, home, {"PATCHWRIGHT_WORKSPACE_SIZE": "10m"}, {})
     with pytest.raises(ConfigError, match="setup_timeout"):

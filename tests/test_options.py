@@ -14,7 +14,7 @@ from patchwright.batch.execute import INSTANCE_SETTINGS, FixOptions, fix_argv, f
 from patchwright.batch.instances import Instance
 from patchwright.cli import app
 from patchwright.config import SPECS, Settings, Trust, base_type, load_settings, untrusted_repo_values
-from patchwright.errors import UsageError
+from patchwright.errors import ConfigError, UsageError
 from patchwright.options import as_env, flag_values, readme_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -47,6 +47,8 @@ SAMPLES: dict[str, Any] = {
     "context_strategy": "compact",
     "context_trigger": 150000,
     "trust_repo_config": True,
+    "allow_hosts": ("git.corp.example", "*.artifacts.example"),
+    "env": (("API_TOKEN", "s3cret=value,with commas"), ("REGION", "eu")),
     "proxy_credentials": True,
     "attempts": 3,
     "parallel": 2,
@@ -70,7 +72,7 @@ def argv_for(values: dict[str, Any]) -> list[str]:
             argv.append(flag.split("/")[0] if value else flag.split("/")[1])
         elif isinstance(value, tuple):
             for item in value:
-                argv += [flag, item]
+                argv += [flag, "=".join(item) if isinstance(item, tuple) else item]
         else:
             argv += [flag, str(value)]
     return argv
@@ -172,4 +174,37 @@ def test_trust_classes_come_from_the_declaration() -> None:
     assert {"network", "setup", "image", "test_cmd", "provider"} <= widening
     kept, ignored = untrusted_repo_values({"network": True, "max_steps": 5, "trust_repo_config": True}, False)
     assert kept == {"max_steps": 5} and ignored == ["network", "trust_repo_config"]
-    assert all(base_type(n) in (str, int, float, bool, tuple) for n in SPECS)
+    assert all(base_type(n) in (str, int, float, bool, tuple, dict) for n in SPECS)
+
+
+def test_a_repository_can_neither_widen_the_allowlist_nor_set_variables(tmp_path: Path) -> None:
+    """Even trusted: which hosts setup reaches and which secrets enter the sandbox are the user's."""
+    repo_values = {"allow_hosts": ("evil.example",), "env": (("A", "b"),), "max_steps": 5}
+    for trusted in (False, True):
+        kept, ignored = untrusted_repo_values(repo_values, trusted)
+        assert kept == {"max_steps": 5} and ignored == ["allow_hosts", "env"]
+    repo = tmp_path / "repo"
+    (repo / ".patchwright").mkdir(parents=True)
+    (repo / ".patchwright" / "config.toml").write_text(
+        'allow_hosts = ["evil.example"]\ntrust_repo_config = true\n[env]\nTOKEN = "from-repo"\n'
+    )
+    settings, _ = load_settings(repo, tmp_path, {"PATCHWRIGHT_TRUST_REPO_CONFIG": "1"}, {})
+    assert settings.allow_hosts == () and settings.env == ()
+
+
+def test_the_user_config_env_table_and_flags_give_pairs(tmp_path: Path) -> None:
+    config = tmp_path / ".config" / "patchwright" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('allow_hosts = ["git.corp.example"]\n[env]\nTOKEN = "s3cret"\nEMPTY = ""\n')
+    settings, _ = load_settings(None, tmp_path, {}, {})
+    assert settings.env == (("TOKEN", "s3cret"), ("EMPTY", "")) and settings.allow_hosts == (
+        "git.corp.example",
+    )
+    values = flag_values(command("fix").make_context("fix", ["t", "--env", "A=1=2", "--env", "A=3"]).params)
+    assert values["env"] == (("A", "3"),)  # the last one wins; a value may hold "="
+    for bad in ("NOVALUE", "1X=2", "A-B=c"):
+        with pytest.raises(UsageError, match="--env"):
+            flag_values(command("fix").make_context("fix", ["t", "--env", bad]).params)
+    config.write_text('allow_hosts = ["pypi.org/simple"]\n')
+    with pytest.raises(ConfigError, match=r"allow_hosts: 'pypi\.org/simple' is not a host name"):
+        load_settings(None, tmp_path, {}, {})

@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from patchwright.applygate import apply_patch, gate_rules
-from patchwright.config import Settings, check, memory_bytes
+from patchwright.config import (
+    Settings,
+    check,
+    memory_bytes,
+    pairs_text,
+    parse_pairs,
+    secret_values,
+    settings_record,
+)
 from patchwright.display import Display
 from patchwright.errors import ExitCode, OutputError, PatchwrightError, UsageError
 from patchwright.fixer import (
@@ -57,6 +65,8 @@ from patchwright.verify import cross_check
 from patchwright.workspace import Workspace, hide_run_dir, real_run_dir
 
 SETTINGS_NAME = "settings.json"  # the settings an attempt runs with, written by the parent
+# the user's `env` values reach an attempt in its environment: settings.json holds their names only
+ENV_VARIABLE = "PATCHWRIGHT_ATTEMPT_ENV"
 TASK_NAME = "task.txt"
 SELECTION_NAME = "selection.json"
 PROCESS_NAME = "process.json"  # the attempt's pid, while it runs
@@ -94,6 +104,12 @@ def load_attempt_settings(run_dir: Path, number: int) -> Settings:
         raise UsageError(f"{path}: not the settings of an attempt")
     if values.get("services") is not None:
         values["services"] = tuple(values["services"])
+    for key in ("allow_hosts",):
+        if values.get(key) is not None:
+            values[key] = tuple(values[key])
+    passed = os.environ.get(ENV_VARIABLE, "")
+    lines = [line for line in passed.split("\n") if line.strip()]
+    values["env"] = () if lines in ([], ["none"]) else parse_pairs(lines, ENV_VARIABLE)
     try:
         settings = dataclasses.replace(Settings(), **values)
     except TypeError as err:
@@ -130,7 +146,7 @@ class AttemptRun:
         folder = attempt_folder(self.run_dir, number)
         folder.mkdir(exist_ok=False)
         settings = dataclasses.replace(self.settings, attempts=1, max_cost=max_cost)
-        write_text_file(folder / SETTINGS_NAME, json.dumps(dataclasses.asdict(settings), indent=2))
+        write_text_file(folder / SETTINGS_NAME, json.dumps(settings_record(settings), indent=2))
         argv = [
             sys.executable,
             "-m",
@@ -149,7 +165,12 @@ class AttemptRun:
         with (folder / "stdout.json").open("wb") as out, (folder / "stderr.log").open("wb") as err:
             # A session of its own: a Ctrl-C reaches the parent, which stops each attempt in order.
             proc = subprocess.Popen(
-                argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
+                argv,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, ENV_VARIABLE: pairs_text(settings.env)},
             )
         write_text_file(folder / PROCESS_NAME, json.dumps({"pid": proc.pid}))
         self.display.status(f"attempt {number} started" + (f" (up to ${max_cost:.4f})" if max_cost else ""))
@@ -296,7 +317,12 @@ class AttemptRun:
         from patchwright.sandbox.factory import open_factory  # names Docker: only when there is work
 
         command = self.test_command
-        factory = open_factory(self.settings, self.display.status, self.workspace.root, self.services)
+        from patchwright.services.variables import repo_variables
+
+        variables = repo_variables(self.workspace.root).values  # as each attempt's own sandboxes have
+        factory = open_factory(
+            self.settings, self.display.status, self.workspace.root, self.services, variables
+        )
         by_number = {r.number: r for r in results}
         records: list[dict[str, Any]] = []
         for candidate, tests in pairs:
@@ -356,7 +382,7 @@ def run_attempts(request: FixRequest, display: Display) -> RunSummary:
     if request.settings.judge and not interrupted:
         _judge(parent, prepared.model, prepared.task, selection)
     data = {**selection.as_dict(), "cross_validation": cross}
-    redactor = Redactor.from_environment()
+    redactor = Redactor.from_environment().with_values(secret_values(request.settings))
     write_text_file(run_dir / SELECTION_NAME, json.dumps(redactor.data(data), indent=2) + "\n")
     summary = _summary(parent, prepared.model, prepared.agent.name, selection, interrupted)
     _write_patch(parent, selection, summary, prepared.test_command)

@@ -274,7 +274,9 @@ def sandbox_build(
         bool, typer.Option("--services", help="Also build the image of the run's databases.")
     ] = False,
 ) -> None:
-    """Build the default sandbox image (tagged by a hash of its definition; seconds when up to date)."""
+    """Build the default sandbox image and the setup proxy's (tagged by a hash of their definition;
+    seconds when up to date)."""
+    from patchwright.sandbox.egress import build_egress_image
     from patchwright.sandbox.engine import docker_client
     from patchwright.sandbox.image import build_image
     from patchwright.services.image import build_services_image
@@ -282,6 +284,8 @@ def sandbox_build(
     try:
         client = docker_client()
         results = [build_image(client, method=method.value, force=force, progress=_progress)]
+        # the setup proxy (tinyproxy): the package registries are setup's only way out
+        results.append(build_egress_image(client, method=method.value, force=force, progress=_progress))
         if services:  # PostgreSQL, MariaDB and Redis from Debian packages
             results.append(build_services_image(client, method=method.value, force=force, progress=_progress))
     except PatchwrightError as err:
@@ -306,7 +310,10 @@ def sandbox_prune(
         report = prune(docker_client(), manifest_dir=default_manifest_dir(), include_live=include_live)
     except PatchwrightError as err:
         raise fail(str(err), err.exit_code) from None
-    print(f"removed {len(report.containers_removed)} containers, {len(report.images_removed)} images")
+    print(
+        f"removed {len(report.containers_removed)} containers, {len(report.images_removed)} images, "
+        f"{len(report.networks_removed)} networks"
+    )
     if report.containers_kept:
         print(f"kept {len(report.containers_kept)} containers of runs in progress (--all stops them too)")
 

@@ -34,6 +34,7 @@ from patchwright.model import DEFAULT_MAX_RETRIES, DEFAULT_MAX_TOKENS, PROVIDERS
 from patchwright.params import EFFORTS
 from patchwright.persona import DEFAULT_AGENT
 from patchwright.saferead import read_bytes
+from patchwright.sandbox.allowlist import bad_host as _bad_host
 from patchwright.sandbox.base import DEFAULT_COMMAND_TIMEOUT
 from patchwright.selfcheck import DEFAULT_MAX_CONTINUES
 
@@ -240,6 +241,31 @@ class Settings:
             flag="--trust-repo-config",
         ),
     )
+    allow_hosts: tuple[str, ...] = setting(
+        (),
+        Spec(
+            "Another host setup may reach besides the package registries (repeatable; *.DOMAIN for its "
+            "subdomains).",
+            Trust.USER,
+            flag="--allow-host",
+            doc="a host the setup may reach besides the package registries (repeatable; `*.example.com` "
+            "admits its subdomains); see [the allowlist](#network-during-setup-package-registries-only)",
+            default_doc="none: PyPI, npm, Go, crates.io, RubyGems and the Debian/Ubuntu archives only",
+        ),
+    )
+    env: tuple[tuple[str, str], ...] = setting(
+        (),
+        Spec(
+            "Set KEY=VALUE in the sandbox for setup, the tests and the model (repeatable); never written "
+            "by patchwright.",
+            Trust.USER,
+            flag="--env",
+            doc="`KEY=VALUE` set in the sandbox for setup, the tests and the model's shell (repeatable; in "
+            "the user config an `[env]` table): for secrets you choose to pass; the values are redacted "
+            "from every file and line patchwright writes",
+            default_doc="none",
+        ),
+    )
     proxy_credentials: bool = setting(
         False,
         Spec(
@@ -297,15 +323,58 @@ _HINTS = get_type_hints(Settings)
 
 
 def base_type(name: str) -> type:
-    """The setting's value type without `None`: str, int, float, bool or tuple."""
-    kinds = [k for k in get_args(_HINTS[name]) or (_HINTS[name],) if k is not type(None)]
+    """The setting's value type without `None`: str, int, float, bool, tuple (a list of strings)
+    or dict (KEY=VALUE pairs, kept as a tuple of (key, value) tuples)."""
+    hint = _HINTS[name]
+    kinds = (
+        [hint] if get_origin(hint) is tuple else [k for k in get_args(hint) or (hint,) if k is not type(None)]
+    )
     kind = kinds[0]
-    return tuple if get_origin(kind) is tuple else kind
+    if get_origin(kind) is tuple:
+        return dict if get_origin(get_args(kind)[0]) is tuple else tuple
+    assert isinstance(kind, type)
+    return kind
 
 
 def _accepted(name: str) -> tuple[type, ...]:
     kind = base_type(name)
-    return {float: (int, float), tuple: (str, list, tuple)}.get(kind, (kind,))  # a list, or "a,b"
+    # a list, or "a,b"; pairs: a table, or a list of "KEY=VALUE"
+    return {float: (int, float), tuple: (str, list, tuple), dict: (dict, list, tuple)}.get(kind, (kind,))
+
+
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parse_pairs(items: Any, source: str) -> tuple[tuple[str, str], ...]:
+    """KEY=VALUE pairs from a table, a list of "KEY=VALUE" strings or of pairs; ConfigError
+    naming `source` otherwise. Later keys win; the message never holds a value (they are secrets)."""
+    raw: list[tuple[Any, Any]] = []
+    if isinstance(items, dict):
+        raw = list(items.items())
+    else:
+        for item in items:
+            if isinstance(item, str):
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise ConfigError(f"{source}: {key[:40]!r} is not KEY=VALUE")
+                raw.append((key, value))
+            elif isinstance(item, list | tuple) and len(item) == 2:
+                raw.append((item[0], item[1]))
+            else:
+                raise ConfigError(f"{source}: expected KEY=VALUE items")
+    pairs: dict[str, str] = {}
+    for key, value in raw:
+        if not isinstance(key, str) or not _ENV_KEY.fullmatch(key):
+            raise ConfigError(f"{source}: {str(key)[:40]!r} is not a variable name (letters, digits, _)")
+        if not isinstance(value, str) or "\0" in value:
+            raise ConfigError(f"{source}: the value of {key} must be a string")
+        pairs[key] = value
+    return tuple(pairs.items())
+
+
+def pairs_text(pairs: tuple[tuple[str, str], ...]) -> str:
+    """Pairs as the PATCHWRIGHT_* variable holds them: one KEY=VALUE a line ("none": empty)."""
+    return "\n".join(f"{key}={value}" for key, value in pairs) if pairs else "none"
 
 
 FIELD_TYPES: dict[str, tuple[type, ...]] = {name: _accepted(name) for name in SPECS}
@@ -338,7 +407,9 @@ def _validate(values: dict[str, Any], source: str) -> dict[str, Any]:
         kinds = FIELD_TYPES[name]
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             raise ConfigError(f"{source}: setting {key!r} must be {' or '.join(k.__name__ for k in kinds)}")
-        if base_type(name) is tuple:  # a list of strings
+        if base_type(name) is dict:
+            value = parse_pairs(value, f"{source}: setting {key!r}")
+        elif base_type(name) is tuple:  # a list of strings
             if isinstance(value, str):
                 value = [item.strip() for item in value.split(",") if item.strip()]
             if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
@@ -355,7 +426,10 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
         if raw is None or raw == "":
             continue
         try:
-            if base_type(name) is tuple:  # comma-separated; "none" for an empty list
+            if base_type(name) is dict:  # one KEY=VALUE a line; "none" for no pairs
+                lines = [line for line in raw.split("\n") if line.strip()]
+                out[name] = () if lines == ["none"] else parse_pairs(lines, f"PATCHWRIGHT_{name.upper()}")
+            elif base_type(name) is tuple:  # comma-separated; "none" for an empty list
                 items = [item.strip() for item in raw.split(",") if item.strip()]
                 out[name] = () if items == ["none"] else tuple(items)
             elif bool in kinds:
@@ -375,7 +449,9 @@ def _from_env(env: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-ENV_NOT_SETTINGS = frozenset({"PATCHWRIGHT_TEST_IMAGE"})  # read by patchwright's own test suite
+ENV_NOT_SETTINGS = frozenset(
+    {"PATCHWRIGHT_TEST_IMAGE", "PATCHWRIGHT_ATTEMPT_ENV"}
+)  # the test suite's; an attempt's `env` values, from its parent (attempts.py)
 
 
 def unknown_env(env: dict[str, str]) -> list[str]:
@@ -527,6 +603,19 @@ def load_settings(
     return loaded.settings, loaded.sources
 
 
+def secret_values(settings: Settings) -> list[str]:
+    """What no file or line patchwright writes may hold: the values the user passed with `env`."""
+    return [value for _, value in settings.env]
+
+
+def settings_record(settings: Settings) -> dict[str, Any]:
+    """The settings as a run writes them down (run_start, an attempt's settings.json): `env`
+    keeps its names, never its values."""
+    record = dataclasses.asdict(settings)
+    record["env"] = [[key, "[REDACTED]"] for key, _ in settings.env]
+    return record
+
+
 def check(settings: Settings) -> None:
     """Values that parse but make no sense are input errors, caught before anything starts."""
     if settings.provider not in PROVIDERS:
@@ -562,6 +651,9 @@ def check(settings: Settings) -> None:
         raise ConfigError(f"attempts must be from 1 to {MAX_ATTEMPTS}")
     if settings.parallel is not None and settings.parallel < 1:
         raise ConfigError("parallel must be at least 1")
+    for host in settings.allow_hosts:
+        if (problem := _bad_host(host)) is not None:
+            raise ConfigError(f"allow_hosts: {problem}")
     check_model_settings(settings)
 
 

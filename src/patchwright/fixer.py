@@ -44,6 +44,7 @@ from patchwright.sandbox.factory import SandboxFactory, open_factory
 from patchwright.sanitize import clean_line
 from patchwright.selfcheck import SelfCheck, sandbox_check
 from patchwright.services.plan import ServicePlan, plan_services, service_notes
+from patchwright.services.variables import RepoVariables, repo_variables
 from patchwright.status import RunStatus, exit_code_for
 from patchwright.testcommand import detect_test_command
 from patchwright.tools import build_toolset
@@ -127,9 +128,12 @@ class Prepared:
     knowledge: ModelKnowledge | None = None  # what the model can do (capabilities.py)
     effort: str | None = None  # the effort level sent, checked against the model's levels
     notes: list[str] = field(default_factory=list)  # one-line warnings about the model settings
+    variables: RepoVariables = field(default_factory=RepoVariables)  # the repo's compose and CI `env`
 
     def run_start(self) -> RunStart:
-        return RunStart(self.workspace, self.task, self.model, self.agent.name, self.agent.path)
+        return RunStart(
+            self.workspace, self.task, self.model, self.agent.name, self.agent.path, self.variables.values
+        )
 
 
 def prepare(request: FixRequest) -> Prepared:
@@ -163,8 +167,20 @@ def prepare(request: FixRequest) -> Prepared:
     effort, notes = check_model_settings(settings, agent, knowledge)
     instructions = load_project_instructions(workspace.root)
     services = plan_services(settings.services, workspace.root)  # a bad spec is exit 2 here
+    variables = repo_variables(workspace.root)
     return Prepared(
-        workspace, task, agent, model, instructions, test_command, resumed, services, knowledge, effort, notes
+        workspace,
+        task,
+        agent,
+        model,
+        instructions,
+        test_command,
+        resumed,
+        services,
+        knowledge,
+        effort,
+        notes,
+        variables,
     )
 
 
@@ -203,9 +219,22 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     plan = prepared.services
     for note in plan.notes:
         display.status(f"warning: {note}")
+    if (missing := plan.unsupported_warning()) is not None:
+        display.status(f"warning: {missing}")
     if plan.specs:
         display.status(f"services{' (detected)' if plan.detected else ''}: {plan.describe()}")
-    factory = open_factory(request.settings, display.status, prepared.workspace.root, tuple(plan.specs))
+    variables = prepared.variables
+    if variables.values:
+        names = ", ".join(f"{n} ({s})" for n, s in variables.sources.items())
+        display.status(f"variables from the repository (values not shown): {names}")
+    if variables.unavailable:
+        display.status(
+            f"warning: not set (only the repository's CI has them): {', '.join(variables.unavailable)}; "
+            "pass them with --env KEY=VALUE if the tests need them"
+        )
+    factory = open_factory(
+        request.settings, display.status, prepared.workspace.root, tuple(plan.specs), variables.values
+    )
     if knowledge is not None and knowledge.lookup is not None:
         warnings = knowledge.finish()
         prepared.effort, prepared.notes = check_model_settings(request.settings, prepared.agent, knowledge)
@@ -216,6 +245,8 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         prepared.run_start(), request.settings, request.resume, started, request.attempt_of
     )
     record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
+    record.summary.services_unsupported = [u.as_dict() for u in plan.unsupported]
+    record.summary.environment_variables = variables.describe()
     patch: PatchFile | None = None
     try:
         with signals_interrupt() as shield:

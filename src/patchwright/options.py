@@ -14,8 +14,8 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from patchwright.config import SPECS, Settings, Trust, base_type
-from patchwright.errors import UsageError
+from patchwright.config import SPECS, Settings, Trust, base_type, pairs_text, parse_pairs
+from patchwright.errors import ConfigError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 FLAGS_PARAMETER = "settings_flags"  # where a decorated command receives the settings' flag values
@@ -53,7 +53,7 @@ def _parameters() -> list[inspect.Parameter]:
         help_text = spec.help
         if "default" not in help_text:
             help_text = f"{help_text.rstrip('.')} (default: {_default_text(name).replace('`', '')})."
-        annotation: Any = list[str] if kind is tuple else kind
+        annotation: Any = list[str] if kind in (tuple, dict) else kind
         if spec.choices:  # typer offers fixed values through an Enum
             annotation = StrEnum(name.title().replace("_", ""), {c: c for c in spec.choices})  # type: ignore[misc,no-redef]
         option = typer.Option(*flag.split(" "), help=help_text, show_default=False)
@@ -65,7 +65,7 @@ def _parameters() -> list[inspect.Parameter]:
                 annotation=Annotated[annotation | None, option],
             )
         )
-        if kind is tuple:
+        if kind in (tuple, dict):
             companion = _none_flag(name)
             params.append(
                 inspect.Parameter(
@@ -108,11 +108,16 @@ def flag_values(given: dict[str, Any]) -> dict[str, Any]:
         value = given[name]
         if isinstance(value, StrEnum):
             value = value.value
-        if base_type(name) is tuple:
+        if base_type(name) in (tuple, dict):
             empty = bool(given.get(_none_flag(name)))
             if value and empty:
                 raise UsageError(f"give {SPECS[name].flags(name)} or --no-{name.replace('_', '-')}, not both")
             value = () if empty else tuple(value) if value else None
+            if base_type(name) is dict and value:
+                try:
+                    value = parse_pairs(value, str(SPECS[name].flags(name)))
+                except ConfigError as err:
+                    raise UsageError(str(err)) from None
         out[name] = value
     return out
 
@@ -125,6 +130,8 @@ def as_env(values: dict[str, Any]) -> dict[str, str]:
             continue
         if isinstance(value, bool):
             text = "true" if value else "false"
+        elif base_type(name) is dict:
+            text = pairs_text(tuple(value))
         elif isinstance(value, tuple | list):
             text = ",".join(value) if value else "none"
         else:
@@ -150,7 +157,7 @@ def readme_table() -> str:
     for name, spec in SPECS.items():
         flag = spec.flags(name)
         shown = "" if flag is None else " ".join(f"`{part}`" for part in flag.split(" "))
-        if base_type(name) is tuple and flag is not None:
+        if base_type(name) in (tuple, dict) and flag is not None:
             shown += f", `--no-{name.replace('_', '-')}`"
         meaning = spec.doc or spec.help[0].lower() + spec.help[1:].rstrip(".")
         rows.append(

@@ -14,7 +14,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -23,6 +23,7 @@ from patchwright.errors import OutputError
 from patchwright.sanitize import USERINFO
 
 REDACTED = "[REDACTED]"
+MIN_SECRET = 4  # characters: a shorter value the user passes is no secret worth the name
 _SECRET_PATTERNS = [
     re.compile(p)
     for p in (
@@ -90,6 +91,12 @@ class Redactor:
                 userinfo = found.group(0)[len(found.group(1)) : -1]
                 values += [part for part in (userinfo, *userinfo.split(":", 1)[1:]) if len(part) >= 4]
         return Redactor(sorted(set(values), key=len, reverse=True))
+
+    def with_values(self, values: Iterable[str]) -> Redactor:
+        """This redactor and the exact `values` too (secrets the user passed: `--env`); values
+        shorter than MIN_SECRET are left alone, or every "1" and "on" in the run would go."""
+        added = [v for v in values if len(v) >= MIN_SECRET]
+        return Redactor(sorted(set(self.values) | set(added), key=len, reverse=True))
 
     def text(self, text: str) -> str:
         for value in self.values:
@@ -187,6 +194,10 @@ class RunSummary:
     final_message: str | None = None
     ignored_repo_settings: list[str] = field(default_factory=list)  # untrusted repo config left out
     services: list[dict[str, Any]] = field(default_factory=list)  # services: what ran beside
+    # declared by the repo but of a kind patchwright cannot run: name, kind, image, source
+    services_unsupported: list[dict[str, str]] = field(default_factory=list)
+    # variables the repo's compose file and CI set in the sandbox: name and source, never the value
+    environment_variables: list[dict[str, str]] = field(default_factory=list)
     # --attempts N (attempts.py): each attempt's status, verdict and cost; which was chosen and why
     attempts: list[dict[str, Any]] = field(default_factory=list)
     chosen_attempt: int | None = None

@@ -3,16 +3,15 @@ at every milestone, so an ending of any kind leaves both on disk."""
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from patchwright.config import Settings
+from patchwright.config import Settings, secret_values, settings_record
 from patchwright.errors import ExitCode, WorkspaceError
 from patchwright.loop import LoopState
 from patchwright.model import ModelInfo
@@ -32,6 +31,7 @@ class RunStart:
     model: str
     agent_name: str
     agent_path: Path
+    variables: dict[str, str] = field(default_factory=dict)  # the repo's compose and CI `env`
 
 
 def new_run_id() -> str:
@@ -58,7 +58,9 @@ class RunRecord:
         """Create the run directory and write run_start; OutputError if the directory cannot be made.
         `attempt_of` (run id, K): one of several attempts, in the folder `attempt-K` of that run."""
         ws = start.workspace
-        redactor = Redactor.from_environment()
+        # the user's `--env` values, and the repo's secret-looking ones (its SECRET_KEY, its tokens)
+        repo_secrets = Redactor.from_environment(start.variables).values
+        redactor = Redactor.from_environment().with_values([*secret_values(settings), *repo_secrets])
         hide_run_dir(ws)
         if attempt_of is not None:
             parent_id, number = attempt_of
@@ -91,7 +93,7 @@ class RunRecord:
             agent=start.agent_name,
             agent_path=str(start.agent_path),
             repo=str(ws.root),
-            settings=dataclasses.asdict(settings),
+            settings=settings_record(settings),
             resumed=bool(resume_id),
         )
         return record
@@ -110,7 +112,9 @@ class RunRecord:
         )
 
     def fail(self, status: RunStatus, exit_code: int, error: str) -> None:
-        self.summary.status, self.summary.exit_code, self.summary.error = status, int(exit_code), error
+        # redacted here, not only in the files: the screen and --format json show it too
+        self.summary.status, self.summary.exit_code = status, int(exit_code)
+        self.summary.error = self.redactor.text(error)
 
     def finish(self, state: LoopState, info: ModelInfo) -> None:
         """What the loop did: steps, tokens, cost, the model's last words."""

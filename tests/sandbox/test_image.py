@@ -115,7 +115,7 @@ def test_tag_follows_the_definition(tmp_path: Path) -> None:
     (copy / "notes.md").write_text("not part of the definition\n")
     assert definition_hash(copy) == definition_hash()
 
-    for name in ("packages.txt", "Dockerfile", "build-rootfs.sh"):
+    for name in ("packages.txt", "Dockerfile", "build-rootfs.sh", "rootfs-lib.sh"):
         edited = tmp_path / f"edited-{name}"
         shutil.copytree(data_dir("sandbox"), edited)
         with open(edited / name, "a") as handle:
@@ -220,3 +220,21 @@ def test_unreachable_engine_is_a_one_line_sandbox_error(monkeypatch: pytest.Monk
     assert "\n" not in message and len(message) < 200, message
     assert message.startswith("cannot reach the Docker engine (unix:///nonexistent"), message
     assert "is dockerd running? see README" in message
+
+
+def test_image_can_build_common_native_drivers(
+    docker_client: docker.DockerClient, sandbox_image: str, scope: dict[str, str], cleanup: None
+) -> None:
+    """What psycopg2, mysqlclient and bcrypt's C parts compile against (a source build of
+    psycopg2 stopped at a missing Python.h, mysqlclient at `pkg-config --exists mysqlclient`)."""
+    script = (
+        'test -e "$(python3 -c "import sysconfig; print(sysconfig.get_path(\'include\'))")/Python.h" '
+        "|| echo missing:Python.h; "
+        "for lib in libpq mysqlclient libffi openssl; do pkg-config --exists $lib || echo missing:$lib; done; "
+        "command -v pg_config >/dev/null || echo missing:pg_config; "
+        "command -v gcc >/dev/null || echo missing:gcc"
+    )
+    output = docker_client.containers.run(
+        sandbox_image, ["bash", "-c", script], remove=True, network_disabled=True, labels=scope
+    ).decode()
+    assert output == "", output

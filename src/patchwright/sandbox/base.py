@@ -11,9 +11,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from patchwright.errors import SandboxError
+
+if TYPE_CHECKING:
+    from patchwright.sandbox.egress import EgressSpec
 
 WORKSPACE = "/workspace"  # the one stable path of the repository inside every sandbox
 DEFAULT_COMMAND_TIMEOUT = 120.0
@@ -61,6 +64,12 @@ class SandboxSpec:
     # batch hook: the repo is already in the image at this absolute path (SWE-bench's
     # /testbed); it is copied from there into WORKSPACE instead of from the host. No snapshots then.
     image_workspace: str | None = None
+    # setup's network: package registries only, through a proxy (egress.py); None: setup gets the
+    # engine's bridge (full access), as with `network`
+    egress: EgressSpec | None = None
+    # variables the user passes to setup, the tests and the model's shell (`--env`, `[env]`): secrets
+    # the user chose to give the sandbox, never written by patchwright
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from patchwright.errors import SandboxError
-from patchwright.sandbox import checkpoint, labels, transfer
+from patchwright.sandbox import checkpoint, egress, labels, transfer
 from patchwright.sandbox.base import (
     WORKSPACE,
     CommandResult,
@@ -110,6 +110,7 @@ class DockerSandbox:
         self._build: SnapshotBuild | None = None
         self._in_layer = False  # the workspace is in the container's own layer (snapshots), not a tmpfs
         self._started = False  # start() is over: the next command records the starting state first
+        self._egress: egress.EgressProxy | None = None  # setup's registries-only network, until setup ends
         self.sync_plan: SyncPlan | None = None  # what a start from a snapshot copied and removed
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -247,6 +248,7 @@ class DockerSandbox:
     def _start_container(self, image: Image, writable_root: bool) -> None:
         """Create and start the container; ImageNotFound is left to the caller."""
         self._in_layer = writable_root
+        self._start_egress()
         try:
             self.container = self.client.containers.create(image, **self.container_options(writable_root))
             self.container.start()
@@ -279,9 +281,14 @@ class DockerSandbox:
 
     def container_options(self, writable_root: bool = False) -> dict[str, Any]:
         """The hardened container's settings, as `containers.create` keyword arguments."""
-        options = container_options(self.spec, writable_root, engine_cpus(self.client, self.spec.cpus))
+        network = self._egress.network_name if self._egress is not None else None
+        options = container_options(
+            self.spec, writable_root, engine_cpus(self.client, self.spec.cpus), network
+        )
         if self.services.specs:  # the services' names (db, postgres...) resolve to 127.0.0.1
             options["extra_hosts"] = self.services.hosts()
+        if network is not None:
+            options["sysctls"] = egress.SANDBOX_SYSCTLS
         return options
 
     def _begin_snapshot(self) -> None:
@@ -325,22 +332,55 @@ class DockerSandbox:
                 self._runner().write_file(HOST_CA_PATH, fh.read())
         return network_env(self.spec.proxy_env, HOST_CA_PATH if self.spec.host_ca_bundle else None)
 
+    def _start_egress(self) -> None:
+        """Setup's registries-only network and its proxy, before the container that joins it."""
+        wanted = (
+            self.spec.egress is not None
+            and self.spec.setup_command
+            and not self.spec.network
+            and not self.spec.restore_from
+        )
+        if wanted and self._egress is None:
+            assert self.spec.egress is not None
+            proxy = egress.EgressProxy(
+                self.client, self.spec.egress, self.spec.run_id, dict(self.spec.labels), self.progress
+            )
+            self._egress = proxy  # before it starts: a stop (Ctrl-C) mid-way removes what it made
+            proxy.start()
+
+    def _stop_egress(self) -> None:
+        if self._egress is not None:
+            self._egress.stop()
+            self._egress = None
+
     def _run_setup(self, command: str) -> CommandResult:
         """Run the setup command with the network on, then cut the network for good."""
-        env = {**self._trust_host_ca(), **self.services.env(), "PATH": MODEL_PATH}
-        self.progress(f"setup (network on): {command}")
+        env = {**self._trust_host_ca(), **self.services.env(), **self.spec.env, "PATH": MODEL_PATH}
+        if self._egress is not None:
+            env = egress.environment(env, self._egress.env())
+            self.progress(f"setup (package registries only): {command}")
+        else:
+            self.progress(f"setup (network on): {command}")
         result = self._runner().execute(["bash", "-c", command], timeout=self.spec.setup_timeout, env=env)
+        refused = self._egress.refused() if self._egress is not None else []
         if not self.spec.network:
             assert self.container is not None
             disconnect_networks(self.client, self.container)
+            self._stop_egress()
         if result.timed_out or result.exit_code != 0:
             status = "timed out" if result.timed_out else f"exited with {result.exit_code}"
             tail = result.output.strip().splitlines()[-1:] or [""]
-            raise SetupFailed(f"setup command {status}: {tail[0][:200]}", result)
+            message = f"setup command {status}: {tail[0][:200]}"
+            if refused:
+                message += (
+                    f" (the setup proxy refused {', '.join(refused[:5])}: not a package registry; "
+                    "add it with --allow-host, or pass --network)"
+                )
+            raise SetupFailed(message, result)
         return result
 
     def _open_shell(self) -> None:
-        env = {**self.services.env(), **self._shell_env, MODEL_PATH_VARIABLE: MODEL_PATH}
+        env = {**self.services.env(), **self.spec.env, **self._shell_env, MODEL_PATH_VARIABLE: MODEL_PATH}
         argv = driver_argv(WORKSPACE, python=self._python)
         opened = self._runner().open(argv, env, what="open the sandbox shell", stderr=False)
         try:
@@ -376,6 +416,7 @@ class DockerSandbox:
                 self._build.wait(timeout=300)
             self.services.stop()
             self._discard_container()
+            self._stop_egress()
         finally:
             if previous is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -289,7 +289,9 @@ def engine_cpus(client: docker.DockerClient, wanted: float) -> float:
         return wanted
 
 
-def container_options(spec: SandboxSpec, writable_root: bool, cpus: float) -> dict[str, Any]:
+def container_options(
+    spec: SandboxSpec, writable_root: bool, cpus: float, network: str | None = None
+) -> dict[str, Any]:
     """The hardened sandbox container's settings, as `containers.create` keyword arguments.
 
     The workspace is a tmpfs (spec.workspace_size), except in a snapshot's container
@@ -321,9 +323,9 @@ def container_options(spec: SandboxSpec, writable_root: bool, cpus: float) -> di
         },
         "name": f"patchwright-{spec.run_id}-{secrets.token_hex(3)}",
         "hostname": "sandbox",
-        "network_mode": "bridge"
-        if (spec.network or (spec.setup_command and not spec.restore_from))
-        else "none",
+        # `network`: setup's own (egress.py), when it runs on the registries-only network
+        "network_mode": network
+        or ("bridge" if (spec.network or (spec.setup_command and not spec.restore_from)) else "none"),
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "read_only": not writable_root,

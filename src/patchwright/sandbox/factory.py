@@ -19,7 +19,9 @@ import docker.errors
 
 from patchwright.ci import is_ci
 from patchwright.config import Settings
+from patchwright.sandbox.allowlist import allowed_hosts
 from patchwright.sandbox.base import Sandbox, SandboxSpec
+from patchwright.sandbox.egress import EgressSpec, upstream_proxy
 from patchwright.sanitize import strip_userinfo
 from patchwright.services import ServiceSet, ServiceSpec
 from patchwright.workspace import Workspace
@@ -90,7 +92,15 @@ def proxy_env(env: dict[str, str], with_credentials: bool) -> dict[str, str]:
     return found if with_credentials else {k: strip_userinfo(v) for k, v in found.items()}
 
 
-def sandbox_spec(settings: Settings, image: str) -> SandboxSpec:
+def egress_spec(settings: Settings, image: str, env: dict[str, str]) -> EgressSpec | None:
+    """Setup's allowlist and proxy, chained to the host's proxy (`env`); None with `network`
+    (full access, as the user asked) or without a proxy image."""
+    if settings.network or not image:
+        return None
+    return EgressSpec(image, allowed_hosts(settings.allow_hosts), upstream_proxy(env))
+
+
+def sandbox_spec(settings: Settings, image: str, egress_image: str = "") -> SandboxSpec:
     """The sandbox part of the settings (the run id is set per sandbox)."""
     return SandboxSpec(
         image=image,
@@ -107,6 +117,8 @@ def sandbox_spec(settings: Settings, image: str) -> SandboxSpec:
         setup_timeout=settings.setup_timeout,
         host_ca_bundle=host_ca_bundle(),
         proxy_env=proxy_env(dict(os.environ), settings.proxy_credentials),
+        egress=egress_spec(settings, egress_image, dict(os.environ)),
+        env=dict(settings.env),
     )
 
 
@@ -115,11 +127,14 @@ def open_factory(
     progress: Progress,
     repo: Path | None = None,
     services: tuple[ServiceSpec, ...] = (),
+    variables: dict[str, str] | None = None,
 ) -> SandboxFactory:
     """Reach the engine and make sure the images are there (built once if they are ours).
 
     `repo`: the repository the sandboxes will hold; an image holding another repo's
-    snapshot (or built from one) is refused for it. `services`: each sandbox gets fresh ones."""
+    snapshot (or built from one) is refused for it. `services`: each sandbox gets fresh ones.
+    `variables`: the repository's own (services/variables.py), under the user's `env`."""
+    from patchwright.sandbox.egress import ensure_egress_image
     from patchwright.sandbox.engine import docker_client
     from patchwright.sandbox.image import ensure_image
     from patchwright.services.image import ensure_services_image
@@ -128,7 +143,11 @@ def open_factory(
     image = ensure_image(client, settings.image, progress)
     check_image_for_repo(client, image, repo)
     services_image = ensure_services_image(client, progress) if services else ""
-    return DockerFactory(client, sandbox_spec(settings, image), tuple(services), services_image)
+    egress_image = "" if settings.network else ensure_egress_image(client, progress)
+    spec = sandbox_spec(settings, image, egress_image)
+    if variables:
+        spec = dataclasses.replace(spec, env={**variables, **spec.env})
+    return DockerFactory(client, spec, tuple(services), services_image)
 
 
 def check_image_for_repo(client: docker.DockerClient, image: str, repo: Path | None) -> None:

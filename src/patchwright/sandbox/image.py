@@ -39,6 +39,9 @@ Progress = Callable[[str], None]
 BuildMethod = Literal["auto", "dockerfile", "debootstrap"]
 
 DEFINITION_FILES = ("Dockerfile", "packages.txt", "build-rootfs.sh")
+# The build steps every registry-free image shares: in `sandbox/`, sourced by the scripts of
+# `sandbox/` and of its image folders (`services/`, `egress/`), so it is part of each definition.
+SHARED_LIBRARY = "rootfs-lib.sh"
 DEFAULT_IMAGE_REPO = "patchwright-sandbox"
 BASE_IMAGE = "debian:bookworm-slim"
 # An unreachable registry must cost seconds, not the daemon's 30 s dial timeout per mirror.
@@ -73,14 +76,19 @@ def _definition_dir(definition_dir: Path | None) -> Path:
 
 
 def definition_hash(definition_dir: Path | None = None) -> str:
-    """First 12 hex digits of a sha256 over the image definition files (name, size, bytes)."""
+    """First 12 hex digits of a sha256 over the image definition files (name, size, bytes),
+    the shared build library included."""
     folder = _definition_dir(definition_dir)
     digest = hashlib.sha256()
-    for name in DEFINITION_FILES:
+    library = folder / SHARED_LIBRARY
+    if not library.is_file():
+        library = folder.parent / SHARED_LIBRARY
+    files = [(name, folder / name) for name in DEFINITION_FILES] + [(SHARED_LIBRARY, library)]
+    for name, path in files:
         try:
-            content = (folder / name).read_bytes()
+            content = path.read_bytes()
         except OSError as err:
-            raise ImageBuildError(f"sandbox image definition {folder / name} cannot be read: {err}") from err
+            raise ImageBuildError(f"sandbox image definition {path} cannot be read: {err}") from err
         digest.update(name.encode() + b"\0" + len(content).to_bytes(8, "big") + content)
     return digest.hexdigest()[:12]
 

@@ -16,11 +16,14 @@ import docker
 from docker.errors import APIError, NotFound
 
 from patchwright.sandbox import labels
+from patchwright.sandbox.egress import EGRESS_IMAGE_REPO, egress_image_hash
 from patchwright.sandbox.engine import docker_errors
 from patchwright.sandbox.image import DEFAULT_IMAGE_REPO, definition_hash
 from patchwright.sandbox.snapshot import SNAPSHOT_REPO, remove_manifests
 from patchwright.services.image import SERVICES_IMAGE_REPO, services_image_hash
 
+# a run's containers: its sandbox, its services and its setup proxy
+RUN_CONTAINER_KINDS = (labels.KIND_SANDBOX, labels.KIND_SERVICE, labels.KIND_EGRESS)
 _CONFLICT = 409  # the engine's answer for "in use" or "removal already in progress"
 
 
@@ -31,6 +34,7 @@ class PruneReport:
     containers_removed: list[str] = field(default_factory=list)
     images_removed: list[str] = field(default_factory=list)
     containers_kept: list[str] = field(default_factory=list)  # of runs in progress on this host
+    networks_removed: list[str] = field(default_factory=list)  # setup networks (egress.py), by name
 
 
 def _filters(kind: str, extra_labels: dict[str, str] | None) -> dict[str, str | list[str] | bool]:
@@ -75,10 +79,10 @@ def prune(
     current = definition_hash()
     report = PruneReport()
     with docker_errors("cannot prune patchwright's containers"):
-        # services: a run's service containers go like its sandbox
+        # a run's service containers and setup proxy go like its sandbox
         found = [
             container
-            for kind in (labels.KIND_SANDBOX, labels.KIND_SERVICE)
+            for kind in RUN_CONTAINER_KINDS
             for container in client.containers.list(all=True, filters=_filters(kind, extra_labels))
         ]
         for container in found:
@@ -92,6 +96,7 @@ def prune(
                     continue
                 raise
             report.containers_removed.append(str(container.id))
+        _remove_networks(client, extra_labels, include_live, report.networks_removed)
     with docker_errors("cannot prune patchwright's images"):
         # Snapshots first: they are children of the sandbox image, which cannot go before them.
         for image in client.images.list(filters=_filters(labels.KIND_SNAPSHOT, extra_labels)):
@@ -110,6 +115,13 @@ def prune(
                 continue
             ours = [tag for tag in tags if tag.rpartition(":")[0] == SERVICES_IMAGE_REPO]
             _remove_images(client, ours if tags else [str(image.id)], report)
+        egress_current = egress_image_hash()
+        for image in client.images.list(filters=_filters(labels.KIND_EGRESS_IMAGE, extra_labels)):
+            tags = list(image.tags)
+            if image.labels.get(labels.IMAGE_HASH) == egress_current and tags:
+                continue
+            ours = [tag for tag in tags if tag.rpartition(":")[0] == EGRESS_IMAGE_REPO]
+            _remove_images(client, ours if tags else [str(image.id)], report)
         if manifest_dir:
             remaining = client.images.list(filters=_filters(labels.KIND_SNAPSHOT, None))
             remove_manifests(manifest_dir, keep={str(image.id) for image in remaining})
@@ -121,7 +133,7 @@ def remove_left_by(client: docker.DockerClient, run_id: str) -> list[str]:
     whose `agent` process is gone (killed before it could clean up); the ids removed."""
     removed: list[str] = []
     with docker_errors("cannot remove a killed run's containers"):
-        for kind in (labels.KIND_SANDBOX, labels.KIND_SERVICE):
+        for kind in RUN_CONTAINER_KINDS:
             for container in client.containers.list(all=True, filters=_filters(kind, None)):
                 tags = container.labels
                 owner_run = tags.get(labels.RUN_ID, "")
@@ -136,4 +148,34 @@ def remove_left_by(client: docker.DockerClient, run_id: str) -> list[str]:
                         continue
                     raise
                 removed.append(str(container.id))
+        removed += _remove_networks(client, None, False, [], run_id)
+    return removed
+
+
+def _remove_networks(
+    client: docker.DockerClient,
+    extra_labels: dict[str, str] | None,
+    include_live: bool,
+    removed: list[str],
+    run_id: str | None = None,
+) -> list[str]:
+    """Remove the setup networks whose run is over (or all, `include_live`; or only `run_id`'s),
+    every member disconnected first; appends their names to `removed` and returns it."""
+    for network in client.networks.list(filters=_filters(labels.KIND_EGRESS_NETWORK, extra_labels)):
+        tags = network.attrs.get("Labels") or {}
+        owner_run = tags.get(labels.RUN_ID, "")
+        if run_id is not None and owner_run != run_id and not owner_run.startswith(run_id + "-"):
+            continue
+        if not include_live and labels.owner_alive(tags.get(labels.OWNER, "")):
+            continue
+        try:
+            network.reload()
+            for member in network.containers:
+                network.disconnect(member, force=True)
+            network.remove()
+        except APIError as err:
+            if _tolerable(err):
+                continue
+            raise
+        removed.append(str(network.name))
     return removed

@@ -30,6 +30,7 @@ from patchwright.services.spec import (
     version_of,
     with_defaults,
 )
+from patchwright.services.unsupported import Unsupported, unsupported
 
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 WORKFLOW_DIR = (".github", "workflows")
@@ -55,6 +56,7 @@ DATABASE_KEYS = {"postgres": ("POSTGRES_DB",), "mariadb": ("MARIADB_DATABASE", "
 class Detection:
     specs: list[ServiceSpec]
     notes: list[str] = field(default_factory=list)  # files skipped, services ignored
+    unsupported: list[Unsupported] = field(default_factory=list)  # declared, of a kind we cannot run
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -105,6 +107,7 @@ def detect(root: Path) -> Detection:
     Raises UsageError only for names shared by two kinds (the sandbox cannot resolve both)."""
     found: list[ServiceSpec] = []
     notes: list[str] = []
+    others: list[Unsupported] = []
     sources: list[tuple[str, tuple[str, ...], str]] = [(name, (name,), "compose") for name in COMPOSE_FILES]
     sources += [
         (f"{'/'.join(WORKFLOW_DIR)}/{name}", (*WORKFLOW_DIR, name), "workflow")
@@ -125,6 +128,11 @@ def detect(root: Path) -> Detection:
             continue
         declared = _compose_services(document) if kind == "compose" else _workflow_services(document)
         for name, service, port_of in declared:
+            other = unsupported(name, service, label)
+            if other is not None:
+                if other.kind not in {o.kind for o in others}:  # one server per kind, as for ours
+                    others.append(other)
+                continue
             try:
                 spec = _spec_from(name, service, label, kind, port_of)
             except UsageError as err:
@@ -132,7 +140,7 @@ def detect(root: Path) -> Detection:
                 continue
             if spec is not None:
                 found.append(spec)
-    return Detection(merge(found), notes)
+    return Detection(merge(found), notes, others)
 
 
 def _compose_services(document: Any) -> list[tuple[str, dict[str, Any], bool]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from patchwright.services.detect import detect
 from patchwright.services.spec import ServiceSpec, merge, parse_spec
+from patchwright.services.unsupported import Unsupported
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,17 @@ class ServicePlan:
     specs: list[ServiceSpec]
     detected: bool  # they came from the repo's files, not from a flag or the config
     notes: list[str] = field(default_factory=list)  # one-line warnings for the user
+    unsupported: list[Unsupported] = field(default_factory=list)  # declared, but not a kind we run
+
+    def unsupported_warning(self) -> str | None:
+        """The one-line warning naming the declared services this run does not start."""
+        if not self.unsupported:
+            return None
+        return (
+            f"not started: {', '.join(u.describe() for u in self.unsupported)}: patchwright cannot run "
+            "this kind of service yet, so tests that need it cannot connect (see README, "
+            '"Databases and other services")'
+        )
 
     def describe(self) -> str:
         """ "postgres (postgres 15, from compose.yaml), redis ..." for the progress line."""
@@ -26,16 +38,17 @@ class ServicePlan:
 
 def plan_services(requested: tuple[str, ...] | None, repo: Path) -> ServicePlan:
     """UsageError for an unknown service or a bad spec, before anything starts."""
+    others: list[Unsupported] = []
     if requested is None:
         found = detect(repo)
-        specs, notes = found.specs, list(found.notes)
+        specs, notes, others = found.specs, list(found.notes), list(found.unsupported)
         detected = True
     else:
         specs = merge([parse_spec(text, f"service {text!r}") for text in requested])
         notes, detected = [], False
     for spec in specs:
         notes.extend(spec.notes)
-    return ServicePlan(specs, detected, notes)
+    return ServicePlan(specs, detected, notes, others)
 
 
 SERVICE_NOTES = """
@@ -49,10 +62,23 @@ status and logs, and can stop, start or restart one to reproduce a lost connecti
 """
 
 
+UNSUPPORTED_NOTES = """
+# Services this run does not have
+The repository also declares {services}. patchwright cannot run them, so code and tests that
+connect to them fail with connection errors here; that is the environment, not a bug to fix.
+"""
+
+
 def service_notes(plan: ServicePlan | None) -> str:
-    """The run notes' paragraph telling the model which services exist and how to reach them."""
-    if plan is None or not plan.specs:
+    """The run notes' paragraph telling the model which services exist and how to reach them,
+    and which declared ones it will not find."""
+    if plan is None:
         return ""
+    missing = ""
+    if plan.unsupported:
+        missing = UNSUPPORTED_NOTES.format(services=", ".join(u.describe() for u in plan.unsupported))
+    if not plan.specs:
+        return missing
     lines = []
     for spec in plan.specs:
         login = f", user {spec.user} / password {spec.password}" if spec.user else ""
@@ -66,4 +92,4 @@ def service_notes(plan: ServicePlan | None) -> str:
         for kind, name in (("postgres", "PG*"), ("mariadb", "MYSQL_*"), ("redis", "REDIS_URL"))
         if kind in kinds
     ]
-    return SERVICE_NOTES.format(lines="\n".join(lines), variables=", ".join(variables))
+    return SERVICE_NOTES.format(lines="\n".join(lines), variables=", ".join(variables)) + missing
