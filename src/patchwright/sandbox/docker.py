@@ -26,6 +26,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.images import Image
 
+from patchwright.environment.probe import first_error
 from patchwright.errors import SandboxError
 from patchwright.sandbox import checkpoint, labels, transfer
 from patchwright.sandbox.base import (
@@ -99,6 +100,9 @@ class DockerSandbox:
         self._build: SnapshotBuild | None = None
         self._in_layer = False  # the workspace is in the container's own layer (snapshots), not a tmpfs
         self._started = False  # start() is over: the next command records the starting state first
+        self._setup_open = False  # setup_run() may run: the network is as setup has it
+        self._setup_networked = False  # the container is on the network setup had
+        self._setup_env: dict[str, str] | None = None
         self.sync_plan: SyncPlan | None = None  # what a start from a snapshot copied and removed
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -126,14 +130,12 @@ class DockerSandbox:
                 self._start_fresh()
                 self._fill()
             self.services.wait_ready()  # up before setup and the model's first command
+            self._setup_open = self._setup_networked = bool(
+                self.spec.setup_command or self.spec.setup_repairable
+            )
             setup = self._run_setup(self.spec.setup_command) if self.spec.setup_command else None
-            if setup is not None and self.spec.checkpoint_to:
-                checkpoint.save(self._runner(), Checkpoint(Path(self.spec.checkpoint_to)))
-            self._begin_snapshot()  # in a container of its own, in the background
-            self._started = True
-            # Now rather than at the first command: a start on a thread (BackgroundStart) then
-            # records while the model's first request is made, not after it.
-            self._ready()
+            if not self.spec.setup_repairable:
+                self._close_setup(save=setup is not None)
             return StartResult(setup)
         except BaseException:
             self.stop()
@@ -282,6 +284,7 @@ class DockerSandbox:
                 view is not None
                 and self.workspace.git_dir_is_local
                 and not self.spec.setup_command
+                and not self.spec.setup_repairable  # a repair may have changed the workspace
                 and not self.spec.image_workspace  # the host's index says nothing of the image's repo
             )
             self._baseline.record(self._runner(), view.dirty if use_dirty and view is not None else None)
@@ -294,18 +297,47 @@ class DockerSandbox:
         return network_env(self.spec.proxy_env, HOST_CA_PATH if self.spec.host_ca_bundle else None)
 
     def _run_setup(self, command: str) -> CommandResult:
-        """Run the setup command with the network on, then cut the network for good."""
-        env = {**self._trust_host_ca(), **self.services.env(), "PATH": MODEL_PATH}
+        """Run the setup command with the network on; unless the setup window stays open for a
+        repair, a failure cuts the network and raises SetupFailed, quoting the first error."""
         self.progress(f"setup (network on): {command}")
-        result = self._runner().execute(["bash", "-c", command], timeout=self.spec.setup_timeout, env=env)
-        if not self.spec.network:
+        result = self.setup_run(command)
+        if (result.timed_out or result.exit_code != 0) and not self.spec.setup_repairable:
+            self._cut_network()
+            status = "timed out" if result.timed_out else f"exited with {result.exit_code}"
+            raise SetupFailed(f"setup command {status}: {first_error(result.output)[:200]}", result)
+        return result
+
+    def setup_run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """One command of the setup window, with the network on and setup's variables."""
+        if not self._setup_open:
+            raise SandboxError("the setup window is closed: the network is cut and the starting state taken")
+        if self._setup_env is None:
+            self._setup_env = {**self._trust_host_ca(), **self.services.env(), "PATH": MODEL_PATH}
+        limit = timeout or self.spec.setup_timeout
+        return self._runner().execute(["bash", "-c", command], timeout=limit, env=self._setup_env)
+
+    def finish_setup(self, save: bool = True) -> None:
+        """Cut the network, save the state for verification, record the starting state."""
+        if self._setup_open and not self._started:
+            self._close_setup(save)
+
+    def _close_setup(self, save: bool) -> None:
+        self._setup_open = False
+        self._cut_network()
+        if save and self.spec.checkpoint_to:
+            checkpoint.save(self._runner(), Checkpoint(Path(self.spec.checkpoint_to)))
+        self._begin_snapshot()  # in a container of its own, in the background
+        self._started = True
+        # Now rather than at the first command: a start on a thread (BackgroundStart) then
+        # records while the model's first request is made, not after it.
+        self._ready()
+
+    def _cut_network(self) -> None:
+        """The network setup had is cut for good, unless the run itself has one."""
+        if self._setup_networked and not self.spec.network:
             assert self.container is not None
             disconnect_networks(self.client, self.container)
-        if result.timed_out or result.exit_code != 0:
-            status = "timed out" if result.timed_out else f"exited with {result.exit_code}"
-            tail = result.output.strip().splitlines()[-1:] or [""]
-            raise SetupFailed(f"setup command {status}: {tail[0][:200]}", result)
-        return result
+            self._setup_networked = False
 
     def _open_shell(self) -> None:
         env = {**self.services.env(), **self._shell_env, MODEL_PATH_VARIABLE: MODEL_PATH}

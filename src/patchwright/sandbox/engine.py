@@ -319,7 +319,7 @@ def container_options(spec: SandboxSpec, writable_root: bool, cpus: float) -> di
         "name": f"patchwright-{spec.run_id}-{secrets.token_hex(3)}",
         "hostname": "sandbox",
         "network_mode": "bridge"
-        if (spec.network or (spec.setup_command and not spec.restore_from))
+        if (spec.network or ((spec.setup_command or spec.setup_repairable) and not spec.restore_from))
         else "none",
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
