@@ -147,7 +147,9 @@ class Settings:
     )
     repair_max_cost: float = setting(
         1.0,
-        Spec("Stop the setup repair when its cost reaches USD (counted apart from --max-cost).", Trust.CAPPED),
+        Spec(
+            "Stop the setup repair when its cost reaches USD (counted apart from --max-cost).", Trust.CAPPED
+        ),
     )
     test_cmd: str | None = setting(
         None,

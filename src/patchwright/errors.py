@@ -41,6 +41,12 @@ class WorkspaceError(UsageError):
     """The target directory is not a usable git repository."""
 
 
+class SuiteCannotRun(PatchwrightError):
+    """The run's setup failed, even after the repair, so the tests were never going to run."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
 class InfraError(PatchwrightError):
     """Something outside the user's input failed: Docker, the image, the API."""
 

@@ -28,17 +28,26 @@ from patchwright.capabilities import ModelKnowledge, check_model_use, choose_eff
 from patchwright.config import Settings
 from patchwright.context import ContextPolicy
 from patchwright.display import Display
-from patchwright.errors import ExitCode, PatchwrightError, UsageError
+from patchwright.environment.phase import Environment, Plan, prepare_environment
+from patchwright.environment.repair import RepairBudget, model_repairer
+from patchwright.errors import ExitCode, PatchwrightError, SuiteCannotRun, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState, first_message
 from patchwright.model import ModelClient, ModelInfo, check_credentials, make_client, model_info
-from patchwright.outputs import RunSummary, copy_file, files_in_patch_file, move_file, write_text_file
+from patchwright.outputs import (
+    RunSummary,
+    TrajectoryWriter,
+    copy_file,
+    files_in_patch_file,
+    move_file,
+    write_text_file,
+)
 from patchwright.params import max_tokens_for, request_params
 from patchwright.patchsplit import split_patch
 from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
 from patchwright.prompt import RunFacts, system_blocks
 from patchwright.record import RunRecord
 from patchwright.sandbox.background import BackgroundStart
-from patchwright.sandbox.base import PatchFile, Sandbox, StartResult
+from patchwright.sandbox.base import PatchFile, Sandbox, SetupFailed, StartResult
 from patchwright.sandbox.baseline import PatchTooLarge
 from patchwright.sandbox.factory import SandboxFactory, open_factory
 from patchwright.sanitize import clean_line
@@ -55,6 +64,7 @@ PATCH_NAME = "patch.diff"
 PARTIAL_NAME = "patch.partial.diff"  # past the patch limits: the files that fit; never applied
 TESTS_PART_NAME = "patch.tests.diff"  # the patch's test files: run alone on the original code
 CODE_PART_NAME = "patch.code.diff"  # the rest of the patch
+REPAIR_TRAJECTORY = "setup-repair.jsonl"  # the setup repair's own conversation (environment/repair.py)
 INCOMING_NAME = ".patch.incoming"  # where the sandbox's diff lands before it is named
 LEFT_OUT_SHOWN = 5  # paths left out of a partial patch named in the one-line error
 
@@ -254,12 +264,21 @@ def _run_in_sandbox(
             record.summary.services = services.describe()
             record.write("services", detected=prepared.services.detected, services=record.summary.services)
 
+    # With a test command, the run first learns whether its tests can run (environment/phase.py):
+    # the setup window stays open for that, and for a repair when they cannot.
+    env_phase = prepared.test_command is not None and prepared.resumed is None
     # Verification starts from the state setup left, unless setup also filled databases: their
     # data lives in the service containers, not in the saved folders, so there setup runs again.
-    saved = settings.setup and not prepared.services.specs
+    saved = (settings.setup or env_phase) and not prepared.services.specs
     checkpoint = str(record.checkpoint.folder) if saved else None
     sandbox = BackgroundStart(
-        factory.create(record.summary.run_id, prepared.workspace, display.status, checkpoint_to=checkpoint),
+        factory.create(
+            record.summary.run_id,
+            prepared.workspace,
+            display.status,
+            checkpoint_to=checkpoint,
+            setup_repairable=env_phase,
+        ),
         started,
     )
     sandbox.begin()
@@ -268,8 +287,12 @@ def _run_in_sandbox(
     patch: PatchFile | None = None
     try:
         client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
-        if settings.setup or prepared.services.specs or prepared.resumed is not None:
-            sandbox.start()  # a failed setup or service must not cost a turn; resume needs the sandbox
+        if settings.setup or prepared.services.specs or prepared.resumed is not None or env_phase:
+            start = (
+                sandbox.start()
+            )  # a failed setup or service must not cost a turn; resume needs the sandbox
+            if env_phase:
+                _environment(prepared, settings, client, sandbox, start, record, display)
         if prepared.resumed is not None:
             if resume.restore_patch(sandbox, record.run_dir):
                 display.status("restored the interrupted run's changes")
@@ -283,6 +306,11 @@ def _run_in_sandbox(
         record.summary.status = status
     except Interrupted as err:
         record.fail(RunStatus.INTERRUPTED, ExitCode.INTERRUPTED, f"interrupted by {err}")
+    except (SuiteCannotRun, SetupFailed) as err:  # the environment's failure, not an infrastructure one
+        trajectory = record.run_dir / "trajectory.jsonl"
+        record.fail(
+            RunStatus.ENVIRONMENT, ExitCode.ENVIRONMENT, f"{err} (the whole output is in {trajectory})"
+        )
     except PatchwrightError as err:
         record.fail(RunStatus.ERROR, err.exit_code, str(err))
     except Exception as err:  # a bug of ours: still save the work, then report it
@@ -297,6 +325,56 @@ def _run_in_sandbox(
             sandbox.stop()
         record.finish(state, _model(prepared))
     return patch
+
+
+def _environment(
+    prepared: Prepared,
+    settings: Settings,
+    client: object,
+    sandbox: Sandbox,
+    start: StartResult,
+    record: RunRecord,
+    display: Display,
+) -> Environment:
+    """Can the tests run? If not, a bounded repair by the model; then the network is cut.
+    SuiteCannotRun when setup failed and stays failed: the task is not started then."""
+    assert prepared.test_command is not None
+    repairer = None
+    if settings.repair_steps > 0:
+        info = _model(prepared)
+        params = request_params(
+            info, prepared.effort, ContextPolicy(settings.context_strategy, settings.context_trigger)
+        )
+        model = ModelClient(client, prepared.model, max_tokens_for(info, settings.max_tokens), params)  # type: ignore[arg-type]
+        trajectory = TrajectoryWriter(record.run_dir / REPAIR_TRAJECTORY, record.redactor)
+        budget = RepairBudget(settings.repair_steps, settings.repair_max_cost, settings.setup_timeout)
+        repairer = model_repairer(
+            model,
+            info,
+            budget,
+            trajectory,
+            lambda kind, data: display.event(kind, record.redactor.data(data)),
+        )
+    plan = Plan(
+        settings.setup,
+        prepared.test_command,
+        settings.command_timeout * 5,  # as verification gives the suite
+        saves_state=not prepared.services.specs,
+    )
+    try:
+        environment = prepare_environment(sandbox, start, plan, repairer, display.status)
+    finally:
+        if repairer is not None:
+            trajectory.close()
+    record.environment = environment
+    record.summary.environment = record.redactor.data(environment.as_dict())
+    record.write("environment", **record.summary.environment)
+    record.save()
+    if environment.setup_failed:
+        raise SuiteCannotRun(environment.reason)
+    if not environment.tests_runnable:
+        display.status(f"warning: the tests cannot run: {environment.reason}; the model works without them")
+    return environment
 
 
 def _run_agent(
@@ -337,7 +415,11 @@ def _run_agent(
     )
     record.write("model_params", max_tokens=max_tokens, **params.body(), betas=list(params.betas))
     check = None
-    if prepared.test_command and settings.max_continues > 0:
+    environment = record.environment
+    runnable = (
+        environment is None or environment.tests_runnable
+    )  # no self-check over a failure not the model's
+    if prepared.test_command and settings.max_continues > 0 and runnable:
         run_check = sandbox_check(sandbox, prepared.test_command, toolset.command_time)
         check = SelfCheck(run_check, prepared.test_command, settings.max_continues)
     agent_loop = AgentLoop(
@@ -415,6 +497,10 @@ def _write_outputs(request: FixRequest, record: RunRecord, patch: PatchFile | No
     a resumed run that never got going keeps its earlier patch."""
     summary = record.summary
     patched = _complete(patch)
+    environment = record.environment
+    if summary.status == RunStatus.COMPLETED and environment is not None and not environment.tests_runnable:
+        summary.status = RunStatus.ENVIRONMENT  # finished, but nothing it did could be tested
+        summary.error = summary.error or f"the tests could not run: {environment.reason}"
     if summary.status not in (RunStatus.ERROR, RunStatus.INTERRUPTED):
         summary.exit_code = int(exit_code_for(RunStatus(summary.status), patched))
     if patch is None and request.resume:
@@ -517,8 +603,14 @@ def _verify(
     display.status(f"verifying the patch in a fresh sandbox: {prepared.test_command}")
     saved = record.checkpoint
     restore = str(saved.folder) if saved.complete else None
+    # Without the saved state, the run's recipe (a repair's commands included) runs again.
+    replay = record.environment.setup_line if record.environment is not None else None
     fresh = factory.create(
-        f"{record.summary.run_id}-verify", prepared.workspace, display.status, restore_from=restore
+        f"{record.summary.run_id}-verify",
+        prepared.workspace,
+        display.status,
+        restore_from=restore,
+        setup_command=replay,
     )
     timeout = settings.command_timeout * 5
     if settings.timeout is not None:  # the run's wall clock bounds verification too (at least 60 s)
@@ -534,7 +626,11 @@ def _verify(
     def after_sandbox() -> Sandbox:
         """The whole patch is tested in a sandbox of its own, from the same starting state."""
         return factory.create(
-            f"{record.summary.run_id}-verify2", prepared.workspace, display.status, restore_from=restore
+            f"{record.summary.run_id}-verify2",
+            prepared.workspace,
+            display.status,
+            restore_from=restore,
+            setup_command=replay,
         )
 
     try:
@@ -547,7 +643,11 @@ def _verify(
     verdict = verification.verdict
     record.summary.verified = verification.verified
     record.summary.verification = verdict.as_dict()
-    record.summary.tests = {**verification.as_dict(), "from_setup_state": restore is not None}
+    record.summary.tests = {
+        **verification.as_dict(),
+        "from_setup_state": restore is not None,
+        "setup_replayed": None if restore is not None else (replay or settings.setup),
+    }
     record.write("verification", **record.summary.tests, verdict=record.summary.verification)
     display.status(verification_line(verification))
 

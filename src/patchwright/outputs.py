@@ -184,6 +184,8 @@ class RunSummary:
     error: str | None = None
     final_message: str | None = None
     ignored_repo_settings: list[str] = field(default_factory=list)  # untrusted repo config left out
+    # can the tests run, why not, the setup recipe and the repair's steps and cost (environment/phase.py)
+    environment: dict[str, Any] | None = None
     services: list[dict[str, Any]] = field(default_factory=list)  # services (issue 11): what ran beside
     # --attempts N (attempts.py): each attempt's status, verdict and cost; which was chosen and why
     attempts: list[dict[str, Any]] = field(default_factory=list)

@@ -23,6 +23,7 @@ from patchwright.status import RunStatus
 from patchwright.workspace import hide_run_dir, real_run_dir
 
 if TYPE_CHECKING:
+    from patchwright.environment.phase import Environment
     from patchwright.fixer import Prepared
 
 
@@ -38,6 +39,7 @@ class RunRecord:
     redactor: Redactor
     started: float  # time.monotonic() at launch
     checkpoint: Checkpoint  # the state after setup, for verification; removed when the run closes
+    environment: Environment | None = None  # can the tests run, and the setup recipe (environment/phase.py)
 
     @staticmethod
     def open(
