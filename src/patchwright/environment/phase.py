@@ -75,8 +75,9 @@ Progress = Callable[[str], None]
 
 
 def probe_tests(sandbox: Sandbox, test_command: str, timeout: float) -> tuple[Probe, CommandResult]:
-    """Run the test command once in the setup window, from the repository root."""
-    result = sandbox.setup_run(f"cd {shlex.quote(sandbox.workdir)} && ( {test_command} )", timeout)
+    """Run the test command once from the repository root, in the model's own shell (what it
+    will see), and with no more network than setup already opened."""
+    result = sandbox.run(f"cd {shlex.quote(sandbox.workdir)} && ( {test_command} )", timeout)
     return probe_result(result, timeout), result
 
 

@@ -35,7 +35,8 @@ class SandboxSpec:
     network: bool = False  # the model's commands never get a network unless asked
     setup_command: str | None = None  # runs with the network on, before the model starts
     # start() leaves the setup window open: a failed setup is returned, not raised, the network
-    # stays as setup has it, and setup_run() may run more; finish_setup() closes it.
+    # stays as setup has it, and setup_run() may run more; finish_setup() closes it. Without a
+    # setup command the network is off until the first setup_run() (run() stays offline till then).
     setup_repairable: bool = False
     memory: str = "4g"
     cpus: float = 2.0

@@ -133,6 +133,8 @@ class DockerSandbox:
             self._setup_open = self._setup_networked = bool(
                 self.spec.setup_command or self.spec.setup_repairable
             )
+            if not self.spec.setup_command:
+                self._cut_network()  # no setup asked for a network: only a repair's first command opens it
             setup = self._run_setup(self.spec.setup_command) if self.spec.setup_command else None
             if not self.spec.setup_repairable:
                 self._close_setup(save=setup is not None)
@@ -311,6 +313,8 @@ class DockerSandbox:
         """One command of the setup window, with the network on and setup's variables."""
         if not self._setup_open:
             raise SandboxError("the setup window is closed: the network is cut and the starting state taken")
+        if not self._setup_networked and not self.spec.network:
+            self._connect_network()
         if self._setup_env is None:
             self._setup_env = {**self._trust_host_ca(), **self.services.env(), "PATH": MODEL_PATH}
         limit = timeout or self.spec.setup_timeout
@@ -331,6 +335,15 @@ class DockerSandbox:
         # Now rather than at the first command: a start on a thread (BackgroundStart) then
         # records while the model's first request is made, not after it.
         self._ready()
+
+    def _connect_network(self) -> None:
+        """Join the default bridge again, as a container created for setup starts out."""
+        assert self.container is not None
+        try:
+            self.client.networks.get("bridge").connect(self.container)
+        except docker.errors.APIError as err:
+            raise SandboxError(f"cannot open the network for setup: {err.explanation or err}") from None
+        self._setup_networked = True
 
     def _cut_network(self) -> None:
         """The network setup had is cut for good, unless the run itself has one."""

@@ -155,7 +155,8 @@ class LocalSandbox:
         if self._setup_open:
             self._setup_open = False
             self._baseline.record(self)
-            self._open_shell()
+            if self._shell is None:  # a command of the setup window may have opened it
+                self._open_shell()
 
     def restart_shell(self) -> None:
         self._close_shell()
