@@ -63,6 +63,19 @@ ERROR tests/test_a.py
 !!!!!!!!!!!!!!!!!!!! Interrupted: 1 error during collection !!!!!!!!!!!!!!!!!!!!
 """
 
+PYTEST_DJANGO = """\
+==================================== ERRORS ====================================
+_________________________ ERROR collecting tests/test_models.py _________________________
+tests/test_models.py:1: in <module>
+    from shop.models import Order
+shop/models.py:3: in <module>
+    class Order(models.Model):
+E   django.core.exceptions.ImproperlyConfigured: Requested setting DATABASES, but settings are not configured.
+=========================== short test summary info ============================
+ERROR tests/test_models.py - django.core.exceptions.ImproperlyConfigured: Requested setting DATABASES
+!!!!!!!!!!!!!!!!!!!! Interrupted: 1 error during collection !!!!!!!!!!!!!!!!!!!!
+"""
+
 
 def test_failing_tests_ran() -> None:
     probe = classify(PYTEST_FAILED, 1)
@@ -80,10 +93,22 @@ def test_a_missing_module_at_collection_cannot_run() -> None:
     assert "No module named 'django'" in probe.reason
 
 
-def test_another_collection_error_cannot_run_and_names_the_first_error() -> None:
+def test_a_collection_error_of_the_code_itself_is_evidence_about_the_code() -> None:
+    # a SyntaxError in the code may be the very bug to fix: the runner works, so the suite "ran"
     probe = classify(PYTEST_SYNTAX, 2)
-    assert probe.cause is Cause.COLLECTION_ERROR and not probe.runnable
-    assert 'File "/workspace/app.py", line 3' in probe.reason
+    assert probe.runnable and not probe.passed
+    assert (
+        probe.reason
+        == "the runner started; collecting the tests failed on the code: SyntaxError: invalid syntax"
+    )
+
+
+def test_another_collection_error_cannot_run_and_names_the_first_error() -> None:
+    probe = classify(PYTEST_DJANGO, 2)
+    assert probe.cause is Cause.COLLECTION_ERROR and not probe.runnable and probe.repairable
+    assert probe.reason.endswith(
+        "ImproperlyConfigured: Requested setting DATABASES, but settings are not configured."
+    )
 
 
 def test_pytest_with_no_tests_collected() -> None:

@@ -75,6 +75,12 @@ _NO_SUCH_RUNNER = re.compile(r"^(?:\S*python[\d.]*|\S*node): (?:No module named|
 _MISSING_PY = re.compile(r"\b(ModuleNotFoundError: No module named \S+|No module named \S+)")
 _MISSING_JS = re.compile(r"\b(Error: Cannot find module '[^']+'|Cannot find module '[^']+')")
 _COLLECTION = re.compile(r"\b(\d+ errors?) during collection\b|^_{3,} ERROR collecting (\S+) _{3,}$")
+# An exception of the code itself stopping collection (not a missing package or plugin).
+_CODE_ERROR = re.compile(
+    r"^(?:SyntaxError|IndentationError|TabError|NameError|AttributeError|TypeError|ValueError|KeyError|"
+    r"ZeroDivisionError|AssertionError|RecursionError|ImportError: cannot import name)\b"
+)
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*: ")
 _FIRST_E = re.compile(r"^E\s+(\S.*)$")
 _PYTEST_NO_TESTS = re.compile(r"\bno tests ran\b|\bcollected 0 items\b", re.IGNORECASE)
 _JS_NO_TESTS = re.compile(r"\bNo tests found\b|\bNo test files found\b|\bno test files\b")
@@ -100,13 +106,21 @@ def classify(
         return Probe(Cause.RAN, "the tests ran", exit_code, exit_code == 0)
     if collection is not None:
         error = _first_pytest_error(lines)
-        missing = _first(_MISSING_PY, lines)
-        cause = (
-            Cause.MISSING_MODULE
-            if missing and error and "No module named" in error
-            else Cause.COLLECTION_ERROR
+        if error and "No module named" in error:
+            return Probe(
+                Cause.MISSING_MODULE, _line(f"pytest could not collect the tests: {error}"), exit_code
+            )
+        if error and _CODE_ERROR.search(error):  # the code under test is broken: evidence, maybe the task
+            return Probe(
+                Cause.RAN,
+                _line(f"the runner started; collecting the tests failed on the code: {error}"),
+                exit_code,
+            )
+        return Probe(
+            Cause.COLLECTION_ERROR,
+            _line(f"pytest could not collect the tests: {error or collection}"),
+            exit_code,
         )
-        return Probe(cause, _line(f"pytest could not collect the tests: {error or collection}"), exit_code)
     if exit_code == 0 and not ran:
         if (
             _first(_PYTEST_NO_TESTS, lines)
@@ -188,10 +202,9 @@ def _first(pattern: re.Pattern[str], lines: list[str]) -> str | None:
 
 
 def _first_pytest_error(lines: list[str]) -> str | None:
-    for line in lines:
-        if m := _FIRST_E.match(line):
-            return m.group(1)
-    return None
+    """The first exception pytest quotes ("E   SyntaxError: ..."), else its first E line."""
+    quoted = [m.group(1) for line in lines if (m := _FIRST_E.match(line))]
+    return next((line for line in quoted if _EXCEPTION.match(line)), quoted[0] if quoted else None)
 
 
 def _last(lines: list[str]) -> str:
