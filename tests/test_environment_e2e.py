@@ -122,6 +122,7 @@ def test_tests_that_cannot_run_end_with_exit_5_and_no_self_check(tmp_path: Path,
             agent_env(api, sandbox_image, PATCHWRIGHT_REPAIR_STEPS="3"),
         )
         requests = len(api.requests)
+        task_system = json.dumps(api.requests[1].body["system"])
     assert result.returncode == 5, result.stderr
     (run_dir,) = (repo / ".patchwright" / "runs").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -131,6 +132,7 @@ def test_tests_that_cannot_run_end_with_exit_5_and_no_self_check(tmp_path: Path,
     assert "No module named 'nosuchpkg_xyz'" in environment["reason"]
     assert any("--setup" in hint for hint in environment["hints"]) and environment["recipe"] == []
     assert requests == 2  # one repair turn, one task turn: the self-check sent nothing back
+    assert "cannot run in this sandbox" in task_system  # the task's model knew
     shown = result.stdout + result.stderr
     assert "status: environment (exit 5)" in shown and "tests: could not run: " in shown
     assert "try --image IMAGE" in shown

@@ -392,12 +392,17 @@ def _run_agent(
     toolset = build_toolset(
         sandbox, prepared.model, settings.command_timeout, prepared.agent.tools, prepared.test_command
     )
+    environment = record.environment
+    runnable = (
+        environment is None or environment.tests_runnable
+    )  # no self-check over a failure not the model's
     facts = RunFacts(
         sandbox.workdir,
         settings.network,
         tuple(toolset.tools),
         prepared.test_command,
         service_notes(prepared.services),
+        None if runnable or environment is None else environment.reason,
     )
     params = request_params(
         info, prepared.effort, ContextPolicy(settings.context_strategy, settings.context_trigger)
@@ -415,10 +420,6 @@ def _run_agent(
     )
     record.write("model_params", max_tokens=max_tokens, **params.body(), betas=list(params.betas))
     check = None
-    environment = record.environment
-    runnable = (
-        environment is None or environment.tests_runnable
-    )  # no self-check over a failure not the model's
     if prepared.test_command and settings.max_continues > 0 and runnable:
         run_check = sandbox_check(sandbox, prepared.test_command, toolset.command_time)
         check = SelfCheck(run_check, prepared.test_command, settings.max_continues)
