@@ -136,3 +136,52 @@ def test_tests_that_cannot_run_end_with_exit_5_and_no_self_check(tmp_path: Path,
     shown = result.stdout + result.stderr
     assert "status: environment (exit 5)" in shown and "tests: could not run: " in shown
     assert "try --image IMAGE" in shown
+
+
+def test_a_second_run_on_the_same_tree_starts_from_the_kept_state(tmp_path: Path, sandbox_image: str) -> None:
+    repo = project(tmp_path / "svc", "helperlib")
+    setup = f"{INSTALL} && echo installed-once"
+    replies = [
+        message(text("Nothing to change.")),  # the first run
+        message(
+            tool_use(
+                "bash",
+                {"command": "python3 -m pytest -q 2>&1 | tail -1; ls /proc/net/dev && cat /proc/net/dev"},
+            )
+        ),
+        message(text("Nothing to change.")),
+    ]
+    with FakeAnthropic(replies) as api:
+        env = agent_env(
+            api, sandbox_image, XDG_CACHE_HOME=str(tmp_path / "cache"), PATCHWRIGHT_MAX_CONTINUES="0"
+        )
+        args = [
+            "fix",
+            "x",
+            "--repo",
+            str(repo),
+            "--setup",
+            setup,
+            "--test-cmd",
+            "python3 -m pytest -q",
+            "--snapshots",
+        ]
+        first = run_agent(args, env)
+        second = run_agent(args, env)
+        seen = last_tool_results(api.requests[2])[0]["text"]
+    assert (first.returncode, second.returncode) == (1, 1), second.stderr  # the tests ran (and fail)
+    runs = sorted((repo / ".patchwright" / "runs").iterdir())
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    setups = [
+        [
+            r
+            for r in map(json.loads, (run / "trajectory.jsonl").read_text().splitlines())
+            if r["event"] == "setup"
+        ]
+        for run in runs
+    ]
+    assert len(setups[0]) == 1 and setups[1] == []  # the second run installed nothing
+    assert summaries[0]["environment"]["reused"] is None
+    assert summaries[1]["environment"]["reused"] and summaries[1]["environment"]["recipe"] == [setup]
+    assert "no setup, no installs" in second.stdout + second.stderr
+    assert "1 failed" in seen and "eth0" not in seen  # the installs are there, the network is not

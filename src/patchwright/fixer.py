@@ -25,11 +25,13 @@ from types import FrameType
 from patchwright import resume
 from patchwright.applygate import apply_patch
 from patchwright.capabilities import ModelKnowledge, check_model_use, choose_effort, know_model
+from patchwright.ci import is_ci
 from patchwright.config import Settings
 from patchwright.context import ContextPolicy
 from patchwright.display import Display
 from patchwright.environment.phase import Environment, Plan, prepare_environment
 from patchwright.environment.repair import RepairBudget, model_repairer
+from patchwright.environment.reuse import SetupStates, default_cache_dir, state_key
 from patchwright.errors import ExitCode, PatchwrightError, SuiteCannotRun, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState, first_message
 from patchwright.model import ModelClient, ModelInfo, check_credentials, make_client, model_info
@@ -271,13 +273,17 @@ def _run_in_sandbox(
     # data lives in the service containers, not in the saved folders, so there setup runs again.
     saved = (settings.setup or env_phase) and not prepared.services.specs
     checkpoint = str(record.checkpoint.folder) if saved else None
+    # An earlier run on the same tree kept its state after setup: start from it (reuse.py).
+    reuse = _reuse(settings, prepared, factory) if env_phase and saved else None
+    reused = reuse is not None and _take_state(reuse, record, display)
     sandbox = BackgroundStart(
         factory.create(
             record.summary.run_id,
             prepared.workspace,
             display.status,
-            checkpoint_to=checkpoint,
-            setup_repairable=env_phase,
+            checkpoint_to=None if reused else checkpoint,
+            restore_from=str(record.checkpoint.folder) if reused else None,
+            setup_repairable=env_phase and not reused,
         ),
         started,
     )
@@ -291,8 +297,12 @@ def _run_in_sandbox(
             start = (
                 sandbox.start()
             )  # a failed setup or service must not cost a turn; resume needs the sandbox
-            if env_phase:
-                _environment(prepared, settings, client, sandbox, start, record, display)
+            if env_phase and not reused:
+                environment = _environment(prepared, settings, client, sandbox, start, record, display)
+                if reuse is not None and environment.tests_runnable and not settings.network:
+                    states, key = reuse
+                    if states.keep(key, record.checkpoint, environment.as_dict()):
+                        display.status("kept the state after setup for the next run on this tree")
         if prepared.resumed is not None:
             if resume.restore_patch(sandbox, record.run_dir):
                 display.status("restored the interrupted run's changes")
@@ -325,6 +335,35 @@ def _run_in_sandbox(
             sandbox.stop()
         record.finish(state, _model(prepared))
     return patch
+
+
+def _reuse(settings: Settings, prepared: Prepared, factory: SandboxFactory) -> tuple[SetupStates, str] | None:
+    """Where states after setup are kept, and this run's key; None where reuse is off (as snapshots
+    are: off in CI unless asked for) or the tree cannot be read."""
+    wanted = settings.snapshots if settings.snapshots is not None else not is_ci(os.environ)
+    if not wanted or prepared.test_command is None:
+        return None
+    try:
+        key = state_key(prepared.workspace, factory.image, settings.setup, prepared.test_command)
+    except PatchwrightError:
+        return None
+    return SetupStates(default_cache_dir()), key
+
+
+def _take_state(reuse: tuple[SetupStates, str], record: RunRecord, display: Display) -> bool:
+    """Put the kept state in the run's checkpoint folder and record its environment."""
+    states, key = reuse
+    saved = states.find(key)
+    if saved is None or not states.take(key, record.checkpoint):
+        return False
+    environment = Environment.reloaded(saved, key)
+    record.environment = environment
+    record.summary.environment = record.redactor.data(environment.as_dict())
+    record.write("environment", **record.summary.environment)
+    display.status(
+        "starting from the state after setup an earlier run kept for this tree (no setup, no installs)"
+    )
+    return True
 
 
 def _environment(

@@ -35,6 +35,19 @@ class Environment:
     setup_error: list[str] = field(default_factory=list)  # its first error lines, escaped
     repair: RepairOutcome | None = None
     hints: list[str] = field(default_factory=list)
+    reused: str | None = None  # started from the state an earlier run kept under this key (reuse.py)
+
+    @staticmethod
+    def reloaded(saved: dict[str, Any], key: str) -> Environment:
+        """The environment an earlier run saved with its state (the repair's figures were its own)."""
+        return Environment(
+            tests_runnable=bool(saved.get("tests_runnable")),
+            reason=str(saved.get("reason", "")),
+            cause=str(saved.get("cause", "")),
+            test_command=str(saved.get("test_command", "")),
+            recipe=[str(c) for c in saved.get("recipe") or []],
+            reused=key,
+        )
 
     @property
     def setup_line(self) -> str | None:
@@ -58,6 +71,7 @@ class Environment:
             "setup_error": self.setup_error,
             "repair": self.repair.as_dict() if self.repair is not None else None,
             "hints": self.hints,
+            "reused": self.reused,
         }
 
 

@@ -29,6 +29,11 @@ PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
 
 
 class SandboxFactory(Protocol):
+    @property
+    def image(self) -> str:
+        """The sandbox image every sandbox starts from (a saved state is only good on it)."""
+        ...
+
     def create(
         self,
         run_id: str,
@@ -56,6 +61,10 @@ class DockerFactory:
     spec: SandboxSpec
     services: tuple[ServiceSpec, ...] = ()  # the run's databases, started fresh for each sandbox
     services_image: str = ""
+
+    @property
+    def image(self) -> str:
+        return self.spec.image
 
     def create(
         self,
