@@ -28,6 +28,13 @@ def test_the_key_changes_with_any_file_and_with_the_setup(tmp_path: Path) -> Non
     assert second != state_key(ws, "img:1", "pip install -r requirements.txt", "pytest")
 
 
+def test_a_fresh_checkout_of_the_same_commit_has_the_same_key(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"uv.lock": "version = 1\n", "app.py": "x = 1\n"})
+    key = state_key(open_workspace(repo), "img", None, "pytest")
+    os.utime(repo / "uv.lock", (1, 1))  # as a CI checkout stamps files anew
+    assert state_key(open_workspace(repo), "img", None, "pytest") == key
+
+
 def saved_state(folder: Path) -> Checkpoint:
     folder.mkdir()
     for name in ("workspace", "home"):

@@ -2,9 +2,9 @@
 
 A run whose tests could run saves the sandbox's state after setup (checkpoint.py: the workspace
 and the sandbox user's home, as tar files) for its own verification. Kept in the user's cache
-under a key of the repository's path, every file's path, size, mode and mtime (so any edit, a
-lockfile's included, or another commit gives another key), the image, the setup and the test
-command, the next run with the same key starts from it: no copy, no setup, no network. The
+under a key of the repository's path, every file's path and content (so any edit, a lockfile's
+included, or another commit gives another key; a fresh checkout of the same commit does not), the
+image, the setup and the test command, the next run with the same key starts from it: no copy, no setup, no network. The
 saved workspace holds the repository's files, so the key must match the whole tree, not only
 its lockfiles. The cache folder is the user's own (0700); a few states are kept, newest first.
 """
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from patchwright.hostgit import run_git
 from patchwright.repocopy import scan_files
 from patchwright.sandbox.base import default_manifest_dir
 from patchwright.sandbox.checkpoint import SAVED, Checkpoint
@@ -36,17 +37,46 @@ def default_cache_dir() -> Path:
 
 
 def state_key(ws: Workspace, image: str, setup: str | None, test_command: str) -> str:
-    """Changes with any file of the tree (path, size, mode, mtime), the image, setup or tests."""
+    """Changes with any file's content or mode (git's blob ids for files that match the index, so
+    a fresh checkout on a CI runner gives the same key; the bytes of the others), the image,
+    setup or tests."""
     digest = hashlib.sha256()
     for part in (str(ws.root), image, setup or "", test_command):
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
-    for name in sorted(scan_files(ws).files):
-        try:
-            info = os.lstat(ws.root / name)
-        except OSError:
-            continue
-        digest.update(f"{name}\0{info.st_size}\0{stat.S_IMODE(info.st_mode)}\0{info.st_mtime_ns}\0".encode())
+    scan = scan_files(ws)
+    dirty = set(scan.dirty)
+    index = _index_entries(ws)
+    for name in sorted(scan.files):
+        entry = None if name in dirty else index.get(name)
+        digest.update(f"{name}\0{entry or _content_id(ws.root / name)}\0".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:32]
+
+
+def _index_entries(ws: Workspace) -> dict[str, str]:
+    """path -> "mode blob" of git's index (stage 0)."""
+    out = run_git(ws.root, "ls-files", "-s", "-z").stdout.decode("utf-8", "surrogateescape")
+    entries: dict[str, str] = {}
+    for record in out.split("\0"):
+        meta, _, name = record.partition("\t")
+        fields = meta.split()
+        if len(fields) == 3 and fields[2] == "0":
+            entries[name] = f"{fields[0]} {fields[1]}"
+    return entries
+
+
+def _content_id(path: Path) -> str:
+    """A file's mode and bytes (a link's target), hashed; never follows a link."""
+    try:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            return f"link {os.readlink(path)}"
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        return f"{stat.S_IMODE(info.st_mode):o} {digest.hexdigest()}"
+    except OSError:
+        return "unreadable"
 
 
 @dataclass(frozen=True)
