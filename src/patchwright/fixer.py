@@ -386,7 +386,9 @@ def _environment(
         )
         model = ModelClient(client, prepared.model, max_tokens_for(info, settings.max_tokens), params)  # type: ignore[arg-type]
         trajectory = TrajectoryWriter(record.run_dir / REPAIR_TRAJECTORY, record.redactor)
-        budget = RepairBudget(settings.repair_steps, settings.repair_max_cost, settings.setup_timeout)
+        budget = RepairBudget(
+            settings.repair_steps, settings.repair_max_cost, settings.setup_timeout, settings.timeout
+        )
         repairer = model_repairer(
             model,
             info,

@@ -162,6 +162,7 @@ class RepairBudget:
     steps: int
     max_cost: float
     command_timeout: float  # one command's limit (an install may need the setup's)
+    timeout: float | None = None  # wall clock for the whole repair (the run's own bounds it)
 
 
 Repairer = Callable[[Sandbox, str, str], RepairOutcome]  # (sandbox, test command, what went wrong)
@@ -192,7 +193,7 @@ def model_repairer(
             info=info,
             tools=Toolset({tool.name: tool}, tool.time),
             system=system,
-            limits=Limits(budget.steps, budget.max_cost, None),
+            limits=Limits(budget.steps, budget.max_cost, budget.timeout),
             trajectory=trajectory,
             on_event=on_event,
         )
