@@ -121,6 +121,8 @@ def environment_lines(environment: dict[str, Any] | None) -> list[str]:
         lines.append(clean_line(f"tests: could not run: {environment.get('reason', '')}"))
         lines += [clean_line(f"  {line}") for line in environment.get("setup_error") or []]
         lines += [clean_line(f"  try {hint}") for hint in environment.get("hints") or []]
+    if environment.get("reused"):
+        lines.append("setup: started from the state an earlier run kept for this tree (no installs)")
     repair = environment.get("repair")
     if repair:
         lines.append(

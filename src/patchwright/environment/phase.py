@@ -54,11 +54,6 @@ class Environment:
         """The recipe as one `setup` value to commit in .patchwright/config.toml."""
         return " && ".join(self.recipe) if self.recipe else None
 
-    @property
-    def repaired(self) -> bool:
-        """The repair's commands are part of the recipe."""
-        return self.repair is not None and bool(recipe_of(self.repair.attempted, self.test_command))
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "tests_runnable": self.tests_runnable,
