@@ -77,6 +77,8 @@ def test_exit_codes_of_the_statuses() -> None:
     for limit in (RunStatus.MAX_STEPS, RunStatus.MAX_COST, RunStatus.TIMEOUT):
         assert limit.is_limit and exit_code_for(limit, True) == ExitCode.LIMIT
     assert not RunStatus.ERROR.is_limit
+    # tests that could not run: exit 5 whether or not the model left a (then unproven) patch
+    assert exit_code_for(RunStatus.ENVIRONMENT, True) == exit_code_for(RunStatus.ENVIRONMENT, False) == 5
 
 
 def test_the_verification_line_says_before_and_after() -> None:
