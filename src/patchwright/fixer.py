@@ -294,9 +294,8 @@ def _run_in_sandbox(
     try:
         client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
         if settings.setup or prepared.services.specs or prepared.resumed is not None or env_phase:
-            start = (
-                sandbox.start()
-            )  # a failed setup or service must not cost a turn; resume needs the sandbox
+            # a failed setup or service must not cost a turn; resume and the environment need the sandbox
+            start = sandbox.start()
             if env_phase and not reused:
                 environment = _environment(prepared, settings, client, sandbox, start, record, display)
                 if reuse is not None and environment.tests_runnable and not settings.network:
@@ -434,9 +433,8 @@ def _run_agent(
         sandbox, prepared.model, settings.command_timeout, prepared.agent.tools, prepared.test_command
     )
     environment = record.environment
-    runnable = (
-        environment is None or environment.tests_runnable
-    )  # no self-check over a failure not the model's
+    # Tests that cannot run: the model is told, and no self-check sends it back over that.
+    runnable = environment is None or environment.tests_runnable
     facts = RunFacts(
         sandbox.workdir,
         settings.network,
