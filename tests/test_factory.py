@@ -68,6 +68,14 @@ def test_the_factory_makes_docker_sandboxes_per_run(sandbox_image: str, tmp_path
         "run-1-verify",
         sandbox_image,
     )
+    # a run's recipe replayed instead of the settings' setup; the setup window left open on request
+    replayed = factory.create("run-1-verify2", ws, print, setup_command="make deps", setup_repairable=True)
+    assert isinstance(replayed, DockerSandbox) and factory.image == sandbox_image
+    assert (replayed.spec.setup_command, replayed.spec.setup_repairable, first.spec.setup_repairable) == (
+        "make deps",
+        True,
+        False,
+    )
 
 
 def test_exit_codes_of_the_statuses() -> None:
