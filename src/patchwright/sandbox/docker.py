@@ -130,11 +130,7 @@ class DockerSandbox:
                 self._start_fresh()
                 self._fill()
             self.services.wait_ready()  # up before setup and the model's first command
-            self._setup_open = self._setup_networked = bool(
-                self.spec.setup_command or self.spec.setup_repairable
-            )
-            if not self.spec.setup_command:
-                self._cut_network()  # no setup asked for a network: only a repair's first command opens it
+            self._setup_open = bool(self.spec.setup_command or self.spec.setup_repairable)
             setup = self._run_setup(self.spec.setup_command) if self.spec.setup_command else None
             if not self.spec.setup_repairable:
                 self._close_setup(save=setup is not None)
@@ -238,8 +234,12 @@ class DockerSandbox:
         """Create and start the container; ImageNotFound is left to the caller."""
         self._in_layer = writable_root
         try:
-            self.container = self.client.containers.create(image, **self.container_options(writable_root))
+            options = self.container_options(writable_root)
+            self.container = self.client.containers.create(image, **options)
             self.container.start()
+            self._setup_networked = options["network_mode"] != "none"
+            if self.spec.setup_repairable and not self.spec.setup_command:
+                self._cut_network()  # no setup asked for a network: a repair's first command opens it
             self.services.attach(self.container)  # they join this container's network namespace
         except docker.errors.ImageNotFound:
             raise
