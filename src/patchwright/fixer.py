@@ -409,7 +409,6 @@ def _environment(
     record.environment = environment
     record.summary.environment = record.redactor.data(environment.as_dict())
     record.write("environment", **record.summary.environment)
-    record.save()
     if environment.setup_failed:
         raise SuiteCannotRun(environment.reason)
     if not environment.tests_runnable:
