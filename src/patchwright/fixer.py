@@ -138,6 +138,9 @@ class Prepared:
     knowledge: ModelKnowledge | None = None  # what the model can do (capabilities.py)
     effort: str | None = None  # the effort level sent, checked against the model's levels
     notes: list[str] = field(default_factory=list)  # one-line warnings about the model settings
+    # the setup command the sandbox runs with the network on (the user's `setup`); the one place
+    # a setup found in the repository would go
+    setup: str | None = None
 
 
 def prepare(request: FixRequest) -> Prepared:
@@ -172,7 +175,18 @@ def prepare(request: FixRequest) -> Prepared:
     instructions = load_project_instructions(workspace.root)
     services = plan_services(settings.services, workspace.root)  # a bad spec is exit 2 here
     return Prepared(
-        workspace, task, agent, model, instructions, test_command, resumed, services, knowledge, effort, notes
+        workspace,
+        task,
+        agent,
+        model,
+        instructions,
+        test_command,
+        resumed,
+        services,
+        knowledge,
+        effort,
+        notes,
+        settings.setup,
     )
 
 
@@ -260,7 +274,7 @@ def _run_in_sandbox(
         """The setup command's output goes in the trajectory, whether setup worked or not."""
         setup = result.setup if result is not None else getattr(error, "result", None)
         if setup is not None:
-            record.setup(settings.setup, setup)
+            record.setup(prepared.setup, setup)
         services = sandbox.services
         if services is not None and prepared.services.specs:  # started or not: what was asked for
             record.summary.services = services.describe()
@@ -271,7 +285,7 @@ def _run_in_sandbox(
     env_phase = prepared.test_command is not None and prepared.resumed is None
     # Verification starts from the state setup left, unless setup also filled databases: their
     # data lives in the service containers, not in the saved folders, so there setup runs again.
-    saved = (settings.setup or env_phase) and not prepared.services.specs
+    saved = (prepared.setup or env_phase) and not prepared.services.specs
     checkpoint = str(record.checkpoint.folder) if saved else None
     # An earlier run on the same tree kept its state after setup: start from it (reuse.py).
     reuse = _reuse(settings, prepared, factory) if env_phase and saved else None
@@ -283,6 +297,7 @@ def _run_in_sandbox(
             display.status,
             checkpoint_to=None if reused else checkpoint,
             restore_from=str(record.checkpoint.folder) if reused else None,
+            setup_command=prepared.setup,
             setup_repairable=env_phase and not reused,
         ),
         started,
@@ -293,7 +308,7 @@ def _run_in_sandbox(
     patch: PatchFile | None = None
     try:
         client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
-        if settings.setup or prepared.services.specs or prepared.resumed is not None or env_phase:
+        if prepared.setup or prepared.services.specs or prepared.resumed is not None or env_phase:
             # a failed setup or service must not cost a turn; resume and the environment need the sandbox
             start = sandbox.start()
             if env_phase and not reused:
@@ -343,7 +358,7 @@ def _reuse(settings: Settings, prepared: Prepared, factory: SandboxFactory) -> t
     if not wanted or prepared.test_command is None:
         return None
     try:
-        key = state_key(prepared.workspace, factory.image, settings.setup, prepared.test_command)
+        key = state_key(prepared.workspace, factory.image, prepared.setup, prepared.test_command)
     except PatchwrightError:
         return None
     return SetupStates(default_cache_dir()), key
@@ -396,7 +411,7 @@ def _environment(
             lambda kind, data: display.event(kind, record.redactor.data(data)),
         )
     plan = Plan(
-        settings.setup,
+        prepared.setup,
         prepared.test_command,
         settings.command_timeout * 5,  # as verification gives the suite
         saves_state=not prepared.services.specs,
@@ -685,7 +700,7 @@ def _verify(
     record.summary.tests = {
         **verification.as_dict(),
         "from_setup_state": restore is not None,
-        "setup_replayed": None if restore is not None else (replay or settings.setup),
+        "setup_replayed": None if restore is not None else (replay or prepared.setup),
     }
     record.write("verification", **record.summary.tests, verdict=record.summary.verification)
     display.status(verification_line(verification))
