@@ -30,6 +30,8 @@ SAMPLES: dict[str, Any] = {
     "command_timeout": 30.0,
     "setup": "pip install -e .",
     "setup_timeout": 300.0,
+    "repair_steps": 5,
+    "repair_max_cost": 0.25,
     "test_cmd": "python3 -m pytest -q tests",
     "image": "my-image:1",
     "image_workspace": "/testbed",

@@ -137,6 +137,23 @@ class Settings:
         ),
     )
     setup_timeout: float = setting(900.0, Spec("Kill the setup command after SEC.", Trust.WIDENING))
+    repair_steps: int = setting(
+        30,
+        Spec(
+            "Model turns for getting the test suite running when setup fails or the tests cannot start "
+            "(0: no repair).",
+            Trust.CAPPED,
+            doc="when setup fails or the test command cannot even start, the model gets up to N turns of "
+            "its own, with the network as setup has it, to get the suite running; the commands that worked "
+            "become the run's setup recipe (summary.json `environment.recipe`); `0` turns it off",
+        ),
+    )
+    repair_max_cost: float = setting(
+        1.0,
+        Spec(
+            "Stop the setup repair when its cost reaches USD (counted apart from --max-cost).", Trust.CAPPED
+        ),
+    )
     test_cmd: str | None = setting(
         None,
         Spec(
@@ -634,6 +651,10 @@ def check(settings: Settings) -> None:
         raise ConfigError("command_timeout must be a positive number of seconds")
     if settings.setup_timeout <= 0:
         raise ConfigError("setup_timeout must be a positive number of seconds")
+    if settings.repair_steps < 0:
+        raise ConfigError("repair_steps must be 0 or more (0 turns the setup repair off)")
+    if not (math.isfinite(settings.repair_max_cost) and settings.repair_max_cost > 0):
+        raise ConfigError("repair_max_cost must be a positive number of USD")
     for name in ("memory", "workspace_size"):
         value = getattr(settings, name)
         size = memory_bytes(value)

@@ -83,7 +83,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
         )
     elif summary.files_left_out:
         lines.append(f"patch: none ({summary.files_left_out} files changed, past the patch limits)")
-    elif summary.status == "error":  # the error says why; it may not be for want of changes
+    elif summary.status in ("error", "environment"):  # the error says why; not for want of changes
         lines.append("patch: none")
     else:
         lines.append("patch: none (no changes)")
@@ -100,6 +100,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
             lines.append(f"  {clean_line(str(summary.verification.get('reason', '')))}")
     elif summary.verified is not None:
         lines.append(f"verified: {'yes' if summary.verified else 'no'}")
+    lines += environment_lines(summary.environment)
     if summary.attempts:  # --attempts N: each one's verdict, and which was kept (selection.json)
         kept = [
             f"#{a['attempt']} {a['verdict'] or a['status']}"
@@ -115,6 +116,37 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if summary.final_message:
         lines += ["", *(f"  {line}" for line in clean_lines(summary.final_message.strip()))]
     return lines
+
+
+def environment_lines(environment: dict[str, Any] | None) -> list[str]:
+    """Whether the tests could run, what to try when not, and a repaired setup to commit."""
+    if not environment:
+        return []
+    lines: list[str] = []
+    if not environment.get("tests_runnable"):
+        lines.append(clean_line(f"tests: could not run: {environment.get('reason', '')}"))
+        lines += [clean_line(f"  {line}") for line in environment.get("setup_error") or []]
+        lines += [clean_line(f"  try {hint}") for hint in environment.get("hints") or []]
+    if environment.get("reused"):
+        lines.append("setup: started from the state an earlier run kept for this tree (no installs)")
+    repair = environment.get("repair")
+    if repair:
+        lines.append(
+            f"setup repair: {repair.get('steps', 0)} steps, {format_cost(repair.get('cost_usd'))} "
+            "(apart from the run's own cost)"
+        )
+    setup_line = environment.get("setup_line")
+    if repair and setup_line:
+        lines.append(clean_line(f"setup recipe: {setup_line}"))
+        lines.append(
+            clean_line(f"  to keep it, add to .patchwright/config.toml: setup = {toml_string(setup_line)}")
+        )
+    return lines
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's for these characters)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 class PlainDisplay:

@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad usage or input: caught before any container starts
     LIMIT = 3  # a limit was hit (steps, cost, time); partial patch written
     INFRA = 4  # Docker, image build, the API after retries, a rejected key
+    ENVIRONMENT = 5  # the test command could not run (setup failed, or the tests cannot start)
     INTERRUPTED = 130  # Ctrl-C or SIGTERM; partial patch written
 
 
@@ -38,6 +39,12 @@ class AgentFileError(UsageError):
 
 class WorkspaceError(UsageError):
     """The target directory is not a usable git repository."""
+
+
+class SuiteCannotRun(PatchwrightError):
+    """The run's setup failed, even after the repair, so the tests were never going to run."""
+
+    exit_code = ExitCode.ENVIRONMENT
 
 
 class InfraError(PatchwrightError):

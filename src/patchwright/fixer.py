@@ -25,20 +25,31 @@ from types import FrameType
 from patchwright import resume
 from patchwright.applygate import apply_patch, gate_rules
 from patchwright.capabilities import ModelKnowledge, check_model_use, choose_effort, know_model
+from patchwright.ci import is_ci
 from patchwright.config import Settings
 from patchwright.context import ContextPolicy
 from patchwright.display import Display
-from patchwright.errors import ExitCode, PatchwrightError, UsageError
+from patchwright.environment.phase import Environment, Plan, prepare_environment
+from patchwright.environment.repair import RepairBudget, model_repairer
+from patchwright.environment.reuse import SetupStates, default_cache_dir, state_key
+from patchwright.errors import ExitCode, PatchwrightError, SuiteCannotRun, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState, first_message
 from patchwright.model import ModelClient, ModelInfo, check_credentials, make_client, model_info
-from patchwright.outputs import RunSummary, copy_file, files_in_patch_file, move_file, write_text_file
+from patchwright.outputs import (
+    RunSummary,
+    TrajectoryWriter,
+    copy_file,
+    files_in_patch_file,
+    move_file,
+    write_text_file,
+)
 from patchwright.params import max_tokens_for, request_params
 from patchwright.patchsplit import split_patch
 from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
 from patchwright.prompt import RunFacts, system_blocks
 from patchwright.record import RunRecord, RunStart
 from patchwright.sandbox.background import BackgroundStart
-from patchwright.sandbox.base import PatchFile, Sandbox, StartResult
+from patchwright.sandbox.base import PatchFile, Sandbox, SetupFailed, StartResult
 from patchwright.sandbox.baseline import PatchTooLarge
 from patchwright.sandbox.factory import SandboxFactory, open_factory
 from patchwright.sanitize import clean_line
@@ -56,6 +67,7 @@ PATCH_NAME = "patch.diff"
 PARTIAL_NAME = "patch.partial.diff"  # past the patch limits: the files that fit; never applied
 TESTS_PART_NAME = "patch.tests.diff"  # the patch's test files: run alone on the original code
 CODE_PART_NAME = "patch.code.diff"  # the rest of the patch
+REPAIR_TRAJECTORY = "setup-repair.jsonl"  # the setup repair's own conversation (environment/repair.py)
 INCOMING_NAME = ".patch.incoming"  # where the sandbox's diff lands before it is named
 LEFT_OUT_SHOWN = 5  # paths left out of a partial patch named in the one-line error
 
@@ -135,6 +147,10 @@ class Prepared:
             self.workspace, self.task, self.model, self.agent.name, self.agent.path, self.variables.values
         )
 
+    # the setup command the sandbox runs with the network on (the user's `setup`); the one place
+    # a setup found in the repository would go
+    setup: str | None = None
+
 
 def prepare(request: FixRequest) -> Prepared:
     """Check the input; every failure here is a UsageError (exit 2) and nothing has started."""
@@ -181,6 +197,7 @@ def prepare(request: FixRequest) -> Prepared:
         effort,
         notes,
         variables,
+        settings.setup,
     )
 
 
@@ -285,18 +302,32 @@ def _run_in_sandbox(
         """The setup command's output goes in the trajectory, whether setup worked or not."""
         setup = result.setup if result is not None else getattr(error, "result", None)
         if setup is not None:
-            record.setup(settings.setup, setup)
+            record.setup(prepared.setup, setup)
         services = sandbox.services
         if services is not None and prepared.services.specs:  # started or not: what was asked for
             record.summary.services = services.describe()
             record.write("services", detected=prepared.services.detected, services=record.summary.services)
 
+    # With a test command, the run first learns whether its tests can run (environment/phase.py):
+    # the setup window stays open for that, and for a repair when they cannot.
+    env_phase = prepared.test_command is not None and prepared.resumed is None
     # Verification starts from the state setup left, unless setup also filled databases: their
     # data lives in the service containers, not in the saved folders, so there setup runs again.
-    saved = settings.setup and not prepared.services.specs
+    saved = (prepared.setup or env_phase) and not prepared.services.specs
     checkpoint = str(record.checkpoint.folder) if saved else None
+    # An earlier run on the same tree kept its state after setup: start from it (reuse.py).
+    reuse = _reuse(settings, prepared, factory) if env_phase and saved else None
+    reused = reuse is not None and _take_state(reuse, record, display)
     sandbox = BackgroundStart(
-        factory.create(record.summary.run_id, prepared.workspace, display.status, checkpoint_to=checkpoint),
+        factory.create(
+            record.summary.run_id,
+            prepared.workspace,
+            display.status,
+            checkpoint_to=None if reused else checkpoint,
+            restore_from=str(record.checkpoint.folder) if reused else None,
+            setup_command=prepared.setup,
+            setup_repairable=env_phase and not reused,
+        ),
         started,
     )
     sandbox.begin()
@@ -305,8 +336,15 @@ def _run_in_sandbox(
     patch: PatchFile | None = None
     try:
         client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
-        if settings.setup or prepared.services.specs or prepared.resumed is not None:
-            sandbox.start()  # a failed setup or service must not cost a turn; resume needs the sandbox
+        if prepared.setup or prepared.services.specs or prepared.resumed is not None or env_phase:
+            # a failed setup or service must not cost a turn; resume and the environment need the sandbox
+            start = sandbox.start()
+            if env_phase and not reused:
+                environment = _environment(prepared, settings, client, sandbox, start, record, display)
+                if reuse is not None and environment.tests_runnable and not settings.network:
+                    states, key = reuse
+                    if states.keep(key, record.checkpoint, environment.as_dict()):
+                        display.status("kept the state after setup for the next run on this tree")
         if prepared.resumed is not None:
             if resume.restore_patch(sandbox, record.run_dir):
                 display.status("restored the interrupted run's changes")
@@ -320,6 +358,11 @@ def _run_in_sandbox(
         record.summary.status = status
     except Interrupted as err:
         record.fail(RunStatus.INTERRUPTED, ExitCode.INTERRUPTED, f"interrupted by {err}")
+    except (SuiteCannotRun, SetupFailed) as err:  # the environment's failure, not an infrastructure one
+        trajectory = record.run_dir / "trajectory.jsonl"
+        record.fail(
+            RunStatus.ENVIRONMENT, ExitCode.ENVIRONMENT, f"{err} (the whole output is in {trajectory})"
+        )
     except PatchwrightError as err:
         record.fail(RunStatus.ERROR, err.exit_code, str(err))
     except Exception as err:  # a bug of ours: still save the work, then report it
@@ -334,6 +377,86 @@ def _run_in_sandbox(
             sandbox.stop()
         record.finish(state, _model(prepared))
     return patch
+
+
+def _reuse(settings: Settings, prepared: Prepared, factory: SandboxFactory) -> tuple[SetupStates, str] | None:
+    """Where states after setup are kept, and this run's key; None where reuse is off (as snapshots
+    are: off in CI unless asked for) or the tree cannot be read."""
+    wanted = settings.snapshots if settings.snapshots is not None else not is_ci(os.environ)
+    if not wanted or prepared.test_command is None:
+        return None
+    try:
+        key = state_key(prepared.workspace, factory.image, prepared.setup, prepared.test_command)
+    except PatchwrightError:
+        return None
+    return SetupStates(default_cache_dir()), key
+
+
+def _take_state(reuse: tuple[SetupStates, str], record: RunRecord, display: Display) -> bool:
+    """Put the kept state in the run's checkpoint folder and record its environment."""
+    states, key = reuse
+    saved = states.find(key)
+    if saved is None or not states.take(key, record.checkpoint):
+        return False
+    environment = Environment.reloaded(saved, key)
+    record.environment = environment
+    record.summary.environment = record.redactor.data(environment.as_dict())
+    record.write("environment", **record.summary.environment)
+    display.status(
+        "starting from the state after setup an earlier run kept for this tree (no setup, no installs)"
+    )
+    return True
+
+
+def _environment(
+    prepared: Prepared,
+    settings: Settings,
+    client: object,
+    sandbox: Sandbox,
+    start: StartResult,
+    record: RunRecord,
+    display: Display,
+) -> Environment:
+    """Can the tests run? If not, a bounded repair by the model; then the network is cut.
+    SuiteCannotRun when setup failed and stays failed: the task is not started then."""
+    assert prepared.test_command is not None
+    repairer = None
+    if settings.repair_steps > 0:
+        info = _model(prepared)
+        params = request_params(
+            info, prepared.effort, ContextPolicy(settings.context_strategy, settings.context_trigger)
+        )
+        model = ModelClient(client, prepared.model, max_tokens_for(info, settings.max_tokens), params)  # type: ignore[arg-type]
+        trajectory = TrajectoryWriter(record.run_dir / REPAIR_TRAJECTORY, record.redactor)
+        budget = RepairBudget(
+            settings.repair_steps, settings.repair_max_cost, settings.setup_timeout, settings.timeout
+        )
+        repairer = model_repairer(
+            model,
+            info,
+            budget,
+            trajectory,
+            lambda kind, data: display.event(kind, record.redactor.data(data)),
+        )
+    plan = Plan(
+        prepared.setup,
+        prepared.test_command,
+        settings.command_timeout * 5,  # as verification gives the suite
+        saves_state=not prepared.services.specs,
+    )
+    try:
+        environment = prepare_environment(sandbox, start, plan, repairer, display.status)
+    finally:
+        if repairer is not None:
+            trajectory.close()
+    record.environment = environment
+    record.summary.environment = record.redactor.data(environment.as_dict())
+    record.write("environment", **record.summary.environment)
+    if environment.setup_failed:
+        raise SuiteCannotRun(environment.reason)
+    if not environment.tests_runnable:
+        display.status(f"warning: the tests cannot run: {environment.reason}; the model works without them")
+    return environment
 
 
 def _run_agent(
@@ -351,12 +474,16 @@ def _run_agent(
     toolset = build_toolset(
         sandbox, prepared.model, settings.command_timeout, prepared.agent.tools, prepared.test_command
     )
+    environment = record.environment
+    # Tests that cannot run: the model is told, and no self-check sends it back over that.
+    runnable = environment is None or environment.tests_runnable
     facts = RunFacts(
         sandbox.workdir,
         settings.network,
         tuple(toolset.tools),
         prepared.test_command,
         service_notes(prepared.services),
+        None if runnable or environment is None else environment.reason,
     )
     params = request_params(
         info, prepared.effort, ContextPolicy(settings.context_strategy, settings.context_trigger)
@@ -374,7 +501,7 @@ def _run_agent(
     )
     record.write("model_params", max_tokens=max_tokens, **params.body(), betas=list(params.betas))
     check = None
-    if prepared.test_command and settings.max_continues > 0:
+    if prepared.test_command and settings.max_continues > 0 and runnable:
         run_check = sandbox_check(sandbox, prepared.test_command, toolset.command_time)
         check = SelfCheck(run_check, prepared.test_command, settings.max_continues)
     agent_loop = AgentLoop(
@@ -455,6 +582,10 @@ def _write_outputs(request: FixRequest, record: RunRecord, patch: PatchFile | No
     a resumed run that never got going keeps its earlier patch."""
     summary = record.summary
     patched = _complete(patch)
+    environment = record.environment
+    if summary.status == RunStatus.COMPLETED and environment is not None and not environment.tests_runnable:
+        summary.status = RunStatus.ENVIRONMENT  # finished, but nothing it did could be tested
+        summary.error = summary.error or f"the tests could not run: {environment.reason}"
     if summary.status not in (RunStatus.ERROR, RunStatus.INTERRUPTED):
         summary.exit_code = int(exit_code_for(RunStatus(summary.status), patched))
     if patch is None and request.resume:
@@ -559,8 +690,14 @@ def _verify(
     display.status(f"verifying the patch in a fresh sandbox: {prepared.test_command}")
     saved = record.checkpoint
     restore = str(saved.folder) if saved.complete else None
+    # Without the saved state, the run's recipe (a repair's commands included) runs again.
+    replay = record.environment.setup_line if record.environment is not None else None
     fresh = factory.create(
-        f"{record.summary.run_id}-verify", prepared.workspace, display.status, restore_from=restore
+        f"{record.summary.run_id}-verify",
+        prepared.workspace,
+        display.status,
+        restore_from=restore,
+        setup_command=replay,
     )
     timeout = settings.command_timeout * 5
     if settings.timeout is not None:  # the run's wall clock bounds verification too (at least 60 s)
@@ -576,7 +713,11 @@ def _verify(
     def after_sandbox() -> Sandbox:
         """The whole patch is tested in a sandbox of its own, from the same starting state."""
         return factory.create(
-            f"{record.summary.run_id}-verify2", prepared.workspace, display.status, restore_from=restore
+            f"{record.summary.run_id}-verify2",
+            prepared.workspace,
+            display.status,
+            restore_from=restore,
+            setup_command=replay,
         )
 
     try:
@@ -589,7 +730,11 @@ def _verify(
     verdict = verification.verdict
     record.summary.verified = verification.verified
     record.summary.verification = verdict.as_dict()
-    record.summary.tests = {**verification.as_dict(), "from_setup_state": restore is not None}
+    record.summary.tests = {
+        **verification.as_dict(),
+        "from_setup_state": restore is not None,
+        "setup_replayed": None if restore is not None else (replay or prepared.setup),
+    }
     record.write("verification", **record.summary.tests, verdict=record.summary.verification)
     display.status(verification_line(verification))
 

@@ -22,6 +22,11 @@ PROOF_NOTE = """- After you finish, patchwright runs `{command}` on the original
   The patch counts as fixed only if a test fails before and passes after; if the task names a bug
   that no existing test shows, first add a test that fails without your fix.
 """
+# The environment phase found the suite cannot start: the model is not asked to prove with it.
+BLOCKED_NOTE = """- The test command `{command}` cannot run in this sandbox ({reason}); setting up the
+  environment is not your task. Reason from the code, and say in your last message what you could
+  not check.
+"""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class RunFacts:
     tool_names: tuple[str, ...]
     test_command: str | None = None
     services_note: str = ""  # which databases run beside the sandbox, and how to reach them
+    tests_blocked: str | None = None  # why the test command cannot run here (environment/probe.py)
 
 
 def run_notes(facts: RunFacts) -> str:
@@ -45,7 +51,9 @@ def run_notes(facts: RunFacts) -> str:
         extra += ", `service` (status, logs, stop/start/restart of the run's databases)"
     network = "with network access" if facts.network else "with no network: nothing can be downloaded"
     notes = RUN_NOTES.format(workdir=facts.workdir, network=network, extra=extra)
-    if facts.test_command:
+    if facts.test_command and facts.tests_blocked:
+        notes += BLOCKED_NOTE.format(command=facts.test_command, reason=facts.tests_blocked)
+    elif facts.test_command:
         notes += PROOF_NOTE.format(command=facts.test_command)
     return notes + facts.services_note
 

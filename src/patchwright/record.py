@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patchwright.config import Settings, secret_values, settings_record
 from patchwright.errors import ExitCode, WorkspaceError
@@ -20,6 +20,9 @@ from patchwright.sandbox.base import CommandResult
 from patchwright.sandbox.checkpoint import Checkpoint
 from patchwright.status import RunStatus
 from patchwright.workspace import Workspace, hide_run_dir, real_run_dir
+
+if TYPE_CHECKING:
+    from patchwright.environment.phase import Environment
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class RunRecord:
     redactor: Redactor
     started: float  # time.monotonic() at launch
     checkpoint: Checkpoint  # the state after setup, for verification; removed when the run closes
+    environment: Environment | None = None  # can the tests run, and the setup recipe (environment/phase.py)
 
     @staticmethod
     def open(

@@ -15,6 +15,7 @@ class RunStatus(StrEnum):
     TIMEOUT = "timeout"
     CONTEXT_EXCEEDED = "context_window_exceeded"  # stop_reason model_context_window_exceeded
     STOPPED = "stopped"  # a stop_reason this version does not know: not taken as a finished run
+    ENVIRONMENT = "environment"  # the test command could not run (exit 5); any patch is unproven
     ERROR = "error"  # infrastructure or input failure; the error's own exit code applies
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
 
@@ -35,4 +36,6 @@ def exit_code_for(status: RunStatus, patched: bool) -> ExitCode:
     it wrote a non-empty patch."""
     if status.is_limit:
         return ExitCode.LIMIT
+    if status is RunStatus.ENVIRONMENT:
+        return ExitCode.ENVIRONMENT
     return ExitCode.PATCHED if patched else ExitCode.NO_CHANGES

@@ -343,7 +343,9 @@ def test_setup_output_is_in_the_trajectory_whether_it_works_or_not(
     buggy_repo: Path, sandbox_image: str
 ) -> None:
     with FakeAnthropic([message(text("nothing to do"))]) as api:
-        env = agent_env(api, sandbox_image, PATCHWRIGHT_MAX_CONTINUES="0")  # the tests fail; no self-check
+        env = agent_env(  # the tests fail; no self-check, and a failed setup is not repaired
+            api, sandbox_image, PATCHWRIGHT_MAX_CONTINUES="0", PATCHWRIGHT_REPAIR_STEPS="0"
+        )
         worked = run_agent(
             ["fix", "x", "--repo", str(buggy_repo), "--setup", "echo preparing; ls app.py"], env
         )
@@ -352,7 +354,12 @@ def test_setup_output_is_in_the_trajectory_whether_it_works_or_not(
             env,
         )
     assert worked.returncode == 1, worked.stderr  # no changes
-    assert failed.returncode == 4 and "setup command exited with 3" in json.loads(failed.stdout)["error"]
+    ended = json.loads(failed.stdout)  # the environment's failure (exit 5), not an infrastructure one
+    assert failed.returncode == 5 and ended["status"] == "environment"
+    assert (
+        "the setup command exited with 3: half way" in ended["error"] and "trajectory.jsonl" in ended["error"]
+    )
+    assert ended["environment"]["setup_failed"] is True and ended["environment"]["tests_runnable"] is False
     setups = []
     for run in sorted((buggy_repo / ".patchwright" / "runs").iterdir()):
         records = [json.loads(line) for line in (run / "trajectory.jsonl").read_text().splitlines()]

@@ -13,6 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from patchwright.errors import SandboxError
 from patchwright.sandbox.base import Sandbox, SandboxSpec, SetupFailed
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.local import LocalSandbox
@@ -20,20 +21,26 @@ from patchwright.workspace import open_workspace
 
 from helpers import diff_text, git, make_repo
 
-Make = Callable[[Path, str | None], Sandbox]
+Make = Callable[..., Sandbox]  # (repo, setup command, repairable=False) -> a sandbox not yet started
 
 
 @pytest.fixture(params=["local", "docker"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Make:
     """A function making a not-yet-started sandbox of one backend for a repo (and setup command)."""
     if request.param == "local":
-        return lambda repo, setup: LocalSandbox(
-            open_workspace(repo), tmp_path / "local-root", setup_command=setup, command_timeout=20
+        return lambda repo, setup, repairable=False: LocalSandbox(
+            open_workspace(repo),
+            tmp_path / "local-root",
+            setup_command=setup,
+            command_timeout=20,
+            setup_repairable=repairable,
         )
     client: docker.DockerClient = request.getfixturevalue("docker_client")
     spec: SandboxSpec = request.getfixturevalue("spec")
-    return lambda repo, setup: DockerSandbox(
-        client, dataclasses.replace(spec, setup_command=setup, command_timeout=20), open_workspace(repo)
+    return lambda repo, setup, repairable=False: DockerSandbox(
+        client,
+        dataclasses.replace(spec, setup_command=setup, command_timeout=20, setup_repairable=repairable),
+        open_workspace(repo),
     )
 
 
@@ -130,3 +137,29 @@ def test_setup_output_comes_back_and_a_failed_setup_leaves_nothing(backend: Make
     assert caught.value.result.exit_code == 3 and caught.value.result.output == "half way\n"
     failing.stop()  # safe after a failed start, and again
     failing.stop()
+
+
+def test_a_repairable_setup_stays_open_until_finished(backend: Make, repo: Path) -> None:
+    box = backend(repo, "echo half way; exit 3", repairable=True)
+    try:
+        result = box.start()  # the failure comes back instead of ending the start
+        assert result.setup is not None and result.setup.exit_code == 3
+        repaired = box.setup_run("echo repaired > by_repair.txt; echo $((6 * 7))")
+        assert repaired.exit_code == 0 and repaired.output == "42\n"
+        assert box.setup_run("cat by_repair.txt").output == "repaired\n"  # each sees what the last left
+        box.finish_setup()
+        box.finish_setup()  # safe twice
+        with pytest.raises(SandboxError):
+            box.setup_run("true")
+        assert box.run("cat by_repair.txt").output.strip() == "repaired"
+        assert diff_text(box) == ""  # what the repair left is the starting state
+        box.run("echo changed >> app.py")
+        assert "+changed" in diff_text(box)
+    finally:
+        box.stop()
+
+
+def test_finish_setup_after_a_closed_start_does_nothing(started: Sandbox) -> None:
+    started.run("echo x > new.txt")
+    started.finish_setup()
+    assert "new.txt" in diff_text(started)  # the starting state was not taken again

@@ -417,3 +417,24 @@ def test_the_base_is_the_working_tree_as_git_sees_it(
         assert diff_text(box) == ""
     finally:
         box.stop()
+
+
+def test_a_repairable_setup_keeps_the_network_until_it_is_finished(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path, tmp_path: Path
+) -> None:
+    interfaces = 'python3 -c "import socket; print(sorted(n for _, n in socket.if_nameindex()))"'
+    saved = tmp_path / "saved"
+    repairable = dataclasses.replace(spec, setup_repairable=True, checkpoint_to=str(saved))
+    box = DockerSandbox(docker_client, repairable, open_workspace(small_repo))
+    try:
+        assert box.start().setup is None  # no setup command: the window opens all the same
+        assert box.run(interfaces).output.strip() == "['lo']"  # but offline until setup_run needs it
+        during = box.setup_run(interfaces).output
+        assert "'eth" in during, during  # a network interface beside lo (eth1: the bridge joined again)
+        box.setup_run("echo kept > ~/from-repair")
+        box.finish_setup(save=True)
+        assert box.run(interfaces).output.strip() == "['lo']"  # the model's phase has no network
+        assert box.execute(["bash", "-c", interfaces]).output.strip() == "['lo']"
+    finally:
+        box.stop()
+    assert (saved / "home.tar").is_file() and (saved / "workspace.tar").is_file()

@@ -68,6 +68,14 @@ def test_the_factory_makes_docker_sandboxes_per_run(sandbox_image: str, tmp_path
         "run-1-verify",
         sandbox_image,
     )
+    # a run's recipe replayed instead of the settings' setup; the setup window left open on request
+    replayed = factory.create("run-1-verify2", ws, print, setup_command="make deps", setup_repairable=True)
+    assert isinstance(replayed, DockerSandbox) and factory.image == sandbox_image
+    assert (replayed.spec.setup_command, replayed.spec.setup_repairable, first.spec.setup_repairable) == (
+        "make deps",
+        True,
+        False,
+    )
 
 
 def test_exit_codes_of_the_statuses() -> None:
@@ -77,6 +85,8 @@ def test_exit_codes_of_the_statuses() -> None:
     for limit in (RunStatus.MAX_STEPS, RunStatus.MAX_COST, RunStatus.TIMEOUT):
         assert limit.is_limit and exit_code_for(limit, True) == ExitCode.LIMIT
     assert not RunStatus.ERROR.is_limit
+    # tests that could not run: exit 5 whether or not the model left a (then unproven) patch
+    assert exit_code_for(RunStatus.ENVIRONMENT, True) == exit_code_for(RunStatus.ENVIRONMENT, False) == 5
 
 
 def test_the_verification_line_says_before_and_after() -> None:

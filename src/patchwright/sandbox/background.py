@@ -59,6 +59,14 @@ class BackgroundStart:
         self.start()
         return self.inner.run(command, timeout)
 
+    def setup_run(self, command: str, timeout: float | None = None) -> CommandResult:
+        self.start()
+        return self.inner.setup_run(command, timeout)
+
+    def finish_setup(self, save: bool = True) -> None:
+        self.start()
+        self.inner.finish_setup(save)
+
     def restart_shell(self) -> None:
         self.start()
         self.inner.restart_shell()

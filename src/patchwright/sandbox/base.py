@@ -37,6 +37,10 @@ class SandboxSpec:
     run_id: str
     network: bool = False  # the model's commands never get a network unless asked
     setup_command: str | None = None  # runs with the network on, before the model starts
+    # start() leaves the setup window open: a failed setup is returned, not raised, the network
+    # stays as setup has it, and setup_run() may run more; finish_setup() closes it. Without a
+    # setup command the network is off until the first setup_run() (run() stays offline till then).
+    setup_repairable: bool = False
     memory: str = "4g"
     cpus: float = 2.0
     pids_limit: int = 512
@@ -178,6 +182,18 @@ class Sandbox(Protocol):
     def start(self) -> StartResult:
         """Bring the repository in and run setup; SetupFailed or SandboxError when that fails,
         and then nothing is left running."""
+        ...
+
+    def setup_run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """One more command of the setup window (SandboxSpec.setup_repairable): `bash -c` in `workdir`,
+        with the network and variables setup has; nothing persists but what it writes.
+        SandboxError once the window is closed."""
+        ...
+
+    def finish_setup(self, save: bool = True) -> None:
+        """Close the setup window: cut the network (unless the run keeps one), save the state for
+        verification (`save`, when the spec asks for a checkpoint) and take the starting state that
+        diff() compares against. Nothing to do when start() closed it already; safe to call twice."""
         ...
 
     def run(self, command: str, timeout: float | None = None) -> CommandResult:

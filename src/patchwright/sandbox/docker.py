@@ -27,6 +27,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.images import Image
 
+from patchwright.environment.probe import first_error
 from patchwright.errors import SandboxError
 from patchwright.sandbox import checkpoint, egress, labels, transfer
 from patchwright.sandbox.base import (
@@ -111,6 +112,9 @@ class DockerSandbox:
         self._in_layer = False  # the workspace is in the container's own layer (snapshots), not a tmpfs
         self._started = False  # start() is over: the next command records the starting state first
         self._egress: egress.EgressProxy | None = None  # setup's registries-only network, until setup ends
+        self._setup_open = False  # setup_run() may run: the network is as setup has it
+        self._setup_networked = False  # the container is on the network setup had
+        self._setup_env: dict[str, str] | None = None
         self.sync_plan: SyncPlan | None = None  # what a start from a snapshot copied and removed
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -138,17 +142,10 @@ class DockerSandbox:
                 self._start_fresh()
                 self._fill()
             self.services.wait_ready()  # up before setup and the model's first command
+            self._setup_open = bool(self.spec.setup_command or self.spec.setup_repairable)
             setup = self._run_setup(self.spec.setup_command) if self.spec.setup_command else None
-            if setup is not None and self.spec.checkpoint_to:
-                saved = Checkpoint(Path(self.spec.checkpoint_to))
-                checkpoint.save(
-                    self._runner(), saved, checkpoint.limit_for(self.spec.workspace_size, self.spec.home_size)
-                )
-            self._begin_snapshot()  # in a container of its own, in the background
-            self._started = True
-            # Now rather than at the first command: a start on a thread (BackgroundStart) then
-            # records while the model's first request is made, not after it.
-            self._ready()
+            if not self.spec.setup_repairable:
+                self._close_setup(save=setup is not None)
             return StartResult(setup)
         except BaseException:
             self.stop()
@@ -250,8 +247,12 @@ class DockerSandbox:
         self._in_layer = writable_root
         self._start_egress()
         try:
-            self.container = self.client.containers.create(image, **self.container_options(writable_root))
+            options = self.container_options(writable_root)
+            self.container = self.client.containers.create(image, **options)
             self.container.start()
+            self._setup_networked = options["network_mode"] != "none"
+            if self.spec.setup_repairable and not self.spec.setup_command:
+                self._cut_network()  # no setup asked for a network: a repair's first command opens it
             self.services.attach(self.container)  # they join this container's network namespace
         except docker.errors.ImageNotFound:
             raise
@@ -321,6 +322,7 @@ class DockerSandbox:
                 view is not None
                 and self.workspace.git_dir_is_local
                 and not self.spec.setup_command
+                and not self.spec.setup_repairable  # a repair may have changed the workspace
                 and not self.spec.image_workspace  # the host's index says nothing of the image's repo
             )
             self._baseline.record(self._runner(), view.dirty if use_dirty and view is not None else None)
@@ -336,7 +338,7 @@ class DockerSandbox:
         """Setup's registries-only network and its proxy, before the container that joins it."""
         wanted = (
             self.spec.egress is not None
-            and self.spec.setup_command
+            and (self.spec.setup_command or self.spec.setup_repairable)
             and not self.spec.network
             and not self.spec.restore_from
         )
@@ -354,23 +356,16 @@ class DockerSandbox:
             self._egress = None
 
     def _run_setup(self, command: str) -> CommandResult:
-        """Run the setup command with the network on, then cut the network for good."""
-        env = {**self._trust_host_ca(), **self.services.env(), **self.spec.env, "PATH": MODEL_PATH}
-        if self._egress is not None:
-            env = egress.environment(env, self._egress.env())
-            self.progress(f"setup (package registries only): {command}")
-        else:
-            self.progress(f"setup (network on): {command}")
-        result = self._runner().execute(["bash", "-c", command], timeout=self.spec.setup_timeout, env=env)
-        refused = self._egress.refused() if self._egress is not None else []
-        if not self.spec.network:
-            assert self.container is not None
-            disconnect_networks(self.client, self.container)
-            self._stop_egress()
-        if result.timed_out or result.exit_code != 0:
+        """Run the setup command with the network on; unless the setup window stays open for a
+        repair, a failure cuts the network and raises SetupFailed, quoting the first error."""
+        where = "package registries only" if self._egress is not None else "network on"
+        self.progress(f"setup ({where}): {command}")
+        result = self.setup_run(command)
+        if (result.timed_out or result.exit_code != 0) and not self.spec.setup_repairable:
+            refused = self.egress_refused()
+            self._cut_network()
             status = "timed out" if result.timed_out else f"exited with {result.exit_code}"
-            tail = result.output.strip().splitlines()[-1:] or [""]
-            message = f"setup command {status}: {tail[0][:200]}"
+            message = f"setup command {status}: {first_error(result.output)[:200]}"
             if refused:
                 message += (
                     f" (the setup proxy refused {', '.join(refused[:5])}: not a package registry; "
@@ -378,6 +373,63 @@ class DockerSandbox:
                 )
             raise SetupFailed(message, result)
         return result
+
+    def egress_refused(self) -> list[str]:
+        """The hosts setup's proxy refused so far: what a failed install may have needed."""
+        return self._egress.refused() if self._egress is not None else []
+
+    def setup_run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """One command of the setup window, with the network on and setup's variables."""
+        if not self._setup_open:
+            raise SandboxError("the setup window is closed: the network is cut and the starting state taken")
+        if not self._setup_networked and not self.spec.network:
+            self._connect_network()
+        if self._setup_env is None:
+            env = {**self._trust_host_ca(), **self.services.env(), **self.spec.env, "PATH": MODEL_PATH}
+            if self._egress is not None:
+                env = egress.environment(env, self._egress.env())
+            self._setup_env = env
+        limit = timeout or self.spec.setup_timeout
+        return self._runner().execute(["bash", "-c", command], timeout=limit, env=self._setup_env)
+
+    def finish_setup(self, save: bool = True) -> None:
+        """Cut the network, save the state for verification, record the starting state."""
+        if self._setup_open and not self._started:
+            self._close_setup(save)
+
+    def _close_setup(self, save: bool) -> None:
+        self._setup_open = False
+        self._cut_network()
+        if save and self.spec.checkpoint_to:
+            saved = Checkpoint(Path(self.spec.checkpoint_to))
+            checkpoint.save(
+                self._runner(), saved, checkpoint.limit_for(self.spec.workspace_size, self.spec.home_size)
+            )
+        self._begin_snapshot()  # in a container of its own, in the background
+        self._started = True
+        # Now rather than at the first command: a start on a thread (BackgroundStart) then
+        # records while the model's first request is made, not after it.
+        self._ready()
+
+    def _connect_network(self) -> None:
+        """Join setup's network again (the registries-only one, or the default bridge)."""
+        assert self.container is not None
+        name = self._egress.network_name if self._egress is not None else "bridge"
+        try:
+            self.client.networks.get(name).connect(self.container)
+        except docker.errors.APIError as err:
+            raise SandboxError(f"cannot open the network for setup: {err.explanation or err}") from None
+        self._setup_networked = True
+
+    def _cut_network(self) -> None:
+        """The network setup had is cut for good, unless the run itself has one; its proxy
+        goes once the setup window has closed."""
+        if self._setup_networked and not self.spec.network:
+            assert self.container is not None
+            disconnect_networks(self.client, self.container)
+            self._setup_networked = False
+        if not self._setup_open:
+            self._stop_egress()
 
     def _open_shell(self) -> None:
         env = {**self.services.env(), **self.spec.env, **self._shell_env, MODEL_PATH_VARIABLE: MODEL_PATH}

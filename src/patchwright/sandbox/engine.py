@@ -325,7 +325,11 @@ def container_options(
         "hostname": "sandbox",
         # `network`: setup's own (egress.py), when it runs on the registries-only network
         "network_mode": network
-        or ("bridge" if (spec.network or (spec.setup_command and not spec.restore_from)) else "none"),
+        or (
+            "bridge"
+            if (spec.network or ((spec.setup_command or spec.setup_repairable) and not spec.restore_from))
+            else "none"
+        ),
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "read_only": not writable_root,

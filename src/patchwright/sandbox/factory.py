@@ -31,6 +31,11 @@ PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
 
 
 class SandboxFactory(Protocol):
+    @property
+    def image(self) -> str:
+        """The sandbox image every sandbox starts from (a saved state is only good on it)."""
+        ...
+
     def create(
         self,
         run_id: str,
@@ -38,11 +43,15 @@ class SandboxFactory(Protocol):
         progress: Progress,
         checkpoint_to: str | None = None,
         restore_from: str | None = None,
+        setup_command: str | None = None,
+        setup_repairable: bool = False,
     ) -> Sandbox:
         """A new, not yet started sandbox for the run `run_id` on the repo `ws`.
 
         `checkpoint_to`: save the state right after setup in this folder; `restore_from`: start
-        from such a saved state instead (no copy, no setup, no network), as verification does."""
+        from such a saved state instead (no copy, no setup, no network), as verification does.
+        `setup_command`: this setup instead of the settings' (a run's recipe, replayed);
+        `setup_repairable`: leave the setup window open (SandboxSpec.setup_repairable)."""
         ...
 
 
@@ -55,6 +64,10 @@ class DockerFactory:
     services: tuple[ServiceSpec, ...] = ()  # the run's databases, started fresh for each sandbox
     services_image: str = ""
 
+    @property
+    def image(self) -> str:
+        return self.spec.image
+
     def create(
         self,
         run_id: str,
@@ -62,11 +75,18 @@ class DockerFactory:
         progress: Progress,
         checkpoint_to: str | None = None,
         restore_from: str | None = None,
+        setup_command: str | None = None,
+        setup_repairable: bool = False,
     ) -> Sandbox:
         from patchwright.sandbox.docker import DockerSandbox
 
         spec = dataclasses.replace(
-            self.spec, run_id=run_id, checkpoint_to=checkpoint_to, restore_from=restore_from
+            self.spec,
+            run_id=run_id,
+            checkpoint_to=checkpoint_to,
+            restore_from=restore_from,
+            setup_command=setup_command or self.spec.setup_command,
+            setup_repairable=setup_repairable,
         )
         services = ServiceSet(self.client, list(self.services), self.services_image, progress=progress)
         return DockerSandbox(self.client, spec, ws, progress=progress, services=services)

@@ -48,8 +48,11 @@ class LocalSandbox:
         setup_command: str | None = None,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        setup_repairable: bool = False,
     ) -> None:
         self.repo = workspace
+        self.setup_repairable = setup_repairable
+        self._setup_open = False
         self.root = Path(root or tempfile.mkdtemp(prefix="patchwright-local-"))
         self.workdir = str(self.root / "workspace")
         self.services: ServiceControl | None = None
@@ -79,12 +82,13 @@ class LocalSandbox:
             if self.repo is not None:
                 self._copy_repository(self.repo)
             setup = None
+            self._setup_open = True
             if self.setup_command:
-                setup = self.execute(["bash", "-c", self.setup_command])
-                if setup.exit_code != 0:
+                setup = self.setup_run(self.setup_command)
+                if setup.exit_code != 0 and not self.setup_repairable:
                     raise SetupFailed(f"setup command exited with {setup.exit_code}", setup)
-            self._baseline.record(self)
-            self._open_shell()
+            if not self.setup_repairable:
+                self.finish_setup()
             return StartResult(setup)
         except BaseException:
             self.stop()
@@ -139,6 +143,20 @@ class LocalSandbox:
             return CommandResult(
                 f"[{err}; a fresh shell was started in {self.workdir}]", None, timed_out=True
             )
+
+    def setup_run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """A command of the setup window (there is no network to cut on the host)."""
+        if not self._setup_open:
+            raise SandboxError("the setup window is closed: the starting state is taken")
+        return self.execute(["bash", "-c", command], timeout)
+
+    def finish_setup(self, save: bool = True) -> None:
+        """Take the starting state and open the shell (nothing is saved: no verification runs here)."""
+        if self._setup_open:
+            self._setup_open = False
+            self._baseline.record(self)
+            if self._shell is None:  # a command of the setup window may have opened it
+                self._open_shell()
 
     def restart_shell(self) -> None:
         self._close_shell()

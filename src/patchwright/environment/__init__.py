@@ -1,0 +1,1 @@
+"""The project's environment: how it is set up, and whether its test suite can run."""

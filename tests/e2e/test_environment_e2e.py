@@ -1,0 +1,187 @@
+"""The environment phase as a user meets it: `agent fix` as a subprocess, the real SDK against the
+fake API, real Docker. A setup that fails is repaired by the (scripted) model with the network on,
+its recipe recorded and verification started from its state, and the task then runs offline;
+a suite that cannot run ends with exit 5 and says why, without the self-check sending it back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentrun import EDITOR, agent_env, run_agent
+from fakeapi import FakeAnthropic, RecordedRequest, last_tool_results, message, text, tool_use
+from helpers import make_repo
+
+pytestmark = pytest.mark.docker
+
+NET = "cat /proc/net/dev"
+SITE = '"$(python3 -m site --user-site)"'
+INSTALL = f"mkdir -p {SITE} && cp vendor/helperlib.py {SITE}/"
+
+
+def project(root: Path, dependency: str) -> Path:
+    return make_repo(
+        root,
+        {
+            "app.py": "def add(a, b):\n    return a - b\n",
+            "test_app.py": f"import {dependency}\nfrom app import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+            "vendor/helperlib.py": "VERSION = 1\n",
+            "README.md": "Install: copy vendor/helperlib.py onto the Python path.\n",
+        },
+    )
+
+
+def test_a_failed_setup_is_repaired_recorded_and_the_task_runs_offline(
+    tmp_path: Path, sandbox_image: str
+) -> None:
+    repo = project(tmp_path / "svc", "helperlib")
+    replies = [
+        # the repair phase
+        message(text("Reading the README."), tool_use("setup_command", {"command": "cat README.md"})),
+        message(tool_use("setup_command", {"command": NET})),
+        message(tool_use("setup_command", {"command": INSTALL})),
+        message(text("Installed helperlib for this user.")),
+        # the task
+        message(tool_use("bash", {"command": NET})),
+        message(
+            tool_use(
+                EDITOR,
+                {
+                    "command": "str_replace",
+                    "path": "/workspace/app.py",
+                    "old_str": "a - b",
+                    "new_str": "a + b",
+                },
+            )
+        ),
+        message(text("Fixed add.")),
+    ]
+    seen: list[list[dict[str, Any]]] = []
+
+    def script(request: RecordedRequest, index: int) -> Any:
+        seen.append(last_tool_results(request) if index else [])
+        return replies[index]
+
+    with FakeAnthropic(script) as api:
+        result = run_agent(
+            [
+                "fix",
+                "add is wrong",
+                "--repo",
+                str(repo),
+                "--setup",
+                "./scripts/bootstrap.sh",
+                "--test-cmd",
+                "python3 -m pytest -q -p no:cacheprovider",
+            ],
+            agent_env(api, sandbox_image),
+        )
+        tools_in_repair = [t["name"] for t in api.requests[0].body["tools"]]
+        repair_system = json.dumps(api.requests[0].body["system"])
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = (repo / ".patchwright" / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    environment = summary["environment"]
+    assert environment["tests_runnable"] is True and environment["recipe"] == [INSTALL]
+    assert environment["setup_line"] == INSTALL and environment["repair"]["steps"] == 4
+    assert tools_in_repair == ["setup_command"] and "do not change the project's source code" in repair_system
+    during, after = seen[2][0]["text"], seen[5][0]["text"]
+    assert "eth0" in during  # the repair had the setup's network
+    assert "eth0" not in after and "lo:" in after  # the task had none
+    assert summary["verified"] is True and summary["tests"]["from_setup_state"] is True
+    shown = result.stdout + result.stderr  # the last lines, as a user reads them
+    assert "setup recipe: " + INSTALL in shown and "setup repair: 4 steps" in shown
+    assert "setup = " + json.dumps(INSTALL) in shown
+    repair_log = [json.loads(line) for line in (run_dir / "setup-repair.jsonl").read_text().splitlines()]
+    assert [r["input"]["command"] for r in repair_log if r["event"] == "tool_call"] == [
+        "cat README.md",
+        NET,
+        INSTALL,
+    ]
+
+
+def test_tests_that_cannot_run_end_with_exit_5_and_no_self_check(tmp_path: Path, sandbox_image: str) -> None:
+    repo = project(tmp_path / "svc", "nosuchpkg_xyz")
+    replies = [
+        message(text("nosuchpkg_xyz is on no registry I can reach; it cannot be installed here.")),  # repair
+        message(text("I cannot run the tests, so I changed nothing.")),  # the task
+    ]
+    with FakeAnthropic(replies) as api:
+        result = run_agent(
+            [
+                "fix",
+                "add is wrong",
+                "--repo",
+                str(repo),
+                "--test-cmd",
+                "python3 -m pytest -q",
+            ],
+            agent_env(api, sandbox_image, PATCHWRIGHT_REPAIR_STEPS="3"),
+        )
+        requests = len(api.requests)
+        task_system = json.dumps(api.requests[1].body["system"])
+    assert result.returncode == 5, result.stderr
+    (run_dir,) = (repo / ".patchwright" / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "environment" and summary["exit_code"] == 5
+    environment = summary["environment"]
+    assert environment["tests_runnable"] is False and environment["cause"] == "missing_module"
+    assert "No module named 'nosuchpkg_xyz'" in environment["reason"]
+    assert any("--setup" in hint for hint in environment["hints"]) and environment["recipe"] == []
+    assert requests == 2  # one repair turn, one task turn: the self-check sent nothing back
+    assert "cannot run in this sandbox" in task_system  # the task's model knew
+    shown = result.stdout + result.stderr
+    assert "status: environment (exit 5)" in shown and "tests: could not run: " in shown
+    assert "try --image IMAGE" in shown
+
+
+def test_a_second_run_on_the_same_tree_starts_from_the_kept_state(tmp_path: Path, sandbox_image: str) -> None:
+    repo = project(tmp_path / "svc", "helperlib")
+    setup = f"{INSTALL} && echo installed-once"
+    replies = [
+        message(text("Nothing to change.")),  # the first run
+        message(
+            tool_use(
+                "bash",
+                {"command": "python3 -m pytest -q 2>&1 | tail -1; ls /proc/net/dev && cat /proc/net/dev"},
+            )
+        ),
+        message(text("Nothing to change.")),
+    ]
+    with FakeAnthropic(replies) as api:
+        env = agent_env(
+            api, sandbox_image, XDG_CACHE_HOME=str(tmp_path / "cache"), PATCHWRIGHT_MAX_CONTINUES="0"
+        )
+        args = [
+            "fix",
+            "x",
+            "--repo",
+            str(repo),
+            "--setup",
+            setup,
+            "--test-cmd",
+            "python3 -m pytest -q",
+            "--snapshots",
+        ]
+        first = run_agent(args, env)
+        second = run_agent(args, env)
+        seen = last_tool_results(api.requests[2])[0]["text"]
+    assert (first.returncode, second.returncode) == (1, 1), second.stderr  # the tests ran (and fail)
+    runs = sorted((repo / ".patchwright" / "runs").iterdir())
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    setups = [
+        [
+            r
+            for r in map(json.loads, (run / "trajectory.jsonl").read_text().splitlines())
+            if r["event"] == "setup"
+        ]
+        for run in runs
+    ]
+    assert len(setups[0]) == 1 and setups[1] == []  # the second run installed nothing
+    assert summaries[0]["environment"]["reused"] is None
+    assert summaries[1]["environment"]["reused"] and summaries[1]["environment"]["recipe"] == [setup]
+    assert "no setup, no installs" in second.stdout + second.stderr
+    assert "1 failed" in seen and "eth0" not in seen  # the installs are there, the network is not
