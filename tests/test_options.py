@@ -30,6 +30,7 @@ SAMPLES: dict[str, Any] = {
     "command_timeout": 30.0,
     "setup": "pip install -e .",
     "setup_timeout": 300.0,
+    "detect_setup": False,
     "test_cmd": "python3 -m pytest -q tests",
     "image": "my-image:1",
     "image_workspace": "/testbed",

@@ -134,6 +134,17 @@ class Settings:
         ),
     )
     setup_timeout: float = setting(900.0, Spec("Kill the setup command after SEC.", Trust.WIDENING))
+    detect_setup: bool = setting(
+        True,
+        Spec(
+            "Without --setup, install the project as its CI, lockfiles and manifests say (network on).",
+            Trust.WIDENING,
+            flag="--detect-setup/--no-detect-setup",
+            doc="without `setup`, work out the project's setup, toolchains and test command from its CI "
+            "job, lockfiles and manifests and run that setup **with the network on**; see "
+            "[How patchwright prepares your project](#how-patchwright-prepares-your-project)",
+        ),
+    )
     test_cmd: str | None = setting(
         None,
         Spec(

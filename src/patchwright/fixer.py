@@ -10,6 +10,7 @@ trajectory and summary.json, and removes the sandbox.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import signal
@@ -28,6 +29,8 @@ from patchwright.capabilities import ModelKnowledge, check_model_use, choose_eff
 from patchwright.config import Settings
 from patchwright.context import ContextPolicy
 from patchwright.display import Display
+from patchwright.environment.detect import Recipe, detect, setup_script
+from patchwright.environment.report import describe, environment_report, unmet_in
 from patchwright.errors import ExitCode, PatchwrightError, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState, first_message
 from patchwright.model import ModelClient, ModelInfo, check_credentials, make_client, model_info
@@ -45,7 +48,6 @@ from patchwright.sanitize import clean_line
 from patchwright.selfcheck import SelfCheck, sandbox_check
 from patchwright.services.plan import ServicePlan, plan_services, service_notes
 from patchwright.status import RunStatus, exit_code_for
-from patchwright.testcommand import detect_test_command
 from patchwright.tools import build_toolset
 from patchwright.verify import SuiteOutcome, Verification, verify_patch
 from patchwright.workspace import Workspace, open_workspace
@@ -126,6 +128,8 @@ class Prepared:
     knowledge: ModelKnowledge | None = None  # what the model can do (capabilities.py)
     effort: str | None = None  # the effort level sent, checked against the model's levels
     notes: list[str] = field(default_factory=list)  # one-line warnings about the model settings
+    setup: str | None = None  # the user's setup, else the detected one (detect_setup), else None
+    environment: dict[str, object] = field(default_factory=dict)  # summary.json's `environment`
 
 
 def prepare(request: FixRequest) -> Prepared:
@@ -145,7 +149,9 @@ def prepare(request: FixRequest) -> Prepared:
     if request.patch_path is not None:
         _check_writable(request.patch_path)
     agent = find_agent(settings.agent, workspace.root, Path.home())
-    test_command = settings.test_cmd or detect_test_command(workspace.root)
+    services = plan_services(settings.services, workspace.root)  # a bad spec is exit 2 here
+    recipe = detect(workspace.root, task, [spec.kind for spec in services.specs])
+    test_command, setup = choose_environment(settings, recipe)
     if agent.tools is not None and not [t for t in agent.tools if t != "run_tests" or test_command]:
         offered = ", ".join(agent.tools) or "none"
         raise UsageError(
@@ -158,10 +164,19 @@ def prepare(request: FixRequest) -> Prepared:
     knowledge = know_model(model, settings.provider, Path.home(), os.environ)
     effort, notes = check_model_settings(settings, agent, knowledge)
     instructions = load_project_instructions(workspace.root)
-    services = plan_services(settings.services, workspace.root)  # a bad spec is exit 2 here
+    detected = setup is not None and settings.setup is None
     return Prepared(
-        workspace, task, agent, model, instructions, test_command, resumed, services, knowledge, effort, notes
-    )
+        workspace, task, agent, model, instructions, test_command, resumed, services, knowledge, effort, notes,
+        setup, environment_report(recipe, setup, test_command, detected),
+    )  # fmt: skip
+
+
+def choose_environment(settings: Settings, recipe: Recipe) -> tuple[str | None, str | None]:
+    """(test command, setup): the user's when given; else the recipe's (its setup only with
+    `detect_setup` on)."""
+    test_command = settings.test_cmd or recipe.test_command
+    setup = settings.setup or (setup_script(recipe) if settings.detect_setup else None)
+    return test_command, setup
 
 
 def check_model_settings(
@@ -193,6 +208,10 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     threading.Thread(target=importlib.import_module, args=("anthropic",), daemon=True).start()
     prepared = prepare(request)
     check_credentials(request.settings.provider)  # type: ignore[arg-type]
+    if prepared.setup != request.settings.setup:  # the detected setup runs as a given one would
+        request = dataclasses.replace(request, settings=dataclasses.replace(request.settings, setup=prepared.setup))
+    for line in describe(prepared.environment):
+        display.status(line)
     knowledge = prepared.knowledge
     if knowledge is not None and knowledge.lookup is not None:
         knowledge.lookup.begin()  # a cold capability cache: asked while the engine is looked up
@@ -210,6 +229,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         display.status(f"warning: {note}")
     record = RunRecord.open(prepared, request.settings, request.resume, started, request.attempt_of)
     record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
+    record.summary.environment = prepared.environment
     patch: PatchFile | None = None
     try:
         with signals_interrupt() as shield:
@@ -284,7 +304,11 @@ def _run_in_sandbox(
     except Interrupted as err:
         record.fail(RunStatus.INTERRUPTED, ExitCode.INTERRUPTED, f"interrupted by {err}")
     except PatchwrightError as err:
-        record.fail(RunStatus.ERROR, err.exit_code, str(err))
+        unmet = unmet_in(getattr(getattr(err, "result", None), "output", "") or "")
+        if unmet:  # setup said which runtime it could not provide
+            record.fail(RunStatus.ERROR, ExitCode.ENVIRONMENT, unmet[0].message())
+        else:
+            record.fail(RunStatus.ERROR, err.exit_code, str(err))
     except Exception as err:  # a bug of ours: still save the work, then report it
         record.write("internal_error", error=repr(err))
         record.fail(RunStatus.ERROR, ExitCode.INFRA, f"internal error: {type(err).__name__}: {err}")

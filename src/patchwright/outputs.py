@@ -189,6 +189,8 @@ class RunSummary:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     chosen_attempt: int | None = None
     selection: str | None = None  # the path of selection.json
+    # where setup and the test command came from, and what they are (environment/report.py)
+    environment: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
