@@ -94,6 +94,26 @@ class RepoFiles:
                 os.close(fd)
         return sorted(found)
 
+    def head(self, path: str, size: int = 4096) -> str:
+        """The first `size` bytes of a (possibly large) regular file as text; "" when unreadable."""
+        parts = _parts(path)
+        if parts is None:
+            return ""
+        fds: list[int] = []
+        try:
+            fds.append(os.open(self.root, os.O_RDONLY | os.O_DIRECTORY))
+            for part in parts[:-1]:
+                fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1]))
+            fds.append(os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fds[-1]))
+            if not stat.S_ISREG(os.fstat(fds[-1]).st_mode):
+                return ""
+            return os.read(fds[-1], size).decode("utf-8", "replace")
+        except OSError:
+            return ""
+        finally:
+            for fd in reversed(fds):
+                os.close(fd)
+
     def text(self, path: str, limit: int = MAX_FILE_BYTES) -> str | None:
         data = self.read(path, limit)
         return None if data is None else data.decode("utf-8", "replace")

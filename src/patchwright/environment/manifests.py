@@ -220,7 +220,7 @@ def _node(files: RepoFiles, folder: str) -> ManifestPlan | None:
     locked = lock in here
     if locked:
         plan.sources.insert(0, join(folder, lock))
-    berry = manager == "yarn" and (".yarnrc.yml" in here or "__metadata:" in (files.text(join(folder, "yarn.lock"), 4096) or ""))
+    berry = manager == "yarn" and (".yarnrc.yml" in here or "__metadata:" in files.head(join(folder, "yarn.lock")))
     install = {
         "npm": "npm ci" if locked else "npm install",
         "yarn": ("yarn install --immutable" if berry else "yarn install --frozen-lockfile") if locked else "yarn install",
