@@ -71,8 +71,8 @@ def find(files: RepoFiles) -> CiPlan | None:
 
 
 def github(files: RepoFiles) -> CiPlan | None:
-    """The job (across all workflows) whose `run:` steps run the tests; the one with the most
-    install steps before its test step wins a tie."""
+    """The job (across all workflows) whose `run:` steps run the tests: one named for tests, with
+    services, and with more install steps and setup actions wins over the others."""
     best: tuple[int, CiPlan] | None = None
     for name in list_workflows(files.root):
         path = f".github/workflows/{name}"
@@ -85,7 +85,9 @@ def github(files: RepoFiles) -> CiPlan | None:
             plan = _github_job(path, str(job_id), job, document)
             if plan is None or plan.test is None:
                 continue
-            score = 100 - len(plan.notes) + len(plan.setup)
+            named = f"{job_id} {job.get('name', '')}".lower()
+            score = 10 * ("test" in named) + 5 * ("services" in job) + len(plan.setup) + len(plan.tools)
+            score -= 10 * bool(re.search(r"--collect-only|--co\b|lint", plan.test))
             if best is None or score > best[0]:
                 best = (score, plan)
     return best[1] if best else None
@@ -123,11 +125,13 @@ def _github_job(path: str, job_id: str, job: dict[str, Any], workflow: dict[str,
         run = step.get("run")
         if not isinstance(run, str):
             continue
-        command = _resolve(run, context)
-        label = str(step.get("name") or run.strip().splitlines()[0])[:80]
+        label = str(step.get("name") or (run.strip().splitlines() or [""])[0])[:80]
+        command = _resolve_lines(run, context)
         if command is None:
             plan.notes.append(f"step {label!r}: left out (an expression patchwright cannot resolve)")
             continue
+        if command != run and EXPRESSION.search(run) and _resolve(run, context) is None:
+            plan.notes.append(f"step {label!r}: lines with an expression patchwright cannot resolve left out")
         workdir = _resolve(str(step.get("working-directory") or base_dir), context) or ""
         step_env = {str(k): v for k, v in ((k, _resolve(str(v), context)) for k, v in _mapping(step.get("env")).items()) if v is not None}
         if TEST_WORDS.search(command) and not LINT_WORDS.search(command.splitlines()[0]):
@@ -184,6 +188,15 @@ def _matrix(job: dict[str, Any]) -> dict[str, str]:
     if not first and isinstance(include, list) and include and isinstance(include[0], dict):
         first = {str(k): str(v) for k, v in include[0].items() if isinstance(v, (str, int, float))}
     return first
+
+
+def _resolve_lines(run: str, context: dict[str, Any]) -> str | None:
+    """The step's lines with their expressions resolved, those that cannot be left out; None when
+    nothing is left, or when a line continues onto the next (all or nothing then)."""
+    if "\\\n" in run:
+        return _resolve(run, context)
+    lines = [resolved for line in run.splitlines() if (resolved := _resolve(line, context)) is not None]
+    return "\n".join(lines) if any(line.strip() for line in lines) else None
 
 
 def _matrix_values(context: dict[str, Any], key: str) -> list[str]:
