@@ -53,7 +53,7 @@ class Readiness:
         return self.tests is not None and self.reason is None
 
 
-def tests_ran(result: CommandResult, results: RunResults) -> str | None:
+def why_not_run(result: CommandResult, results: RunResults) -> str | None:
     """None when the output shows tests that ran (passing or failing), else why not."""
     if results:
         return None
@@ -102,7 +102,7 @@ def prepare_environment(
         line = f"cd {shlex.quote(sandbox.workdir)} && ( export {PYTEST_REPORT_ENV}; {test_cmd} )"
         readiness.tests = sandbox.run(line, timeout=settings.command_timeout * 5)
         readiness.results = parse_output(readiness.tests.output)
-        readiness.reason = tests_ran(readiness.tests, readiness.results)
+        readiness.reason = why_not_run(readiness.tests, readiness.results)
     except PatchwrightError as err:
         readiness.reason = str(err)
     finally:
