@@ -130,3 +130,19 @@ test:
 
     plan = ci.find(repo_with(tmp_path / "m", {"Makefile": "deps:\n\tpip install x\ntest:\n\tpytest\n"}))
     assert plan is not None and plan.setup == ["make deps"] and plan.test == "make test"
+
+
+def test_an_install_that_names_a_test_tool_is_setup_not_the_test(tmp_path: Path) -> None:
+    workflow = """
+jobs:
+  test:
+    steps:
+      - run: pip install psycopg2-binary pytest
+      - run: |
+          npm install -g jest
+          python -m pytest -q
+"""
+    plan = ci.find(repo_with(tmp_path, {".github/workflows/t.yml": workflow}))
+    assert plan is not None
+    assert plan.setup == ["pip install psycopg2-binary pytest", "npm install -g jest"]
+    assert plan.test == "python -m pytest -q"

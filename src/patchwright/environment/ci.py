@@ -27,6 +27,9 @@ INSTALL_WORDS = re.compile(
     r"\b(pip3?|uv|poetry|pdm|pipenv|npm|yarn|pnpm|bun|npx|go\s+(mod|get|install|build)|cargo\s+(fetch|build)|"
     r"bundle|gem|make|python3?|cp|mv|mkdir|export|corepack|alembic|createdb|psql)\b"
 )
+INSTALL_COMMAND = re.compile(
+    r"\b(pip3?|uv\s+pip|poetry|pipenv|pdm|npm|yarn|pnpm|bun|gem|bundle|go)\s+(install|add|i|ci|sync|get|mod)\b"
+)
 SKIP_WORDS = re.compile(r"(^|[\s;&|])(sudo|apt-get|apt|apk|yum|brew|docker|docker-compose|systemctl|choco)\b")
 LINT_WORDS = re.compile(r"\b(ruff|flake8|pylint|mypy|black|isort|eslint|prettier|codecov|pre-commit|lint|tsc\s+--noEmit)\b")
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -134,8 +137,13 @@ def _github_job(path: str, job_id: str, job: dict[str, Any], workflow: dict[str,
             plan.notes.append(f"step {label!r}: lines with an expression patchwright cannot resolve left out")
         workdir = _resolve(str(step.get("working-directory") or base_dir), context) or ""
         step_env = {str(k): v for k, v in ((k, _resolve(str(v), context)) for k, v in _mapping(step.get("env")).items()) if v is not None}
-        if TEST_WORDS.search(command) and not LINT_WORDS.search(command.splitlines()[0]):
-            plan.test = command.strip()
+        lines = command.strip().splitlines()
+        at = next((i for i, line in enumerate(lines) if is_test_line(line)), None)
+        if at is not None and "\\\n" not in command:
+            prefix = f"cd {_quote(workdir)} && " if workdir and workdir not in (".", "./") else ""
+            if at and (before := _keep("\n".join(lines[:at]), label, plan)):
+                pending.append(prefix + before)
+            plan.test = "\n".join(lines[at:]).strip()
             plan.workdir = workdir.strip("./") if workdir not in (".", "./") else ""
             plan.env.update(step_env)
             plan.setup = pending
@@ -145,6 +153,11 @@ def _github_job(path: str, job_id: str, job: dict[str, Any], workflow: dict[str,
             prefix = f"cd {_quote(workdir)} && " if workdir and workdir not in (".", "./") else ""
             pending.append(prefix + kept if not step_env else prefix + _exports(step_env) + kept)
     return plan
+
+
+def is_test_line(line: str) -> bool:
+    """A line that runs tests: not an install that names a test tool, not a lint."""
+    return bool(TEST_WORDS.search(line)) and not INSTALL_COMMAND.search(line) and not LINT_WORDS.search(line)
 
 
 def _quote(text: str) -> str:
@@ -256,7 +269,7 @@ def gitlab(files: RepoFiles) -> CiPlan | None:
         if not isinstance(job, dict) or str(job_id).startswith(".") or "script" not in job:
             continue
         script = _lines(job.get("script"))
-        tests = [i for i, line in enumerate(script) if TEST_WORDS.search(line)]
+        tests = [i for i, line in enumerate(script) if is_test_line(line)]
         if not tests:
             continue
         plan = CiPlan(f".gitlab-ci.yml job `{job_id}`", env=dict(env))
@@ -283,7 +296,7 @@ def travis(files: RepoFiles) -> CiPlan | None:
     if not isinstance(document, dict):
         return None
     script = _lines(document.get("script"))
-    tests = [line for line in script if TEST_WORDS.search(line)]
+    tests = [line for line in script if is_test_line(line)]
     if not tests:
         return None
     plan = CiPlan(".travis.yml")
