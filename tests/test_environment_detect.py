@@ -17,7 +17,7 @@ def test_django_postgres_follows_its_ci_job() -> None:
     assert recipe.test_cmd == "pytest"
     assert recipe.env["DJANGO_SETTINGS_MODULE"] == "config.settings"
     assert "SENTRY_DSN" not in recipe.env  # set from a secret in CI: left out, with a note
-    assert recipe.test_command is not None and recipe.test_command.startswith("(export DATABASE_URL=")
+    assert recipe.test_command is not None and recipe.test_command.startswith("export DATABASE_URL=")
     assert [s.describe() for s in recipe.sources][:2] == [
         "test: .github/workflows/ci.yml job `test`",
         "setup: .github/workflows/ci.yml job `test`",
@@ -39,7 +39,7 @@ def test_express_yarn_and_nvmrc() -> None:
 def test_the_monorepo_backend_is_chosen_over_the_root_script() -> None:
     recipe = detect(PROJECTS / "monorepo", "prices are wrong")
     assert recipe.workdir == "backend"
-    assert recipe.test_command == "(cd backend && python3 -m pytest -q)"
+    assert recipe.test_command == "cd backend && python3 -m pytest -q"
     assert recipe.setup == ["cd backend && python3 -m pip install -q -e '.[test]'"]
     assert any(s.what == "workdir" for s in recipe.sources)
 

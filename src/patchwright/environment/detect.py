@@ -65,8 +65,9 @@ class Recipe:
 
     @property
     def test_command(self) -> str | None:
-        """The test command as run from the repository's root, in a subshell so the model's shell
-        keeps its own folder."""
+        """The test command as run from the repository's root. Every caller (run_tests, the
+        self-check, verification) runs it in a subshell, so a `cd` here never moves the model's
+        shell, and run_tests' extra arguments still land on the runner."""
         if self.test_cmd is None:
             return None
         steps = []
@@ -74,9 +75,7 @@ class Recipe:
             steps.append(f"cd {shlex.quote(self.workdir)}")
         if self.env:
             steps.append(_exports(self.env))
-        if not steps:
-            return self.test_cmd
-        return "(" + " && ".join([*steps, self.test_cmd]) + ")"
+        return " && ".join([*steps, self.test_cmd])
 
     @property
     def empty(self) -> bool:
