@@ -29,6 +29,7 @@ EXIT_CODES_HELP = """Exit codes: 0 finished with a non-empty patch; 1 finished w
 3 a limit was hit (steps, cost or time; partial patch written; or the patch past 256 MiB or
 20,000 files: patch.partial.diff holds the files that fit, never applied); 4 infrastructure failure
 (Docker unreachable, image build failed, API still failing after retries, key rejected);
+5 a runtime the project requires could not be provided (named, with what to pass);
 130 interrupted (Ctrl-C or SIGTERM; partial patch written, container removed)."""
 
 app = typer.Typer(
