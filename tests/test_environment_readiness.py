@@ -29,3 +29,10 @@ def test_an_environment_failure_is_not_a_test_run() -> None:
 def test_the_first_error_is_shown_not_the_last_line() -> None:
     output = "\n".join(["Collecting django", "ERROR: No matching distribution found for djangoo"] + ["noise"] * 50)
     assert "No matching distribution" in first_error(output)
+
+
+def test_pytest_error_lines_come_before_the_traceback_noise() -> None:
+    output = "\n".join(
+        ["==== ERRORS ====", "ERROR collecting test session", *["    frame"] * 30, "E   KeyError: 'SECRET_KEY'"]
+    )
+    assert "KeyError: 'SECRET_KEY'" in first_error(output)

@@ -111,11 +111,13 @@ def prepare_environment(
 
 
 def first_error(output: str, limit: int = OUTPUT_SHOWN) -> str:
-    """The useful part of a failed command's output: from the first line that says error, else the tail."""
+    """The useful part of a failed command's output: around the first line that states an error
+    (pytest's `E   ` lines first, then an `...Error:` line, then any line saying error), else the tail."""
     lines = output.splitlines()
-    for index, line in enumerate(lines):
-        if re.search(r"\b(error|ERROR|Error|not found|No matching distribution)\b", line):
-            return "\n".join(lines[max(0, index - 3) : index + 12])[:limit]
+    for pattern in (r"^E\s{2,}\S", r"\b\w*(Error|Exception):", r"\b(error|ERROR|Error|not found|No matching distribution)\b"):
+        for index, line in enumerate(lines):
+            if re.search(pattern, line):
+                return "\n".join(lines[max(0, index - 3) : index + 12])[:limit]
     return "\n".join(lines[-15:])[-limit:]
 
 
