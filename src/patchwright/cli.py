@@ -202,7 +202,7 @@ def setup_command(
     import json
 
     from patchwright.config import ignored_warning, load_settings_checked
-    from patchwright.environment.readiness import prepare_environment, report_lines
+    from patchwright.environment.readiness import first_error, prepare_environment, report_lines
     from patchwright.workspace import open_workspace
 
     try:
@@ -221,6 +221,7 @@ def setup_command(
             "reason": readiness.reason,
             "unmet": [u.as_dict() for u in readiness.unmet],
             "tests": readiness.results.as_dict() if readiness.tests is not None else None,
+            "first_error": first_error(failed.output) if (failed := readiness.failed_output) else None,
         }
         print(json.dumps(body, indent=2))
     else:

@@ -52,6 +52,15 @@ class Readiness:
     def runnable(self) -> bool:
         return self.tests is not None and self.reason is None
 
+    @property
+    def failed_output(self) -> CommandResult | None:
+        """The command whose output says why the tests did not run (setup's or the tests')."""
+        if self.runnable:
+            return None
+        if self.setup is not None and self.setup.exit_code != 0:
+            return self.setup
+        return self.tests
+
 
 def why_not_run(result: CommandResult, results: RunResults) -> str | None:
     """None when the output shows tests that ran (passing or failing), else why not."""
