@@ -32,6 +32,7 @@ SAMPLES: dict[str, Any] = {
     "setup_timeout": 300.0,
     "repair_steps": 5,
     "repair_max_cost": 0.25,
+    "detect_setup": False,
     "test_cmd": "python3 -m pytest -q tests",
     "image": "my-image:1",
     "image_workspace": "/testbed",

@@ -114,3 +114,28 @@ def test_counts_for_the_summary() -> None:
     results.add("b", Outcome.FAILED)
     results.add("c", Outcome.SKIPPED)
     assert results.as_dict() == {"runners": [], "passed": 1, "failed": 1, "skipped": 1}
+
+
+def test_tap_output_of_node_test_is_read() -> None:
+    output = "\n".join(
+        [
+            "TAP version 13",
+            "# Subtest: sums the cents",
+            "ok 1 - sums the cents",
+            "  ---",
+            "  duration_ms: 0.4",
+            "  ...",
+            "not ok 2 - rounds the tax",
+            "ok 3 - later # SKIP not yet",
+            "# tests 3",
+        ]
+    )
+    results = parse_output(output)
+    assert results.passed() == {"sums the cents"}
+    assert results.failed() == {"rounds the tax"}
+    assert results.as_dict()["skipped"] == 1
+    assert "tap" in results.runners
+
+
+def test_ok_lines_without_a_tap_header_are_not_results() -> None:
+    assert not parse_output("ok 1 - looks like TAP\nnot ok 2 - but is not\n")

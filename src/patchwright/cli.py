@@ -22,13 +22,14 @@ from patchwright import __version__
 from patchwright.ci import is_ci
 from patchwright.errors import ExitCode, PatchwrightError, UsageError
 from patchwright.options import with_settings
-from patchwright.sanitize import clean_line
+from patchwright.sanitize import clean_line, clean_lines
 
 EXIT_CODES_HELP = """Exit codes: 0 finished with a non-empty patch; 1 finished without changes;
 2 bad usage or input (not a git repo, missing directory, empty task, no API key, bad agent file);
 3 a limit was hit (steps, cost or time; partial patch written; or the patch past 256 MiB or
 20,000 files: patch.partial.diff holds the files that fit, never applied); 4 infrastructure failure
 (Docker unreachable, image build failed, API still failing after retries, key rejected);
+5 a runtime the project requires could not be provided (named, with what to pass);
 130 interrupted (Ctrl-C or SIGTERM; partial patch written, container removed)."""
 
 app = typer.Typer(
@@ -188,6 +189,55 @@ def fix(
         if display is not None:
             display.close()
         raise fail("interrupted", ExitCode.INTERRUPTED) from None
+
+
+SETUP_EXIT_HELP = """Exit codes: 0 the tests ran (collected and ran, passing or failing); 2 bad usage or
+input; 4 infrastructure failure (Docker, image build); 5 the tests could not run (setup failed,
+a runtime the project needs could not be provided, the test command not found, nothing collected)."""
+
+
+@app.command("setup", epilog=SETUP_EXIT_HELP)
+@with_settings
+def setup_command(
+    repo: Annotated[
+        Path | None, typer.Option(help="The git repo (default: the one around the current directory).")
+    ] = None,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="text or json.")
+    ] = OutputFormat.text,
+    settings_flags: dict[str, Any] | None = None,
+) -> None:
+    """Prepare the repository's environment without a model: show the recipe, services and test
+    command found, run the setup and the tests once."""
+    import json
+
+    from patchwright.config import ignored_warning, load_settings_checked
+    from patchwright.environment.readiness import first_error, prepare_environment, report_lines
+    from patchwright.workspace import open_workspace
+
+    try:
+        ws = open_workspace(repo if repo is not None else Path.cwd())
+        loaded = load_settings_checked(ws.root, Path.home(), dict(os.environ), settings_flags or {})
+        if (ignored := ignored_warning(loaded)) is not None:
+            print(f"patchwright: warning: {clean_line(ignored)}", file=sys.stderr)
+        readiness = prepare_environment(ws, loaded.settings, _progress)
+    except PatchwrightError as err:
+        raise fail(str(err), err.exit_code) from None
+    code = ExitCode.PATCHED if readiness.runnable else ExitCode.ENVIRONMENT
+    if output_format == OutputFormat.json:
+        body = {
+            **readiness.report,
+            "tests_runnable": readiness.runnable,
+            "reason": readiness.reason,
+            "unmet": [u.as_dict() for u in readiness.unmet],
+            "tests": readiness.results.as_dict() if readiness.tests is not None else None,
+            "first_error": first_error(failed.output) if (failed := readiness.failed_output) else None,
+        }
+        print(json.dumps(body, indent=2))
+    else:
+        for line in report_lines(readiness):
+            print("\n".join(clean_lines(line)))
+    raise typer.Exit(int(code))
 
 
 def _attempt_of(value: str | None) -> tuple[str, int] | None:

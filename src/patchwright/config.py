@@ -129,11 +129,11 @@ class Settings:
     setup: str | None = setting(
         None,
         Spec(
-            "Command run in the sandbox with the network on before the model starts.",
+            "Command run in the sandbox before the model starts (package registries reachable).",
             Trust.WIDENING,
             instance=True,
-            doc="run CMD in the sandbox **with the network on** before the model starts, then cut the "
-            "network (e.g. `pip install -e .`, `npm ci`)",
+            doc="run CMD in the sandbox before the model starts, with the network limited to package "
+            "registries (see `allow_hosts`), then cut the network (e.g. `pip install -e .`, `npm ci`)",
         ),
     )
     setup_timeout: float = setting(900.0, Spec("Kill the setup command after SEC.", Trust.WIDENING))
@@ -152,6 +152,17 @@ class Settings:
         1.0,
         Spec(
             "Stop the setup repair when its cost reaches USD (counted apart from --max-cost).", Trust.CAPPED
+        ),
+    )
+    detect_setup: bool = setting(
+        True,
+        Spec(
+            "Without --setup, install the project as its CI, lockfiles and manifests say (package registries only).",
+            Trust.WIDENING,
+            flag="--detect-setup/--no-detect-setup",
+            doc="without `setup`, work out the project's setup, toolchains and test command from its CI "
+            "job, lockfiles and manifests and run that setup with the network limited to package registries (`allow_hosts`); see "
+            "[How patchwright prepares your project](#how-patchwright-prepares-your-project)",
         ),
     )
     test_cmd: str | None = setting(

@@ -13,7 +13,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad usage or input: caught before any container starts
     LIMIT = 3  # a limit was hit (steps, cost, time); partial patch written
     INFRA = 4  # Docker, image build, the API after retries, a rejected key
-    ENVIRONMENT = 5  # the test command could not run (setup failed, or the tests cannot start)
+    ENVIRONMENT = 5  # the project's tests could not be made to run (setup failed, the tests cannot start)
     INTERRUPTED = 130  # Ctrl-C or SIGTERM; partial patch written
 
 

@@ -10,6 +10,7 @@ trajectory and summary.json, and removes the sandbox.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import signal
@@ -29,8 +30,10 @@ from patchwright.ci import is_ci
 from patchwright.config import Settings
 from patchwright.context import ContextPolicy
 from patchwright.display import Display
+from patchwright.environment.detect import Recipe, detect, setup_script
 from patchwright.environment.phase import Environment, Plan, prepare_environment
 from patchwright.environment.repair import RepairBudget, model_repairer
+from patchwright.environment.report import describe, environment_report, unmet_in
 from patchwright.environment.reuse import SetupStates, default_cache_dir, state_key
 from patchwright.errors import ExitCode, PatchwrightError, SuiteCannotRun, UsageError
 from patchwright.loop import AgentLoop, Limits, LoopState, first_message
@@ -57,7 +60,6 @@ from patchwright.selfcheck import SelfCheck, sandbox_check
 from patchwright.services.plan import ServicePlan, plan_services, service_notes
 from patchwright.services.variables import RepoVariables, repo_variables
 from patchwright.status import RunStatus, exit_code_for
-from patchwright.testcommand import detect_test_command
 from patchwright.tools import build_toolset
 from patchwright.verify import SuiteOutcome, Verification, verify_patch
 from patchwright.workspace import Workspace, open_workspace
@@ -141,15 +143,14 @@ class Prepared:
     effort: str | None = None  # the effort level sent, checked against the model's levels
     notes: list[str] = field(default_factory=list)  # one-line warnings about the model settings
     variables: RepoVariables = field(default_factory=RepoVariables)  # the repo's compose and CI `env`
+    setup: str | None = None  # the user's setup, else the detected one (detect_setup), else None
+    # where the setup and test command came from (environment/report.py), for summary.json
+    detected: dict[str, object] = field(default_factory=dict)
 
     def run_start(self) -> RunStart:
         return RunStart(
             self.workspace, self.task, self.model, self.agent.name, self.agent.path, self.variables.values
         )
-
-    # the setup command the sandbox runs with the network on (the user's `setup`); the one place
-    # a setup found in the repository would go
-    setup: str | None = None
 
 
 def prepare(request: FixRequest) -> Prepared:
@@ -169,7 +170,9 @@ def prepare(request: FixRequest) -> Prepared:
     if request.patch_path is not None:
         _check_writable(request.patch_path)
     agent = find_agent(settings.agent, workspace.root, Path.home())
-    test_command = settings.test_cmd or detect_test_command(workspace.root)
+    services = plan_services(settings.services, workspace.root)  # a bad spec is exit 2 here
+    recipe = detect(workspace.root, task, [spec.kind for spec in services.specs])
+    test_command, setup = choose_environment(settings, recipe)
     if agent.tools is not None and not [t for t in agent.tools if t != "run_tests" or test_command]:
         offered = ", ".join(agent.tools) or "none"
         raise UsageError(
@@ -182,23 +185,20 @@ def prepare(request: FixRequest) -> Prepared:
     knowledge = know_model(model, settings.provider, Path.home(), os.environ)
     effort, notes = check_model_settings(settings, agent, knowledge)
     instructions = load_project_instructions(workspace.root)
-    services = plan_services(settings.services, workspace.root)  # a bad spec is exit 2 here
     variables = repo_variables(workspace.root)
+    detected = setup is not None and settings.setup is None
     return Prepared(
-        workspace,
-        task,
-        agent,
-        model,
-        instructions,
-        test_command,
-        resumed,
-        services,
-        knowledge,
-        effort,
-        notes,
-        variables,
-        settings.setup,
-    )
+        workspace, task, agent, model, instructions, test_command, resumed, services, knowledge, effort, notes,
+        variables, setup, environment_report(recipe, setup, test_command, detected),
+    )  # fmt: skip
+
+
+def choose_environment(settings: Settings, recipe: Recipe) -> tuple[str | None, str | None]:
+    """(test command, setup): the user's when given; else the recipe's (its setup only with
+    `detect_setup` on)."""
+    test_command = settings.test_cmd or recipe.test_command
+    setup = settings.setup or (setup_script(recipe) if settings.detect_setup else None)
+    return test_command, setup
 
 
 def check_model_settings(
@@ -230,6 +230,12 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     threading.Thread(target=importlib.import_module, args=("anthropic",), daemon=True).start()
     prepared = prepare(request)
     check_credentials(request.settings.provider)  # type: ignore[arg-type]
+    if prepared.setup != request.settings.setup:  # the detected setup runs as a given one would
+        request = dataclasses.replace(
+            request, settings=dataclasses.replace(request.settings, setup=prepared.setup)
+        )
+    for line in describe(prepared.detected):
+        display.status(line)
     knowledge = prepared.knowledge
     if knowledge is not None and knowledge.lookup is not None:
         knowledge.lookup.begin()  # a cold capability cache: asked while the engine is looked up
@@ -264,6 +270,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
     record.summary.services_unsupported = [u.as_dict() for u in plan.unsupported]
     record.summary.environment_variables = variables.describe()
+    record.summary.environment = dict(prepared.detected)
     patch: PatchFile | None = None
     try:
         with signals_interrupt() as shield:
@@ -364,7 +371,11 @@ def _run_in_sandbox(
             RunStatus.ENVIRONMENT, ExitCode.ENVIRONMENT, f"{err} (the whole output is in {trajectory})"
         )
     except PatchwrightError as err:
-        record.fail(RunStatus.ERROR, err.exit_code, str(err))
+        unmet = unmet_in(getattr(getattr(err, "result", None), "output", "") or "")
+        if unmet:  # setup said which runtime it could not provide
+            record.fail(RunStatus.ERROR, ExitCode.ENVIRONMENT, unmet[0].message())
+        else:
+            record.fail(RunStatus.ERROR, err.exit_code, str(err))
     except Exception as err:  # a bug of ours: still save the work, then report it
         record.write("internal_error", error=repr(err))
         record.fail(RunStatus.ERROR, ExitCode.INFRA, f"internal error: {type(err).__name__}: {err}")
@@ -400,7 +411,9 @@ def _take_state(reuse: tuple[SetupStates, str], record: RunRecord, display: Disp
         return False
     environment = Environment.reloaded(saved, key)
     record.environment = environment
-    record.summary.environment = record.redactor.data(environment.as_dict())
+    record.summary.environment = record.redactor.data(
+        {**(record.summary.environment or {}), **environment.as_dict()}
+    )
     record.write("environment", **record.summary.environment)
     display.status(
         "starting from the state after setup an earlier run kept for this tree (no setup, no installs)"
@@ -450,7 +463,9 @@ def _environment(
         if repairer is not None:
             trajectory.close()
     record.environment = environment
-    record.summary.environment = record.redactor.data(environment.as_dict())
+    record.summary.environment = record.redactor.data(
+        {**(record.summary.environment or {}), **environment.as_dict()}
+    )
     record.write("environment", **record.summary.environment)
     if environment.setup_failed:
         raise SuiteCannotRun(environment.reason)

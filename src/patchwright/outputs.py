@@ -193,7 +193,8 @@ class RunSummary:
     error: str | None = None
     final_message: str | None = None
     ignored_repo_settings: list[str] = field(default_factory=list)  # untrusted repo config left out
-    # can the tests run, why not, the setup recipe and the repair's steps and cost (environment/phase.py)
+    # where setup and the test command came from (environment/report.py); can the tests run, why
+    # not, the setup recipe and the repair's steps and cost (environment/phase.py)
     environment: dict[str, Any] | None = None
     services: list[dict[str, Any]] = field(default_factory=list)  # services: what ran beside
     # declared by the repo but of a kind patchwright cannot run: name, kind, image, source

@@ -139,10 +139,31 @@ def parse_js(lines: Iterable[str], results: RunResults) -> bool:
     return found
 
 
+# -- TAP (node --test, tap, tape): "ok 1 - adds numbers", "not ok 2 - adds # TODO", indented subtests;
+# read only after a "TAP version" line, so a program that prints "ok 1 - ..." is not taken for it
+_TAP_TEST = re.compile(r"^\s*(not ok|ok) \d+(?: - (.+?))?(?: # (SKIP|TODO)\b.*)?$", re.IGNORECASE)
+
+
+def parse_tap(lines: Iterable[str], results: RunResults) -> bool:
+    found = False
+    started = False
+    for line in lines:
+        if line.startswith("TAP version"):
+            started = True
+        elif started and (m := _TAP_TEST.match(line)) and m.group(2):
+            outcome = (
+                Outcome.SKIPPED if m.group(3) else Outcome.PASSED if m.group(1) == "ok" else Outcome.FAILED
+            )
+            results.add(m.group(2), outcome)
+            found = True
+    return found
+
+
 PARSERS: dict[str, Callable[[Iterable[str], RunResults], bool]] = {
     "pytest": parse_pytest,
     "go": parse_go,
     "jest/vitest": parse_js,
+    "tap": parse_tap,
 }
 
 

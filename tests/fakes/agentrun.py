@@ -25,6 +25,8 @@ def agent_env(api: FakeAnthropic, image: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "PATCHWRIGHT_"))}
     env.update(api.env(api_key="sk-ant-api03-e2e-secret-key-0000"))
     env.update({"PATCHWRIGHT_IMAGE": image, "CI": "true", "PATCHWRIGHT_MAX_RETRIES": "2"})
+    # These runs test the loop offline; the detected setup (network on) has tests of its own.
+    env.setdefault("PATCHWRIGHT_DETECT_SETUP", "0")
     env.update(extra)
     return env
 

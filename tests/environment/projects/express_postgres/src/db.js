@@ -1,0 +1,7 @@
+const { Pool } = require("pg");
+
+function makePool() {
+  return new Pool({ connectionString: process.env.DATABASE_URL });
+}
+
+module.exports = { makePool };

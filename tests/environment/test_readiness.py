@@ -1,0 +1,48 @@
+"""environment/readiness.py: whether the tests ran (collected and ran) or why not."""
+
+from __future__ import annotations
+
+from patchwright.environment.readiness import first_error, why_not_run
+from patchwright.sandbox.base import CommandResult
+from patchwright.testresults import parse_output
+
+
+def verdict(output: str, code: int | None) -> str | None:
+    result = CommandResult(output=output, exit_code=code)
+    return why_not_run(result, parse_output(output))
+
+
+def test_failing_tests_still_ran() -> None:
+    output = "FAILED tests/test_a.py::test_x - assert 1 == 2\n1 failed, 2 passed in 0.1s\n"
+    assert verdict(output, 1) is None
+    assert verdict("Ran 3 tests in 0.004s\n\nFAILED (failures=1)\n", 1) is None  # unittest / manage.py test
+
+
+def test_an_environment_failure_is_not_a_test_run() -> None:
+    assert verdict("bash: line 1: pytest: command not found\n", 127) == "the test command was not found"
+    assert (
+        verdict("E   ModuleNotFoundError: No module named 'django'\n", 4)
+        == "an import failed before the tests ran"
+    )
+    assert verdict("==== 1 error during collection ====\n", 2) == "pytest could not collect the tests"
+    assert verdict("collected 0 items\n\nno tests ran in 0.01s\n", 5) == "no tests were collected"
+    assert verdict("", None) is not None
+
+
+def test_the_first_error_is_shown_not_the_last_line() -> None:
+    output = "\n".join(
+        ["Collecting django", "ERROR: No matching distribution found for djangoo"] + ["noise"] * 50
+    )
+    assert "No matching distribution" in first_error(output)
+
+
+def test_pytest_error_lines_come_before_the_traceback_noise() -> None:
+    output = "\n".join(
+        [
+            "==== ERRORS ====",
+            "ERROR collecting test session",
+            *["    frame"] * 30,
+            "E   KeyError: 'SECRET_KEY'",
+        ]
+    )
+    assert "KeyError: 'SECRET_KEY'" in first_error(output)
