@@ -202,14 +202,19 @@ def step_fix(ctx: Context) -> int:
         printed = json.loads(done.stdout.decode("utf-8", "replace"))
     except ValueError:
         printed = {}
+    return record_result(ctx, done.returncode, printed if isinstance(printed, dict) else {})
+
+
+def record_result(ctx: Context, returncode: int, printed: dict[str, Any]) -> int:
+    """Outputs, state and the job summary from `agent fix`'s exit code and its JSON summary."""
     run_dir = Path(str(printed.get("run_dir") or ""))
     if not printed.get("run_dir") or not (run_dir / "summary.json").is_file():
-        ctx.save_state(exit_code=done.returncode, run_dir="")
-        ctx.output(status="error", exit_code=done.returncode, verified="false")
-        print(f"::error::patchwright exited with {done.returncode} before it wrote a run record")
-        return done.returncode or int(ExitCode.INFRA)
-    result = RunResult.load(run_dir, exit_code=done.returncode)
-    ctx.save_state(exit_code=done.returncode, run_dir=str(run_dir))
+        ctx.save_state(exit_code=returncode, run_dir="")
+        ctx.output(status="error", exit_code=returncode, verified="false")
+        print(f"::error::patchwright exited with {returncode} before it wrote a run record")
+        return returncode or int(ExitCode.INFRA)
+    result = RunResult.load(run_dir, exit_code=returncode)
+    ctx.save_state(exit_code=returncode, run_dir=str(run_dir))
     ctx.output(
         status=result.status,
         exit_code=result.exit_code,
