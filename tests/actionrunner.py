@@ -128,7 +128,7 @@ class Evaluator:
 
 
 def interpolate(text: Any, evaluator: Evaluator) -> str:
-    return EXPRESSION.sub(lambda m: _as_text(evaluator.evaluate(m.group(1))), str(text))
+    return EXPRESSION.sub(lambda m: _as_text(evaluator.evaluate(m.group(1))), _as_text(text))
 
 
 def _as_text(value: Any) -> str:

@@ -428,7 +428,7 @@ def test_a_red_ci_run_becomes_the_task_and_the_result_a_comment(
             github,
             "workflow_run",
             event,
-            {"mode": "comment", "services": "none"},
+            {"mode": "comment", "services": "none", "extra_args": "--max-continues 0"},
             extra_env={"ANTHROPIC_BASE_URL": api.base_url, "PATCHWRIGHT_IMAGE": sandbox_image},
         )
         task = last_user_text(api.requests[0])
@@ -439,7 +439,7 @@ def test_a_red_ci_run_becomes_the_task_and_the_result_a_comment(
     # The log came from the other origin, without the token.
     assert github.blob_requests and all("Authorization" not in r.headers for r in github.blob_requests)
     # No changes: exit 1, said in a comment on the run's pull request, and the step fails.
-    assert result.outputs["exit_code"] == "1" and result.outputs["verified"] == "false"
+    assert result.outputs["exit_code"] == "1" and result.outputs["verified"] == "false", result.summary
     assert [c["issue"] for c in github.comments] == [12]
     assert "_No patch._" in github.comments[0]["body"] and "NOT verified" in github.comments[0]["body"]
     assert not github.pulls
