@@ -62,6 +62,13 @@ def test_the_cache_key_is_the_images_content_hashes(tmp_path: Path) -> None:
     step_image_key(context(tmp_path))
     step_image_key(context(tmp_path, services="postgres"))
     step_image_key(context(tmp_path, services="none"))
+    workspace = tmp_path / "ws"
+    (workspace / ".github" / "workflows").mkdir(parents=True)
+    (workspace / ".github" / "workflows" / "ci.yml").write_text(
+        "on: push\njobs:\n  t:\n    runs-on: x\n    services:\n      db:\n        image: postgres:15\n"
+        "    steps:\n      - run: true\n"
+    )
+    step_image_key(Context({**context(tmp_path).env, "GITHUB_WORKSPACE": str(workspace)}))
     keys = [
         v
         for line in (tmp_path / "out").read_text().splitlines()
@@ -73,6 +80,7 @@ def test_the_cache_key_is_the_images_content_hashes(tmp_path: Path) -> None:
         f"patchwright-images-{sandbox}",
         f"patchwright-images-{sandbox}-{services}",
         f"patchwright-images-{sandbox}",
+        f"patchwright-images-{sandbox}-{services}",  # the workflow's services, detected
     ]
 
 

@@ -131,8 +131,17 @@ def image_tags(with_services: bool) -> list[str]:
 
 
 def _wants_services(ctx: Context) -> bool:
+    """Whether the run will start services: named in the input, or (input empty) declared by
+    the repository's compose files or workflows, as `agent fix` detects them."""
     services = ctx.input("services")
-    return bool(services) and services.lower() != "none"
+    if services:
+        return services.lower() != "none"
+    from patchwright.services.detect import detect
+
+    try:
+        return bool(detect(Path(ctx.env.get("GITHUB_WORKSPACE") or ".")).specs)
+    except PatchwrightError:
+        return False  # agent fix reports it
 
 
 def step_image_key(ctx: Context) -> int:
