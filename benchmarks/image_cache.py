@@ -14,6 +14,7 @@ archive's size is printed; GitHub's cache moves it at network speed).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 
 import _bench
 import docker
+import docker.errors
 
 from patchwright.resources import data_dir
 from patchwright.sandbox.image import _build_with_debootstrap
@@ -64,21 +66,26 @@ def main() -> None:
             started = time.monotonic()
             _build_with_debootstrap(client, tag, data_dir("sandbox"), _bench.labels(), say, None)
             build = time.monotonic() - started
+            print(f"build {build:.1f} s", flush=True)
             started = time.monotonic()
             subprocess.run(["docker", "save", "-o", str(archive), tag], check=True)
             save = time.monotonic() - started
+            size = archive.stat().st_size
+            print(f"save {save:.1f} s ({size / 1e6:.0f} MB)", flush=True)
             first_run = to_first_request(repo, tag)
+            print(f"first job: agent fix to the first request {first_run:.2f} s", flush=True)
             client.images.remove(tag, force=True)
             started = time.monotonic()
             subprocess.run(["docker", "load", "-q", "-i", str(archive)], check=True, capture_output=True)
             load = time.monotonic() - started
+            print(f"load {load:.1f} s", flush=True)
             second_run = to_first_request(repo, tag)
+            print(f"second job: agent fix to the first request {second_run:.2f} s", flush=True)
         finally:
-            _bench.cleanup(client)
-            for image in client.images.list(name=tag.split(":")[0]):
-                if tag in image.tags:
-                    client.images.remove(tag, force=True)
-        size = archive.stat().st_size if archive.exists() else 0
+            with contextlib.suppress(docker.errors.APIError):  # a container of others may vanish mid-list
+                _bench.cleanup(client)
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(tag, force=True)
     first = build + save + first_run
     second = load + second_run
     print(
