@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -150,13 +151,7 @@ def feed(run_dir: Path, exit_code: int = 0) -> dict[str, str]:
         "import os; from patchwright.github.steps import Context, record_result; "
         f"raise SystemExit(record_result(Context(dict(os.environ)), {exit_code}, {{'run_dir': {str(run_dir)!r}}}))"
     )
-    return {"fix": f"python -c {shlex_quote(code)}"}
-
-
-def shlex_quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
+    return {"fix": f"python -c {shlex.quote(code)}"}
 
 
 def remote_branches(setup: Setup) -> list[str]:
