@@ -345,6 +345,21 @@ def sandbox_build(
         print(f"{result.tag} ({state})")
 
 
+@sandbox_app.command("image-tag")
+def sandbox_image_tag(
+    services: Annotated[
+        bool, typer.Option("--services", help="Also print the tag of the run's databases image.")
+    ] = False,
+) -> None:
+    """Print the content-hash tags of the images, one a line (a cache key for CI)."""
+    from patchwright.github.steps import image_tags
+
+    try:
+        print("\n".join(image_tags(services)))
+    except PatchwrightError as err:
+        raise fail(str(err), err.exit_code) from None
+
+
 @sandbox_app.command("prune")
 def sandbox_prune(
     include_live: Annotated[

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_services import services_image  # noqa: F401  (the session fixture: the image, built once)
 
 from agentrun import agent_env, only_run, run_agent
 from fakeapi import FakeAnthropic, RecordedRequest, last_tool_results, message, text, tool_use
@@ -42,7 +41,7 @@ def agent_setup(repo: Path, image: str) -> tuple[int, dict[str, Any], str]:
 def test_django_with_postgres_installs_from_its_ci_job_and_runs_its_tests(
     tmp_path: Path,
     sandbox_image: str,
-    services_image: str,  # noqa: F811
+    services_image: str,
 ) -> None:
     code, found, stderr = agent_setup(project("django_postgres", tmp_path), sandbox_image)
     assert code == 0, stderr[-3000:]
@@ -58,7 +57,7 @@ def test_django_with_postgres_installs_from_its_ci_job_and_runs_its_tests(
 def test_express_with_yarn_gets_the_node_version_of_its_nvmrc(
     tmp_path: Path,
     sandbox_image: str,
-    services_image: str,  # noqa: F811
+    services_image: str,
 ) -> None:
     code, found, stderr = agent_setup(project("express_postgres", tmp_path), sandbox_image)
     assert code == 0, stderr[-3000:]

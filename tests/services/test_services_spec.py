@@ -239,7 +239,7 @@ def test_settings_flags_config_and_environment(tmp_path: Path) -> None:
 
 
 def test_the_github_actions_example_needs_no_flags(tmp_path: Path) -> None:
-    example = Path(__file__).resolve().parents[2] / "examples" / "github-actions" / "patchwright-fix.yml"
+    example = Path(__file__).resolve().parents[2] / "examples" / "github" / "tests.yml"
     write(tmp_path, ".github/workflows/patchwright-fix.yml", example.read_text())
     plan = plan_services(None, tmp_path)
     [pg] = plan.specs
