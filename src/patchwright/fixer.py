@@ -10,11 +10,9 @@ trajectory and summary.json, and removes the sandbox.
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,6 +33,7 @@ from patchwright.outputs import RunSummary, copy_file, files_in_patch_file, move
 from patchwright.params import max_tokens_for, request_params
 from patchwright.patchsplit import split_patch
 from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
+from patchwright.preload import SdkPreload
 from patchwright.prompt import RunFacts, system_blocks
 from patchwright.record import RunRecord
 from patchwright.sandbox.background import BackgroundStart
@@ -70,6 +69,7 @@ class FixRequest:
     attempt_of: tuple[str, int] | None = None  # one attempt of `agent fix --attempts N` (attempts.py)
     resume: str | None = None
     ignored_repo_settings: tuple[str, ...] = ()  # the repo's untrusted settings left out (config.py)
+    sdk: SdkPreload | None = field(default=None, compare=False, repr=False)  # begun at launch (cli.py)
 
 
 class Interrupted(BaseException):
@@ -189,13 +189,15 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     """The whole `agent fix`; raises PatchwrightError only before the run record exists."""
     started = time.monotonic()
     # The SDK takes a second or more to import; it loads while the input is checked and the
-    # engine and image are looked up, which wait on other processes.
-    threading.Thread(target=importlib.import_module, args=("anthropic",), daemon=True).start()
+    # engine and image are looked up, which wait on other processes (the CLI began it at launch).
+    sdk = request.sdk if request.sdk is not None else SdkPreload().begin()
     prepared = prepare(request)
     check_credentials(request.settings.provider)  # type: ignore[arg-type]
     knowledge = prepared.knowledge
     if knowledge is not None and knowledge.lookup is not None:
-        knowledge.lookup.begin()  # a cold capability cache: asked while the engine is looked up
+        knowledge.lookup.begin(
+            sdk.take_client
+        )  # a cold capability cache: asked while the engine is looked up
     plan = prepared.services
     for note in plan.notes:
         display.status(f"warning: {note}")
@@ -213,7 +215,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     patch: PatchFile | None = None
     try:
         with signals_interrupt() as shield:
-            patch = _run_in_sandbox(request, prepared, factory, record, display, shield)
+            patch = _run_in_sandbox(request, prepared, factory, record, display, shield, sdk)
             _write_outputs(request, record, patch, display)
         # The work is saved; verification and --apply may still be interrupted without losing it.
         with signals_interrupt():
@@ -232,6 +234,7 @@ def _run_in_sandbox(
     record: RunRecord,
     display: Display,
     shield: Callable[[], None],
+    sdk: SdkPreload,
 ) -> PatchFile | None:
     """Start the sandbox, run the agent, take the patch; the sandbox is gone when this returns.
 
@@ -267,7 +270,11 @@ def _run_in_sandbox(
     restored = prepared.resumed is None  # a resumed run is ready once its partial patch is back
     patch: PatchFile | None = None
     try:
-        client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
+        client = make_client(
+            settings.provider,  # type: ignore[arg-type]
+            max_retries=settings.max_retries,
+            preloaded=sdk.take_client() if settings.provider == "anthropic" else None,
+        )
         if settings.setup or prepared.services.specs or prepared.resumed is not None:
             sandbox.start()  # a failed setup or service must not cost a turn; resume needs the sandbox
         if prepared.resumed is not None:
