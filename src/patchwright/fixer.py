@@ -164,6 +164,12 @@ def prepare(request: FixRequest) -> Prepared:
     )
 
 
+def lookup_can_refuse(settings: Settings) -> bool:
+    """Whether the Models API's answer can make the run an input error: an effort level the user
+    asked for (the model may lack it) or compaction (it may not take it)."""
+    return settings.effort is not None or settings.context_strategy == "compact"
+
+
 def check_model_settings(
     settings: Settings, agent: AgentDefinition, knowledge: ModelKnowledge
 ) -> tuple[str | None, list[str]]:
@@ -204,18 +210,31 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     if plan.specs:
         display.status(f"services{' (detected)' if plan.detected else ''}: {plan.describe()}")
     factory = open_factory(request.settings, display.status, prepared.workspace.root, tuple(plan.specs))
-    if knowledge is not None and knowledge.lookup is not None:
-        warnings = knowledge.finish()
-        prepared.effort, prepared.notes = check_model_settings(request.settings, prepared.agent, knowledge)
-        prepared.notes = warnings + prepared.notes
-    for note in prepared.notes:
-        display.status(f"warning: {note}")
+
+    def settle_model() -> None:
+        """Take the lookup's answer (waiting for it) and check the model settings again."""
+        if knowledge is not None and knowledge.lookup is not None:
+            warnings = knowledge.finish()
+            prepared.effort, prepared.notes = check_model_settings(
+                request.settings, prepared.agent, knowledge
+            )
+            prepared.notes = warnings + prepared.notes
+        for note in prepared.notes:
+            display.status(f"warning: {note}")
+
+    # The lookup waits for the SDK. When its answer can refuse the run, no container starts before
+    # it; otherwise the sandbox starts first and the answer is taken before the first request.
+    early = knowledge is None or knowledge.lookup is None or lookup_can_refuse(request.settings)
+    if early:
+        settle_model()
     record = RunRecord.open(prepared, request.settings, request.resume, started, request.attempt_of)
     record.summary.ignored_repo_settings = list(request.ignored_repo_settings)
     patch: PatchFile | None = None
     try:
         with signals_interrupt() as shield:
-            patch = _run_in_sandbox(request, prepared, factory, record, display, shield, sdk)
+            patch = _run_in_sandbox(
+                request, prepared, factory, record, display, shield, sdk, None if early else settle_model
+            )
             _write_outputs(request, record, patch, display)
         # The work is saved; verification and --apply may still be interrupted without losing it.
         with signals_interrupt():
@@ -235,6 +254,7 @@ def _run_in_sandbox(
     display: Display,
     shield: Callable[[], None],
     sdk: SdkPreload,
+    settle_model: Callable[[], None] | None = None,
 ) -> PatchFile | None:
     """Start the sandbox, run the agent, take the patch; the sandbox is gone when this returns.
 
@@ -270,6 +290,8 @@ def _run_in_sandbox(
     restored = prepared.resumed is None  # a resumed run is ready once its partial patch is back
     patch: PatchFile | None = None
     try:
+        if settle_model is not None:  # the model lookup's answer, while the sandbox starts
+            settle_model()
         client = make_client(
             settings.provider,  # type: ignore[arg-type]
             max_retries=settings.max_retries,
