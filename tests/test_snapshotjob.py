@@ -117,6 +117,9 @@ def handed_off(client: docker.DockerClient, spec: SandboxSpec, repo: Path) -> in
     box.stop()
     assert time.monotonic() - started < 1.5, "stop() waited for the snapshot"
     assert box.snapshot_job is not None, "the build was over before stop(): nothing was handed off"
+    assert spec.manifest_dir is not None
+    lock = SnapshotLock(lock_path(spec.manifest_dir, open_workspace(repo)))
+    assert lock.holder() is not None, "the lock was free between the run and the job"
     return box.snapshot_job
 
 

@@ -287,10 +287,11 @@ class DockerSandbox:
         """The run is over and its snapshot is not: a detached process finishes it (snapshotjob.py),
         so nobody waits for it; this build stops."""
         assert self._build is not None
+        lock_fd = self._build.lock.shared_fd() if self._build.lock is not None else None
         self._build.abandon()
         if self._job is not None:
             try:
-                self.snapshot_job = hand_off(self._job)
+                self.snapshot_job = hand_off(self._job, lock_fd)
                 self.progress("the repository's snapshot is finished in the background")
             except OSError as err:  # a slower next start, nothing worse
                 self.progress(f"cannot finish the repository's snapshot in the background: {err}")

@@ -290,6 +290,25 @@ class SnapshotLock:
         self._fd = fd
         return True
 
+    def adopt(self, fd: int) -> None:
+        """Take over the lock through `fd`, a descriptor of the holder's own open file (passed to
+        this process): the flock belongs to that open file, so it was never free in between."""
+        os.set_inheritable(fd, False)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+
+    def shared_fd(self) -> int | None:
+        """A new descriptor holding the lock too (to hand the lock to another process), or None
+        when it is not held."""
+        fd = self._fd
+        if fd is None:
+            return None
+        try:
+            return os.dup(fd)
+        except OSError:  # released just now
+            return None
+
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:

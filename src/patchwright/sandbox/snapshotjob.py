@@ -41,6 +41,7 @@ class SnapshotJob:
     spec: dict[str, Any]  # the run's SandboxSpec, as fields
     image_labels: dict[str, str]  # the snapshot's own labels (base image, repo path)
     leftover_run_id: str  # the run id on the run's killed builder, removed before building
+    lock_fd: int | None = None  # the run's lock, passed on open: the job holds it from its start
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -50,10 +51,22 @@ class SnapshotJob:
         return cls(**json.loads(text))
 
 
-def hand_off(job: SnapshotJob) -> int:
+def hand_off(job: SnapshotJob, lock_fd: int | None = None) -> int:
     """Start the detached process; its pid. It outlives this one and ignores this terminal's
-    signals; no API credential is passed on (it needs only Docker)."""
+    signals; no API credential is passed on (it needs only Docker). `lock_fd`: a descriptor
+    holding the repo's snapshot lock, passed on (and closed here), so that no run starting
+    between this process's exit and the job's start takes the lock and builds too."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    job = dataclasses.replace(job, lock_fd=lock_fd)
+    try:
+        child = _spawn(job, env, () if lock_fd is None else (lock_fd,))
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)
+    return child.pid
+
+
+def _spawn(job: SnapshotJob, env: dict[str, str], pass_fds: tuple[int, ...]) -> subprocess.Popen[bytes]:
     child = subprocess.Popen(
         [sys.executable, "-m", "patchwright.sandbox.snapshotjob"],
         stdin=subprocess.PIPE,
@@ -61,13 +74,14 @@ def hand_off(job: SnapshotJob) -> int:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         close_fds=True,
+        pass_fds=pass_fds,
         env=env,
         cwd="/",
     )
     assert child.stdin is not None
     with child.stdin:
         child.stdin.write(job.to_json().encode())
-    return child.pid
+    return child
 
 
 class Stopped(BaseException):
@@ -87,7 +101,9 @@ def run(job: SnapshotJob) -> str:
     spec = SandboxSpec(**job.spec)
     spec = dataclasses.replace(spec, run_id=f"{job.leftover_run_id}-job")
     lock = SnapshotLock(lock_path(spec.manifest_dir or default_manifest_dir(), ws))
-    if not lock.acquire(wait=LOCK_WAIT):
+    if job.lock_fd is not None:
+        lock.adopt(job.lock_fd)
+    elif not lock.acquire(wait=LOCK_WAIT):
         return "skipped: another process held the snapshot lock"
     try:
         client = docker_client()
