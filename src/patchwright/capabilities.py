@@ -24,7 +24,7 @@ import re
 import threading
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,8 +205,11 @@ class ModelLookup:
         self.capabilities: Capabilities | None = None
         self.error: str | None = None
         self._thread: threading.Thread | None = None
+        self._client: Callable[[], Any] | None = None
 
-    def begin(self) -> None:
+    def begin(self, client: Callable[[], Any] | None = None) -> None:
+        """`client`: gives the run's SDK client (preload.py), so the lookup builds no second one."""
+        self._client = client
         self._thread = threading.Thread(target=self._fetch, name="patchwright-model-lookup", daemon=True)
         self._thread.start()
 
@@ -222,9 +225,13 @@ class ModelLookup:
 
     def _fetch(self) -> None:
         try:
-            import anthropic
+            shared = self._client() if self._client is not None else None
+            if shared is not None:
+                client = shared.with_options(max_retries=1, timeout=LOOKUP_TIMEOUT)
+            else:
+                import anthropic
 
-            client = anthropic.Anthropic(max_retries=1, timeout=LOOKUP_TIMEOUT)
+                client = anthropic.Anthropic(max_retries=1, timeout=LOOKUP_TIMEOUT)
             capabilities = from_model_info(client.models.retrieve(self.model))
         except Exception as err:  # any failure means "not known from the API": never a crash
             self.error = _describe(err)

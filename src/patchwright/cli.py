@@ -6,10 +6,17 @@ Every error a user can cause is one line on stderr with a documented exit code;
 
 from __future__ import annotations
 
+import sys
+
+from patchwright.preload import begin_for
+
+# First, before typer (and what it pulls in) is imported: the SDK's import is the longest
+# thing a start waits for, and only what runs beside it is free (preload.py).
+_sdk = begin_for(sys.argv)
+
 import atexit
 import contextlib
 import os
-import sys
 import threading
 import traceback
 from enum import StrEnum
@@ -165,6 +172,7 @@ def fix(
             resume=resume,
             ignored_repo_settings=tuple(loaded.ignored),
             attempt_of=attempt,
+            sdk=_sdk,
         )
         if settings.attempts > 1 and attempt is None:
             from patchwright.attempts import run_attempts

@@ -11,14 +11,14 @@ import json
 import os
 import sys
 import time
-from typing import IO, Any, Protocol
-
-from rich.console import Console
-from rich.status import Status
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from patchwright.outputs import RunSummary
 from patchwright.sanitize import clean_line, clean_lines
+
+if TYPE_CHECKING:  # rich is imported by the terminal display only: CI and --quiet runs skip it
+    from rich.console import Console
+    from rich.status import Status
 
 
 class Display(Protocol):
@@ -211,6 +211,8 @@ class RichDisplay(PlainDisplay):
     """A live status line (step, tool, tokens, cost, time) above the scrolling log, on a terminal."""
 
     def __init__(self, console: Console | None = None, summary_to: IO[str] | None = None) -> None:
+        from rich.console import Console
+
         super().__init__(summary_to=summary_to)
         self.console = console or Console(stderr=True)
         self._status: Status | None = self.console.status("starting")
@@ -226,6 +228,8 @@ class RichDisplay(PlainDisplay):
             line = (
                 f"step {self.step} · {self.tool or 'thinking'} · {self.tokens} · {self.cost} · {elapsed:.0f}s"
             )
+            from rich.text import Text
+
             self._status.update(Text(line))  # Text, not markup: tool input must not be parsed
 
     def status(self, message: str) -> None:

@@ -11,11 +11,9 @@ trajectory and summary.json, and removes the sandbox.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +47,7 @@ from patchwright.outputs import (
 from patchwright.params import max_tokens_for, request_params
 from patchwright.patchsplit import split_patch
 from patchwright.persona import AgentDefinition, find_agent, load_project_instructions
+from patchwright.preload import SdkPreload
 from patchwright.prompt import RunFacts, system_blocks
 from patchwright.record import RunRecord, RunStart
 from patchwright.sandbox.background import BackgroundStart
@@ -86,6 +85,7 @@ class FixRequest:
     attempt_of: tuple[str, int] | None = None  # one attempt of `agent fix --attempts N` (attempts.py)
     resume: str | None = None
     ignored_repo_settings: tuple[str, ...] = ()  # the repo's untrusted settings left out (config.py)
+    sdk: SdkPreload | None = field(default=None, compare=False, repr=False)  # begun at launch (cli.py)
 
 
 class Interrupted(BaseException):
@@ -201,6 +201,12 @@ def choose_environment(settings: Settings, recipe: Recipe) -> tuple[str | None, 
     return test_command, setup
 
 
+def lookup_can_refuse(settings: Settings) -> bool:
+    """Whether the Models API's answer can make the run an input error: an effort level the user
+    asked for (the model may lack it) or compaction (it may not take it)."""
+    return settings.effort is not None or settings.context_strategy == "compact"
+
+
 def check_model_settings(
     settings: Settings, agent: AgentDefinition, knowledge: ModelKnowledge
 ) -> tuple[str | None, list[str]]:
@@ -226,8 +232,8 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     """The whole `agent fix`; raises PatchwrightError only before the run record exists."""
     started = time.monotonic()
     # The SDK takes a second or more to import; it loads while the input is checked and the
-    # engine and image are looked up, which wait on other processes.
-    threading.Thread(target=importlib.import_module, args=("anthropic",), daemon=True).start()
+    # engine and image are looked up, which wait on other processes (the CLI began it at launch).
+    sdk = request.sdk if request.sdk is not None else SdkPreload().begin()
     prepared = prepare(request)
     check_credentials(request.settings.provider)  # type: ignore[arg-type]
     if prepared.setup != request.settings.setup:  # the detected setup runs as a given one would
@@ -238,7 +244,9 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         display.status(line)
     knowledge = prepared.knowledge
     if knowledge is not None and knowledge.lookup is not None:
-        knowledge.lookup.begin()  # a cold capability cache: asked while the engine is looked up
+        knowledge.lookup.begin(
+            sdk.take_client
+        )  # a cold capability cache: asked while the engine is looked up
     plan = prepared.services
     for note in plan.notes:
         display.status(f"warning: {note}")
@@ -258,12 +266,23 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     factory = open_factory(
         request.settings, display.status, prepared.workspace.root, tuple(plan.specs), variables.values
     )
-    if knowledge is not None and knowledge.lookup is not None:
-        warnings = knowledge.finish()
-        prepared.effort, prepared.notes = check_model_settings(request.settings, prepared.agent, knowledge)
-        prepared.notes = warnings + prepared.notes
-    for note in prepared.notes:
-        display.status(f"warning: {note}")
+
+    def settle_model() -> None:
+        """Take the lookup's answer (waiting for it) and check the model settings again."""
+        if knowledge is not None and knowledge.lookup is not None:
+            warnings = knowledge.finish()
+            prepared.effort, prepared.notes = check_model_settings(
+                request.settings, prepared.agent, knowledge
+            )
+            prepared.notes = warnings + prepared.notes
+        for note in prepared.notes:
+            display.status(f"warning: {note}")
+
+    # The lookup waits for the SDK. When its answer can refuse the run, no container starts before
+    # it; otherwise the sandbox starts first and the answer is taken before the first request.
+    early = knowledge is None or knowledge.lookup is None or lookup_can_refuse(request.settings)
+    if early:
+        settle_model()
     record = RunRecord.open(
         prepared.run_start(), request.settings, request.resume, started, request.attempt_of
     )
@@ -274,7 +293,9 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     patch: PatchFile | None = None
     try:
         with signals_interrupt() as shield:
-            patch = _run_in_sandbox(request, prepared, factory, record, display, shield)
+            patch = _run_in_sandbox(
+                request, prepared, factory, record, display, shield, sdk, None if early else settle_model
+            )
             _write_outputs(request, record, patch, display)
         # The work is saved; verification and --apply may still be interrupted without losing it.
         with signals_interrupt():
@@ -293,6 +314,8 @@ def _run_in_sandbox(
     record: RunRecord,
     display: Display,
     shield: Callable[[], None],
+    sdk: SdkPreload,
+    settle_model: Callable[[], None] | None = None,
 ) -> PatchFile | None:
     """Start the sandbox, run the agent, take the patch; the sandbox is gone when this returns.
 
@@ -342,7 +365,13 @@ def _run_in_sandbox(
     restored = prepared.resumed is None  # a resumed run is ready once its partial patch is back
     patch: PatchFile | None = None
     try:
-        client = make_client(settings.provider, max_retries=settings.max_retries)  # type: ignore[arg-type]
+        if settle_model is not None:  # the model lookup's answer, while the sandbox starts
+            settle_model()
+        client = make_client(
+            settings.provider,  # type: ignore[arg-type]
+            max_retries=settings.max_retries,
+            preloaded=sdk.take_client() if settings.provider == "anthropic" else None,
+        )
         if prepared.setup or prepared.services.specs or prepared.resumed is not None or env_phase:
             # a failed setup or service must not cost a turn; resume and the environment need the sandbox
             start = sandbox.start()

@@ -260,13 +260,21 @@ def check_credentials(provider: Provider) -> None:
 
 
 def make_client(
-    provider: Provider, max_retries: int = DEFAULT_MAX_RETRIES, timeout: float = 600.0
+    provider: Provider,
+    max_retries: int = DEFAULT_MAX_RETRIES,
+    timeout: float = 600.0,
+    preloaded: Any = None,
 ) -> AnyClient:
-    """The SDK client for a provider; credentials are read the SDK's way, and checked up front."""
+    """The SDK client for a provider; credentials are read the SDK's way, and checked up front.
+    `preloaded`: an `anthropic.Anthropic` made at launch (preload.py), whose connection pool
+    and SSL context this one shares rather than building its own."""
+    if provider == "anthropic":
+        check_credentials(provider)
+        if preloaded is not None:
+            return preloaded.with_options(max_retries=max_retries, timeout=timeout)  # type: ignore[no-any-return]
     import anthropic
 
     if provider == "anthropic":
-        check_credentials(provider)
         return anthropic.Anthropic(max_retries=max_retries, timeout=timeout)
     try:
         if provider == "bedrock":

@@ -37,6 +37,7 @@ from patchwright.sandbox.base import (
     SandboxSpec,
     SetupFailed,
     StartResult,
+    default_manifest_dir,
 )
 from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.checkpoint import Checkpoint
@@ -53,10 +54,13 @@ from patchwright.sandbox.shell import ShellBroken, ShellSession, driver_argv
 from patchwright.sandbox.shelldriver import MODEL_PATH_VARIABLE
 from patchwright.sandbox.snapshot import (
     SnapshotBuild,
+    SnapshotLock,
     SyncPlan,
     current_snapshot,
     load_manifest,
+    lock_path,
 )
+from patchwright.sandbox.snapshotjob import SnapshotJob, hand_off
 from patchwright.sandbox.stream import FrameReader
 from patchwright.sandbox.transfer import HostView, Progress
 from patchwright.services import ServiceSet
@@ -71,6 +75,7 @@ PROTECT_PYTHON = (
 )
 MAX_LATE_CHANGES = 200  # paths named as changed after the last tool call
 LATE_OUTPUT_LIMIT = 256 * 1024
+HANDOFF_AFTER = 0.3  # a build this close to its end is waited for: the user's wait stays well under 1.5 s
 
 
 def _quiet(_: str) -> None:
@@ -81,6 +86,8 @@ class DockerSandbox:
     """A `Sandbox` on the local Docker engine. One instance, one container, one run."""
 
     workdir = WORKSPACE
+    # seconds stop() waits for a snapshot build before handing it to a detached process
+    handoff_after = HANDOFF_AFTER
 
     def __init__(
         self,
@@ -109,6 +116,8 @@ class DockerSandbox:
         self._snapshot: Image | None = None  # the snapshot this container starts from
         self._snapshot_labels: dict[str, str] | None = None  # set when this container will be one
         self._build: SnapshotBuild | None = None
+        self._job: SnapshotJob | None = None  # how a detached process would finish the build
+        self.snapshot_job: int | None = None  # the pid of the process finishing it, once handed off
         self._in_layer = False  # the workspace is in the container's own layer (snapshots), not a tmpfs
         self._started = False  # start() is over: the next command records the starting state first
         self._egress: egress.EgressProxy | None = None  # setup's registries-only network, until setup ends
@@ -299,9 +308,32 @@ class DockerSandbox:
         self.progress("saving a snapshot of the repository in the background, for faster starts next time")
         image_labels = {**self._snapshot_labels, labels.REPO_PATH: str(self.workspace.root)}
         self._snapshot_labels = None
+        lock = SnapshotLock(lock_path(self.spec.manifest_dir or default_manifest_dir(), self.workspace))
         self._build = transfer.build_snapshot(
-            self.client, self.workspace, self._base_image, self._host, self.spec, image_labels
+            self.client, self.workspace, self._base_image, self._host, self.spec, image_labels, lock
         )
+        self._job = SnapshotJob(
+            root=str(self.workspace.root),
+            git_dir=str(self.workspace.git_dir),
+            git_dir_is_local=self.workspace.git_dir_is_local,
+            base_image=str(self._base_image.id),
+            spec=dataclasses.asdict(self.spec),
+            image_labels={k: v for k, v in image_labels.items() if k != labels.FILE_COUNT},
+            leftover_run_id=transfer.builder_run_id(self.spec.run_id),
+        )
+
+    def _hand_off_snapshot(self) -> None:
+        """The run is over and its snapshot is not: a detached process finishes it (snapshotjob.py),
+        so nobody waits for it; this build stops."""
+        assert self._build is not None
+        lock_fd = self._build.lock.shared_fd() if self._build.lock is not None else None
+        self._build.abandon()
+        if self._job is not None:
+            try:
+                self.snapshot_job = hand_off(self._job, lock_fd)
+                self.progress("the repository's snapshot is finished in the background")
+            except OSError as err:  # a slower next start, nothing worse
+                self.progress(f"cannot finish the repository's snapshot in the background: {err}")
 
     @property
     def snapshot_error(self) -> str | None:
@@ -464,8 +496,9 @@ class DockerSandbox:
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main_thread else None
         try:
             if self._build is not None and self._build.running:
-                self.progress("finishing the repository's snapshot")
-                self._build.wait(timeout=300)
+                self._build.wait(timeout=self.handoff_after)
+                if self._build.running:
+                    self._hand_off_snapshot()
             self.services.stop()
             self._discard_container()
             self._stop_egress()

@@ -19,8 +19,10 @@ start lists the snapshot in the container instead.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
+import signal
 import stat
 import threading
 import time
@@ -41,6 +43,7 @@ from patchwright.workspace import Workspace
 
 SNAPSHOT_REPO = "patchwright-snapshot"
 MAX_CHANGED_SHARE = 0.25  # files changed between the snapshot's commit and HEAD: above this, rebuild
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 COMMIT_TIMEOUT = 3600  # seconds a snapshot commit may take (the engine copies the repo's files)
 
 # `find` in the container prints one record per path: kind, size, mtime, mode, path, link target.
@@ -259,6 +262,84 @@ def current_snapshot(client: docker.DockerClient, ws: Workspace, base: Image) ->
     return snapshot
 
 
+class SnapshotLock:
+    """One builder of a repo's snapshot at a time on this machine: an flock on a file beside the
+    manifests, which the kernel releases when its holder exits, however it exits. The file
+    holds the holder's pid (for people and tests; the lock itself is the flock)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self, wait: float = 0.0) -> bool:
+        """Take it, waiting up to `wait` seconds; False when another process holds it."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return True
+
+    def adopt(self, fd: int) -> None:
+        """Take over the lock through `fd`, a descriptor of the holder's own open file (passed to
+        this process): the flock belongs to that open file, so it was never free in between."""
+        os.set_inheritable(fd, False)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+
+    def shared_fd(self) -> int | None:
+        """A new descriptor holding the lock too (to hand the lock to another process), or None
+        when it is not held."""
+        fd = self._fd
+        if fd is None:
+            return None
+        try:
+            return os.dup(fd)
+        except OSError:  # released just now
+            return None
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # closing drops the flock
+
+    def holder(self) -> int | None:
+        """The pid of the process holding the lock, or None when it is free."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = os.read(fd, 32).decode(errors="replace").strip()
+                return int(text) if text.isdigit() else -1
+            return None
+        finally:
+            os.close(fd)
+
+
+def lock_path(directory: str, ws: Workspace) -> str:
+    """The lock file of this repo's snapshot, in the manifests' folder."""
+    return os.path.join(directory, snapshot_tag(ws).partition(":")[2] + ".lock")
+
+
+class Abandoned(Exception):
+    """The build was handed to a detached process (snapshotjob.py) and stops here."""
+
+
 @dataclass
 class SnapshotBuild:
     """Builds a repo's snapshot on a thread of its own, in a container of its own.
@@ -266,6 +347,7 @@ class SnapshotBuild:
     The builder gets its own copy of the repo and is committed once the copy is in, so
     the snapshot holds the repo as copied and nothing else, and the run's own sandbox
     never waits for it. A failed build costs the next run its head start, nothing else.
+    With `lock`, a build another process holds the lock for is skipped (it is being made).
     """
 
     client: docker.DockerClient
@@ -275,12 +357,15 @@ class SnapshotBuild:
     fill: Callable[[Container], None]  # copy the repo into it
     list_files: Callable[[Container], tuple[bytes, int | None]]  # FIND_ARGV in it
     manifest_dir: str | None
+    lock: SnapshotLock | None = None
     error: str | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
     _builder: Container | None = field(default=None, repr=False)
+    _abandoned: bool = field(default=False, repr=False)
+    _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._build, daemon=True)
+        self._thread = threading.Thread(target=self.run, name="patchwright-snapshot", daemon=True)
         self._thread.start()
 
     def wait(self, timeout: float | None = None) -> None:
@@ -291,13 +376,44 @@ class SnapshotBuild:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def abandon(self) -> None:
+        """Stop the build without waiting: its builder is killed (the copy into it then fails and
+        the thread removes it). What this process does not get to remove before it exits, the
+        detached process that takes over removes (snapshotjob.py): the builder's run id says."""
+        with self._guard:
+            self._abandoned = True
+            builder = self._builder
+        if builder is not None:
+            with contextlib.suppress(docker.errors.APIError):
+                builder.kill()
+
+    def run(self) -> None:
+        """The build itself, in the calling thread (a detached job calls this directly)."""
+        if self.lock is not None and not self.lock.acquire():
+            self.error = "another process is saving this repository's snapshot"
+            return
+        try:
+            self._build()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
     def _build(self) -> None:
         tag = snapshot_tag(self.ws)
         try:
-            self._builder = self.make_builder()
+            # A stop signal (snapshotjob.py) is held until the builder is known, so it is removed.
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                builder = self.make_builder()
+                with self._guard:
+                    self._builder = builder
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            if self._abandoned:
+                raise Abandoned("handed to a detached process")
             copied_at = int(time.time())
-            self.fill(self._builder)
-            manifest, code = self.list_files(self._builder)
+            self.fill(builder)
+            manifest, code = self.list_files(builder)
             try:
                 previous: str | None = self.client.images.get(tag).id
             except docker.errors.ImageNotFound:
@@ -308,11 +424,13 @@ class SnapshotBuild:
                 labels.SNAPSHOT_HEAD: head_commit(self.ws),
             }
             repository, _, name = tag.partition(":")
+            if self._abandoned:
+                raise Abandoned("handed to a detached process")
             # The SDK's 60 s would give up on a large repo while the engine is still committing.
             usual = self.client.api.timeout
             self.client.api.timeout = max(usual or 0, COMMIT_TIMEOUT)
             try:
-                image = self._builder.commit(repository, name, conf={"Labels": found}, pause=True)
+                image = builder.commit(repository, name, conf={"Labels": found}, pause=True)
             finally:
                 self.client.api.timeout = usual
             if self.manifest_dir and code == 0:
@@ -328,7 +446,8 @@ class SnapshotBuild:
             self._remove_builder()
 
     def _remove_builder(self) -> None:
-        builder, self._builder = self._builder, None
+        with self._guard:
+            builder, self._builder = self._builder, None
         if builder is not None:
             with contextlib.suppress(docker.errors.APIError):
                 builder.remove(force=True)

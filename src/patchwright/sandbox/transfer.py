@@ -28,6 +28,7 @@ from patchwright.sandbox.snapshot import (
     FIND_ARGV,
     Entry,
     SnapshotBuild,
+    SnapshotLock,
     SyncPlan,
     host_entries,
     parse_find,
@@ -156,10 +157,13 @@ def build_snapshot(
     view: HostView,
     spec: SandboxSpec,
     image_labels: dict[str, str],
+    lock: SnapshotLock | None = None,
+    start: bool = True,
 ) -> SnapshotBuild:
     """Start building the repo's snapshot: its own copy of the repo in a container of its own
-    (hardened as a sandbox, labelled with the run so prune finds it), committed once the copy is in."""
-    builder_spec = dataclasses.replace(spec, run_id=f"{spec.run_id}-snapshot")
+    (hardened as a sandbox, labelled with the run so prune finds it), committed once the copy is in.
+    `start=False`: not begun; the caller runs it (`SnapshotBuild.run`) in its own thread."""
+    builder_spec = dataclasses.replace(spec, run_id=builder_run_id(spec.run_id))
 
     def make_builder() -> Container:
         options = container_options(builder_spec, True, engine_cpus(client, spec.cpus))
@@ -188,6 +192,13 @@ def build_snapshot(
         lambda container: copy_all(runner(container), ws, view, quiet),
         lambda container: runner(container).collect(FIND_ARGV, max_bytes=1 << 30),
         spec.manifest_dir,
+        lock,
     )
-    build.start()
+    if start:
+        build.start()
     return build
+
+
+def builder_run_id(run_id: str) -> str:
+    """The run id on the container a run's snapshot is built in."""
+    return f"{run_id}-snapshot"
