@@ -487,7 +487,9 @@ def _environment(
         saves_state=not prepared.services.specs,
     )
     try:
-        environment = prepare_environment(sandbox, start, plan, repairer, display.status)
+        environment = prepare_environment(
+            sandbox, start, plan, repairer, lambda line: display.status(record.redactor.text(line))
+        )
     finally:
         if repairer is not None:
             trajectory.close()

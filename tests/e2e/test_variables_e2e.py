@@ -96,10 +96,12 @@ def test_a_failing_setup_that_prints_the_value_shows_it_nowhere(tmp_path: Path, 
                     f"API_TOKEN={SECRET}",
                     "--setup",
                     'echo "bad token $API_TOKEN"; exit 3',
+                    "--repair-steps",
+                    "0",  # the failure itself, not a repair of it
                 ],
                 agent_env(api, sandbox_image),
             )
-        assert result.returncode == 4, result.stderr[-2000:]
+        assert result.returncode == 5, result.stderr[-2000:]
         assert "setup command exited with 3: bad token [REDACTED]" in result.stdout + result.stderr
         assert SECRET not in result.stdout + result.stderr
     assert _files_holding(repo / ".patchwright", SECRET.encode()) == []

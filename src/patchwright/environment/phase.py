@@ -124,10 +124,12 @@ def prepare_environment(
     recipe = base + (recipe_of(repair.attempted, plan.test_command) if repair is not None else [])
     sandbox.finish_setup(save=plan.saves_state and bool(recipe))
     if probe.runnable:
-        progress(
-            "the tests can run"
-            + (f" (setup recipe: {clean_line(' && '.join(recipe), 200)})" if repair else "")
-        )
+        if recipe and repair is not None:
+            progress(f"the tests can run (setup recipe: {clean_line(' && '.join(recipe), 200)})")
+        elif failed:
+            progress("the tests can run without the failed setup (the repair changed nothing)")
+        else:
+            progress("the tests can run")
     return Environment(
         tests_runnable=probe.runnable,
         reason=probe.reason,
