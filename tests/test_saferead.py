@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from patchwright.saferead import is_plain_file, parts_of, plain_files_in, read_bytes, relative_in
+from patchwright.saferead import entries_in, is_plain_file, parts_of, plain_files_in, read_bytes, relative_in
 
 
 def tree(root: Path) -> Path:
@@ -50,3 +50,11 @@ def test_paths_that_leave_the_root_are_refused() -> None:
     assert parts_of("a/b") == ("a", "b")
     assert relative_in(Path("/r"), Path("/r/.claude/agents/x.md")) == (".claude", "agents", "x.md")
     assert relative_in(Path("/r"), Path("/elsewhere/x.md")) is None
+
+
+def test_entries_leave_out_links_and_special_files_and_never_enter_a_linked_folder(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    assert entries_in(root, "") == [("docs", True), ("outside.md", False)]  # `linked` is a link
+    assert entries_in(root, "docs") == [("a.md", False)]  # not the link, not the FIFO
+    assert entries_in(root, "linked") == []  # a folder reached through a link is as good as absent
+    assert entries_in(root, "../x") == []  # nothing outside the repository

@@ -106,6 +106,29 @@ def plain_files_in(root: Path, folder: str | tuple[str, ...], suffix: str, limit
     return sorted(names)
 
 
+def entries_in(root: Path, folder: str | tuple[str, ...], limit: int = 1000) -> list[tuple[str, bool]]:
+    """(name, is_dir) of the regular files and real folders in `folder` ("" for `root`), reached
+    without a link, sorted; at most `limit` looked at. Symlinks and special files are left out."""
+    parts = parts_of(folder) if folder else ()
+    if parts is None:
+        return []
+    found: list[tuple[str, bool]] = []
+    try:
+        with _folder_fd(root, parts) as fd, os.scandir(fd) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    found.append((entry.name, True))
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((entry.name, False))
+                if len(found) >= limit:
+                    break
+    except OSError as err:
+        if err.errno in _ABSENT:
+            return []
+        raise
+    return sorted(found)
+
+
 def relative_in(root: Path, path: Path) -> tuple[str, ...] | None:
     """`path`'s components below `root`, compared as text (no link is resolved), or None."""
     try:

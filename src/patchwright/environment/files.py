@@ -8,8 +8,6 @@ aliases, and a file that does not parse is reported as a note instead of failing
 from __future__ import annotations
 
 import json
-import os
-import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from patchwright.saferead import entries_in, is_plain_file, read_bytes
 from patchwright.services.detect import load_yaml, read_repo_file
 
 MAX_FILE_BYTES = 512 * 1024  # a manifest or a CI file; lockfiles are only looked at, not read whole
@@ -55,64 +54,31 @@ class RepoFiles:
         parts = _parts(path)
         if parts is None:
             return False
-        fds: list[int] = []
         try:
-            fds.append(os.open(self.root, os.O_RDONLY | os.O_DIRECTORY))
-            for part in parts[:-1]:
-                fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1]))
-            info = os.stat(parts[-1], dir_fd=fds[-1], follow_symlinks=False)
-            return stat.S_ISREG(info.st_mode)
+            return is_plain_file(self.root, parts)
         except OSError:
             return False
-        finally:
-            for fd in reversed(fds):
-                os.close(fd)
 
     def listdir(self, path: str = "") -> list[tuple[str, bool]]:
         """(name, is_dir) of the regular files and real folders in `path`, sorted, at most MAX_LISTED."""
         parts = _parts(path) if path else ()
         if parts is None:
             return []
-        fds: list[int] = []
-        found: list[tuple[str, bool]] = []
         try:
-            fds.append(os.open(self.root, os.O_RDONLY | os.O_DIRECTORY))
-            for part in parts:
-                fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1]))
-            with os.scandir(fds[-1]) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        found.append((entry.name, True))
-                    elif entry.is_file(follow_symlinks=False):
-                        found.append((entry.name, False))
-                    if len(found) >= MAX_LISTED:
-                        break
+            return entries_in(self.root, parts, MAX_LISTED)
         except OSError:
             return []
-        finally:
-            for fd in reversed(fds):
-                os.close(fd)
-        return sorted(found)
 
     def head(self, path: str, size: int = 4096) -> str:
         """The first `size` bytes of a (possibly large) regular file as text; "" when unreadable."""
         parts = _parts(path)
         if parts is None:
             return ""
-        fds: list[int] = []
         try:
-            fds.append(os.open(self.root, os.O_RDONLY | os.O_DIRECTORY))
-            for part in parts[:-1]:
-                fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1]))
-            fds.append(os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fds[-1]))
-            if not stat.S_ISREG(os.fstat(fds[-1]).st_mode):
-                return ""
-            return os.read(fds[-1], size).decode("utf-8", "replace")
+            data = read_bytes(self.root, parts, size)
         except OSError:
             return ""
-        finally:
-            for fd in reversed(fds):
-                os.close(fd)
+        return (data or b"")[:size].decode("utf-8", "replace")
 
     def text(self, path: str, limit: int = MAX_FILE_BYTES) -> str | None:
         data = self.read(path, limit)
