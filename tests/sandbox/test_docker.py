@@ -12,6 +12,7 @@ import docker
 import pytest
 
 from patchwright.errors import SandboxError
+from patchwright.sandbox.background import BackgroundStart
 from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.workspace import open_workspace
@@ -438,3 +439,19 @@ def test_a_repairable_setup_keeps_the_network_until_it_is_finished(
     finally:
         box.stop()
     assert (saved / "home.tar").is_file() and (saved / "workspace.tar").is_file()
+
+
+def test_stopping_a_start_under_way_cuts_its_setup_and_leaves_nothing(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    """A Ctrl-C during a long install: the run's stop must not wait for the install to end."""
+    slow = dataclasses.replace(spec, setup_command="sleep 120", setup_timeout=300)
+    box = BackgroundStart(DockerSandbox(docker_client, slow, open_workspace(small_repo)))
+    box.begin()
+    assert settled(lambda: [] if our_containers(docker_client) else ["no container yet"], wait=60) == []
+    time.sleep(2)  # setup is under way
+    began = time.monotonic()
+    box.stop()
+    assert time.monotonic() - began < 30
+    assert not box.started
+    assert not settled(lambda: our_containers(docker_client))

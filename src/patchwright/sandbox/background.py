@@ -99,7 +99,10 @@ class BackgroundStart:
         return self.inner.diff(dest)
 
     def stop(self) -> None:
-        """Let a start under way finish (it cannot be cut safely), then stop."""
-        if self._thread is not None:
+        """Stop, cutting a start under way: what it made so far is removed (so a setup command
+        still running fails at once instead of being waited for, which a Ctrl-C during a long
+        install would do), the start is awaited, and what it made meanwhile is removed too."""
+        if self._thread is not None and self._thread.is_alive():
+            self.inner.stop()
             self._thread.join()
         self.inner.stop()

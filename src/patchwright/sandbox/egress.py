@@ -22,7 +22,6 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,20 +30,11 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from patchwright.errors import ImageBuildError, SandboxError
-from patchwright.resources import data_dir
+from patchwright.errors import SandboxError
 from patchwright.sandbox import labels
 from patchwright.sandbox.allowlist import REGISTRY_HOSTS, filter_patterns
 from patchwright.sandbox.image import (
-    BuildMethod,
-    BuildResult,
-    _build_lock,
-    _build_with_debootstrap,
-    _build_with_dockerfile,
-    _choose_method,
-    _image_exists,
-    _quiet,
-    definition_hash,
+    ImageDefinition,
 )
 
 Progress = Callable[[str], None]
@@ -112,7 +102,7 @@ class EgressProxy:
     spec: EgressSpec
     run_id: str
     extra_labels: dict[str, str] = field(default_factory=dict)
-    progress: Progress = _quiet
+    progress: Progress = field(default=lambda _line: None)
     network: Network | None = None
     container: Container | None = None
 
@@ -249,62 +239,14 @@ def _reason(err: docker.errors.DockerException) -> str:
 # -- the image -------------------------------------------------------------------------------
 
 
-def egress_definition_dir() -> Path:
-    """`sandbox/egress/` of the checkout or the wheel."""
-    try:
-        return data_dir("sandbox") / "egress"
-    except FileNotFoundError as err:
-        raise ImageBuildError(str(err)) from err
+EGRESS_IMAGE = ImageDefinition(
+    "setup proxy image", EGRESS_IMAGE_REPO, labels.KIND_EGRESS_IMAGE, "egress", ": tinyproxy"
+)
 
 
-def egress_image_hash() -> str:
-    return definition_hash(egress_definition_dir())
-
-
-def egress_image_tag() -> str:
-    return f"{EGRESS_IMAGE_REPO}:{egress_image_hash()}"
-
-
-def build_egress_image(
-    client: docker.DockerClient,
-    method: BuildMethod = "auto",
-    force: bool = False,
-    progress: Progress | None = None,
-    *,
-    mirror: str | None = None,
-) -> BuildResult:
-    """Build the proxy image unless its tag exists (or `force`); parallel callers build it once."""
-    say = progress or _quiet
-    started = time.monotonic()
-    folder = egress_definition_dir()
-    image_hash = definition_hash(folder)
-    tag = f"{EGRESS_IMAGE_REPO}:{image_hash}"
-    image_labels = {
-        labels.MANAGED: labels.MANAGED_VALUE,
-        labels.KIND: labels.KIND_EGRESS_IMAGE,
-        labels.IMAGE_HASH: image_hash,
-    }
-    if not force and _image_exists(client, tag):
-        return BuildResult(tag, "existing", time.monotonic() - started, skipped=True)
-    try:
-        with _build_lock(f"egress-{image_hash}"):
-            if not force and _image_exists(client, tag):
-                return BuildResult(tag, "existing", time.monotonic() - started, skipped=True)
-            chosen = _choose_method(client, method, say)
-            say(f"building the setup proxy image {tag} ({chosen}: tinyproxy)")
-            if chosen == "dockerfile":
-                _build_with_dockerfile(client, tag, folder, image_labels, say)
-            else:
-                _build_with_debootstrap(client, tag, folder, image_labels, say, mirror)
-    except OSError as err:
-        raise ImageBuildError(f"building the setup proxy image failed: {err}") from err
-    return BuildResult(tag, chosen, time.monotonic() - started, skipped=False)
-
-
-def ensure_egress_image(client: docker.DockerClient, progress: Progress | None = None) -> str:
-    """The proxy image's tag, built first if missing (once per machine, under a minute)."""
-    tag = egress_image_tag()
-    if not _image_exists(client, tag):
-        (progress or _quiet)(f"setup proxy image {tag} is missing; building it now (once)")
-        build_egress_image(client, progress=progress)
-    return tag
+# The module's names for the definition's methods (callers and tests use these).
+egress_definition_dir = EGRESS_IMAGE.folder
+egress_image_hash = EGRESS_IMAGE.hash
+egress_image_tag = EGRESS_IMAGE.tag
+build_egress_image = EGRESS_IMAGE.build
+ensure_egress_image = EGRESS_IMAGE.ensure

@@ -117,14 +117,6 @@ def _image_exists(client: docker.DockerClient, tag: str) -> bool:
     return True
 
 
-def _image_labels(image_hash: str) -> dict[str, str]:
-    return {
-        labels.MANAGED: labels.MANAGED_VALUE,
-        labels.KIND: labels.KIND_IMAGE,
-        labels.IMAGE_HASH: image_hash,
-    }
-
-
 def _scratch_dir() -> Path:
     """Where the 1 GB root filesystem is built: TMPDIR if set, else /var/tmp (often /tmp is a
     small or nodev tmpfs, and apt inside the chroot must open /dev/null)."""
@@ -365,6 +357,105 @@ def _build_with_debootstrap(
         _remove_tree(workdir, progress)
 
 
+@dataclass(frozen=True)
+class ImageDefinition:
+    """One image patchwright builds from a folder of `sandbox/` (the sandbox's own, the services',
+    setup's proxy): tagged by a hash of that folder, labelled as ours, built once per machine."""
+
+    what: str  # how progress and errors name it: "sandbox image"
+    repo: str  # the tag's repository: patchwright-sandbox
+    kind: str  # its labels.KIND value
+    subfolder: str = ""  # below sandbox/; "" for the sandbox image itself
+    contents: str = ""  # said while building: ": tinyproxy"
+
+    def folder(self) -> Path:
+        """The definition folder of the checkout or the wheel."""
+        try:
+            root = data_dir("sandbox")
+        except FileNotFoundError as err:
+            raise ImageBuildError(str(err)) from err
+        return root / self.subfolder if self.subfolder else root
+
+    def hash(self) -> str:
+        return definition_hash(self.folder())
+
+    def tag(self) -> str:
+        return f"{self.repo}:{self.hash()}"
+
+    def build(
+        self,
+        client: docker.DockerClient,
+        method: BuildMethod = "auto",
+        force: bool = False,
+        progress: Progress | None = None,
+        *,
+        mirror: str | None = None,
+    ) -> BuildResult:
+        return build_defined(client, self, method, force, progress, mirror=mirror)
+
+    def ensure(self, client: docker.DockerClient, progress: Progress | None = None) -> str:
+        return ensure_defined(client, self, progress)
+
+
+SANDBOX_IMAGE = ImageDefinition("sandbox image", DEFAULT_IMAGE_REPO, labels.KIND_IMAGE)
+
+
+def build_defined(
+    client: docker.DockerClient,
+    definition: ImageDefinition,
+    method: BuildMethod = "auto",
+    force: bool = False,
+    progress: Progress | None = None,
+    *,
+    mirror: str | None = None,
+) -> BuildResult:
+    """Build `definition` unless its tag already exists (or `force`); parallel callers build it once.
+
+    `auto` uses the Dockerfile when debian:bookworm-slim is local or can be pulled
+    quickly, else debootstrap. `mirror` is the Debian mirror for the debootstrap path.
+    """
+    say = progress or _quiet
+    started = time.monotonic()
+    folder = definition.folder()
+    image_hash = definition_hash(folder)
+    tag = f"{definition.repo}:{image_hash}"
+    if not force and _image_exists(client, tag):
+        say(f"{definition.what} {tag} already exists")
+        return BuildResult(tag, "existing", time.monotonic() - started, skipped=True)
+    image_labels = {
+        labels.MANAGED: labels.MANAGED_VALUE,
+        labels.KIND: definition.kind,
+        labels.IMAGE_HASH: image_hash,
+    }
+    try:
+        with _build_lock(f"{definition.subfolder}-{image_hash}" if definition.subfolder else image_hash):
+            if not force and _image_exists(client, tag):  # a parallel caller built it meanwhile
+                say(f"{definition.what} {tag} was built meanwhile")
+                return BuildResult(tag, "existing", time.monotonic() - started, skipped=True)
+            chosen = _choose_method(client, method, say)
+            say(f"building {definition.what} {tag} ({chosen}{definition.contents})")
+            if chosen == "dockerfile":
+                _build_with_dockerfile(client, tag, folder, image_labels, say)
+            else:
+                _build_with_debootstrap(client, tag, folder, image_labels, say, mirror)
+    except OSError as err:  # scratch space, lock file, a missing tool: still one line, not a traceback
+        raise ImageBuildError(f"building the {definition.what} failed: {err}") from err
+    seconds = time.monotonic() - started
+    say(f"built {definition.what} {tag} in {seconds:.0f} s")
+    return BuildResult(tag, chosen, seconds, skipped=False)
+
+
+def ensure_defined(
+    client: docker.DockerClient, definition: ImageDefinition, progress: Progress | None = None
+) -> str:
+    """The image's tag, built first if missing (once per machine)."""
+    tag = definition.tag()
+    if not _image_exists(client, tag):
+        (progress or _quiet)(f"{definition.what} {tag} is missing; building it now (once, 1-2 minutes)")
+        build_defined(client, definition, progress=progress)
+    return tag
+
+
 def build_image(
     client: docker.DockerClient,
     method: BuildMethod = "auto",
@@ -373,37 +464,8 @@ def build_image(
     *,
     mirror: str | None = None,
 ) -> BuildResult:
-    """Build the default sandbox image unless its tag already exists (or `force`).
-
-    `auto` uses the Dockerfile when debian:bookworm-slim is local or can be pulled
-    quickly, else debootstrap. `mirror` is the Debian mirror for the debootstrap path.
-    """
-    say = progress or _quiet
-    started = time.monotonic()
-    folder = _definition_dir(None)
-    image_hash = definition_hash(folder)
-    tag = f"{DEFAULT_IMAGE_REPO}:{image_hash}"
-    if not force and _image_exists(client, tag):
-        say(f"sandbox image {tag} already exists")
-        return BuildResult(tag, "existing", time.monotonic() - started, skipped=True)
-
-    try:
-        with _build_lock(image_hash):
-            if not force and _image_exists(client, tag):  # a parallel caller built it meanwhile
-                say(f"sandbox image {tag} was built meanwhile")
-                return BuildResult(tag, "existing", time.monotonic() - started, skipped=True)
-            chosen = _choose_method(client, method, say)
-            say(f"building sandbox image {tag} ({chosen})")
-            image_labels = _image_labels(image_hash)
-            if chosen == "dockerfile":
-                _build_with_dockerfile(client, tag, folder, image_labels, say)
-            else:
-                _build_with_debootstrap(client, tag, folder, image_labels, say, mirror)
-    except OSError as err:  # scratch space, lock file, a missing tool: still one line, not a traceback
-        raise ImageBuildError(f"building the sandbox image failed: {err}") from err
-    seconds = time.monotonic() - started
-    say(f"built sandbox image {tag} in {seconds:.0f} s")
-    return BuildResult(tag, chosen, seconds, skipped=False)
+    """Build the default sandbox image unless its tag already exists (or `force`)."""
+    return build_defined(client, SANDBOX_IMAGE, method, force, progress, mirror=mirror)
 
 
 def _choose_method(
