@@ -151,6 +151,35 @@ def test_setup_reaches_the_registry_and_nothing_else(
         box.stop()
 
 
+def test_a_repairs_commands_go_through_the_same_proxy(
+    docker_client: docker.DockerClient,
+    spec: SandboxSpec,
+    small_repo: Path,
+    egress_image: str,
+    host_server: tuple[str, int, list[str]],
+) -> None:
+    """The setup repair (no setup command: the window opens at its first command) gets the
+    registries-only network, never the default bridge."""
+    _, port, asked = host_server
+    gateway = _gateway(docker_client)
+    probe = "curl -sS --max-time 10 -o /dev/null -w '%{http_code} %{http_connect}'"
+    repairable = dataclasses.replace(_spec(spec, egress_image, ""), setup_command=None, setup_repairable=True)
+    box = DockerSandbox(docker_client, repairable, open_workspace(small_repo))
+    box.start()
+    try:
+        assert box.run("ls /sys/class/net").output.split() == ["lo"]  # offline until a repair command
+        assert box.setup_run(f"{probe} https://pypi.org/simple/six/").output.startswith("200")
+        assert box.setup_run(f"{probe} https://example.org/ 2>/dev/null").output == "000 403"
+        direct = box.setup_run(f"{probe} --noproxy '*' http://{gateway}:{port}/direct 2>&1").output
+        assert direct.endswith("000 000") and asked == [], direct
+        assert "example.org" in box.egress_refused()
+        box.finish_setup(save=False)
+        assert box.run("ls /sys/class/net").output.split() == ["lo"]
+        assert not settled(lambda: _run_things(docker_client, spec.run_id))
+    finally:
+        box.stop()
+
+
 def test_a_host_the_user_allows_is_reachable(
     docker_client: docker.DockerClient,
     spec: SandboxSpec,

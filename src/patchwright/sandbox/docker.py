@@ -432,6 +432,7 @@ class DockerSandbox:
     def _close_setup(self, save: bool) -> None:
         self._setup_open = False
         self._cut_network()
+        self._stop_egress()
         if save and self.spec.checkpoint_to:
             saved = Checkpoint(Path(self.spec.checkpoint_to))
             checkpoint.save(
@@ -446,6 +447,8 @@ class DockerSandbox:
     def _connect_network(self) -> None:
         """Join setup's network again (the registries-only one, or the default bridge)."""
         assert self.container is not None
+        if self.spec.egress is not None and self._egress is None:  # never the full network instead
+            raise SandboxError("the setup proxy is gone: the setup window has no network")
         name = self._egress.network_name if self._egress is not None else "bridge"
         try:
             self.client.networks.get(name).connect(self.container)
@@ -454,14 +457,12 @@ class DockerSandbox:
         self._setup_networked = True
 
     def _cut_network(self) -> None:
-        """The network setup had is cut for good, unless the run itself has one; its proxy
-        goes once the setup window has closed."""
+        """The network setup had is cut, unless the run itself has one (a repair's next command
+        joins it again while the setup window is open)."""
         if self._setup_networked and not self.spec.network:
             assert self.container is not None
             disconnect_networks(self.client, self.container)
             self._setup_networked = False
-        if not self._setup_open:
-            self._stop_egress()
 
     def _open_shell(self) -> None:
         env = {**self.services.env(), **self.spec.env, **self._shell_env, MODEL_PATH_VARIABLE: MODEL_PATH}
