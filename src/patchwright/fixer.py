@@ -240,8 +240,6 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
         request = dataclasses.replace(
             request, settings=dataclasses.replace(request.settings, setup=prepared.setup)
         )
-    for line in describe(prepared.detected):
-        display.status(line)
     knowledge = prepared.knowledge
     if knowledge is not None and knowledge.lookup is not None:
         knowledge.lookup.begin(
@@ -266,6 +264,8 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     factory = open_factory(
         request.settings, display.status, prepared.workspace.root, tuple(plan.specs), variables.values
     )
+    for line in describe(prepared.detected):  # after the engine answered: a usage error stays one line
+        display.status(line)
 
     def settle_model() -> None:
         """Take the lookup's answer (waiting for it) and check the model settings again."""

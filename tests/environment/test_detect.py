@@ -78,3 +78,12 @@ def test_nothing_to_do_is_no_setup(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("hi\n")
     recipe = detect(tmp_path)
     assert recipe.test_command is None and setup_script(recipe) is None
+
+
+def test_a_bare_folder_of_tests_names_what_it_was_found_by(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("x = 1\n")
+    (tmp_path / "test_app.py").write_text("def test_a():\n    pass\n")
+    recipe = detect(tmp_path)
+    assert recipe.test_command is not None and "pytest" in recipe.test_command
+    sources = recipe.as_dict()["sources"]
+    assert sources and all(s.split(":", 1)[1].strip() for s in sources), sources  # no empty source

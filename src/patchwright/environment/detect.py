@@ -130,7 +130,9 @@ def detect(root: Path, task: str = "", services: Sequence[str] = ()) -> Recipe:
         chosen = next((m for m in manifests if m.test_cmd), None)
         if chosen is not None:
             recipe.test_cmd = chosen.test_cmd
-            recipe.sources.append(Source("test", ", ".join(chosen.sources)))
+            # no manifest named (a bare folder of test_*.py files): say what it was found by
+            found_by = ", ".join(chosen.sources) or f"the test files in {workdir or 'the repository root'}"
+            recipe.sources.append(Source("test", found_by))
         elif plan is not None and plan.test:
             recipe.test_cmd = plan.test
             recipe.sources.append(Source("test", plan.source))
