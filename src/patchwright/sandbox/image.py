@@ -456,16 +456,7 @@ def ensure_defined(
     return tag
 
 
-def build_image(
-    client: docker.DockerClient,
-    method: BuildMethod = "auto",
-    force: bool = False,
-    progress: Progress | None = None,
-    *,
-    mirror: str | None = None,
-) -> BuildResult:
-    """Build the default sandbox image unless its tag already exists (or `force`)."""
-    return build_defined(client, SANDBOX_IMAGE, method, force, progress, mirror=mirror)
+build_image = SANDBOX_IMAGE.build  # the default sandbox image, built unless its tag exists
 
 
 def _choose_method(

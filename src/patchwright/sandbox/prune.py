@@ -16,11 +16,11 @@ import docker
 from docker.errors import APIError, NotFound
 
 from patchwright.sandbox import labels
-from patchwright.sandbox.egress import EGRESS_IMAGE_REPO, egress_image_hash
+from patchwright.sandbox.egress import EGRESS_IMAGE
 from patchwright.sandbox.engine import docker_errors
 from patchwright.sandbox.image import DEFAULT_IMAGE_REPO, definition_hash
 from patchwright.sandbox.snapshot import SNAPSHOT_REPO, remove_manifests
-from patchwright.services.image import SERVICES_IMAGE_REPO, services_image_hash
+from patchwright.services.image import SERVICES_IMAGE
 
 # a run's containers: its sandbox, its services and its setup proxy
 RUN_CONTAINER_KINDS = (labels.KIND_SANDBOX, labels.KIND_SERVICE, labels.KIND_EGRESS)
@@ -107,21 +107,15 @@ def prune(
             if image.labels.get(labels.IMAGE_HASH) == current and tags:
                 continue
             _remove_images(client, [tag for tag in tags if _ours(tag)] if tags else [str(image.id)], report)
-        # services: service images of outdated definitions
-        services_current = services_image_hash()
-        for image in client.images.list(filters=_filters(labels.KIND_SERVICE_IMAGE, extra_labels)):
-            tags = list(image.tags)
-            if image.labels.get(labels.IMAGE_HASH) == services_current and tags:
-                continue
-            ours = [tag for tag in tags if tag.rpartition(":")[0] == SERVICES_IMAGE_REPO]
-            _remove_images(client, ours if tags else [str(image.id)], report)
-        egress_current = egress_image_hash()
-        for image in client.images.list(filters=_filters(labels.KIND_EGRESS_IMAGE, extra_labels)):
-            tags = list(image.tags)
-            if image.labels.get(labels.IMAGE_HASH) == egress_current and tags:
-                continue
-            ours = [tag for tag in tags if tag.rpartition(":")[0] == EGRESS_IMAGE_REPO]
-            _remove_images(client, ours if tags else [str(image.id)], report)
+        # the service and setup-proxy images of outdated definitions
+        for definition in (SERVICES_IMAGE, EGRESS_IMAGE):
+            current_hash = definition.hash()
+            for image in client.images.list(filters=_filters(definition.kind, extra_labels)):
+                tags = list(image.tags)
+                if image.labels.get(labels.IMAGE_HASH) == current_hash and tags:
+                    continue
+                ours = [tag for tag in tags if tag.rpartition(":")[0] == definition.repo]
+                _remove_images(client, ours if tags else [str(image.id)], report)
         if manifest_dir:
             remaining = client.images.list(filters=_filters(labels.KIND_SNAPSHOT, None))
             remove_manifests(manifest_dir, keep={str(image.id) for image in remaining})
