@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from patchwright.environment.readiness import first_error, why_not_run
+from pathlib import Path
+
+from patchwright.environment.detect import detect
+from patchwright.environment.readiness import Readiness, first_error, report_lines, why_not_run
+from patchwright.environment.report import environment_report
 from patchwright.sandbox.base import CommandResult
+from patchwright.services.plan import plan_services
 from patchwright.testresults import parse_output
 
 
@@ -46,3 +51,15 @@ def test_pytest_error_lines_come_before_the_traceback_noise() -> None:
         ]
     )
     assert "KeyError: 'SECRET_KEY'" in first_error(output)
+
+
+def test_agent_setup_names_a_declared_service_it_cannot_start(tmp_path: Path) -> None:
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  mongodb:\n    image: mongo:4.2.1-bionic\n  db:\n    image: postgres:15\n"
+    )
+    services = plan_services(None, tmp_path)
+    recipe = detect(tmp_path)
+    readiness = Readiness(recipe, environment_report(recipe, None, None, False), services)
+    lines = report_lines(readiness)
+    warning = [line for line in lines if line.startswith("warning: not started")]
+    assert len(warning) == 1 and "mongo" in warning[0].lower(), lines

@@ -92,3 +92,16 @@ def test_a_soft_preference_falls_back_to_the_image_with_a_note(tmp_path: Path) -
     result = run_bash(f'export PATH="{fake_bin}:$PATH" HOME="{tmp_path}"\n' + "\n".join(lines))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "patchwright-note:" in result.stdout and not unmet_from_output(result.stdout)
+
+
+def test_an_old_node_gets_an_npm_that_runs_on_it_and_yarn_comes_first() -> None:
+    """Debian's npm 9 refuses to run on node 12; yarn installed after the switch failed so."""
+    lines, _ = install_lines(
+        [Requirement("node", "12", ".travis.yml node_js"), Requirement("yarn", "", "yarn.lock")]
+    )
+    yarn = next(i for i, line in enumerate(lines) if "yarn" in line)
+    node = next(i for i, line in enumerate(lines) if "node@12" in line)
+    assert yarn < node, lines
+    assert "node@12 npm@8" in lines[node]
+    current, _ = install_lines([Requirement("node", "22", "package.json engines.node")])
+    assert "npm@" not in "\n".join(current)  # a node the image's npm runs on gets no other npm

@@ -151,6 +151,8 @@ def report_lines(readiness: Readiness) -> list[str]:
         lines.append(f"needs: {req['tool']} {req['version'] or 'any'} ({req['source']})")
     services = readiness.services.describe() if readiness.services.specs else "none"
     lines.append(f"services: {services}")
+    if (missing := readiness.services.unsupported_warning()) is not None:
+        lines.append(f"warning: {missing}")
     lines += [f"note: {note}" for note in [*readiness.services.notes, *report["notes"]]]
     lines.append("setup:" + ("\n" + _indent(report["setup"]) if report["setup"] else " none"))
     lines.append(f"test command: {report['test_cmd'] or 'none found'}")

@@ -23,6 +23,9 @@ UNMET_EXIT = 97
 PYTHON_MINORS = tuple(f"3.{minor}" for minor in range(8, 16))  # the CPython versions worth asking uv for
 PIP_TOOLS = ("uv", "poetry", "pdm", "pipenv")  # installed with pip from PyPI
 NPM_TOOLS = ("yarn", "pnpm", "bun")  # installed with npm from the npm registry
+# node major -> the newest npm major that still runs on it (npm's own `engines`), for a node older
+# than the image's npm supports
+NPM_FOR_OLD_NODE = {10: 6, 11: 6, 12: 8, 13: 8, 14: 8, 15: 8, 16: 9, 17: 9}
 NODE_LTS = {"argon": 4, "boron": 6, "carbon": 8, "dubnium": 10, "erbium": 12, "fermium": 14,
             "gallium": 16, "hydrogen": 18, "iron": 20, "jod": 22, "krypton": 24}  # fmt: skip
 RUNTIMES = ("python", "node")  # where a soft preference and a hard requirement are kept apart
@@ -205,14 +208,16 @@ def install_lines(requirements: list[Requirement]) -> tuple[list[str], list[str]
             lines.append(
                 f"command -v {tool} >/dev/null || python3 -m pip install --user -q {shlex.quote(pin)}"
             )
-    if "node" in by_tool or "node" in soft:
-        node_lines, note = _node_lines(soft.get("node") or by_tool["node"], strict="node" in by_tool)
-        lines += node_lines
-        notes += [note] if note else []
+    # yarn, pnpm and bun first, by the image's npm on the image's node (a node the project pins
+    # may be too old for that npm)
     for tool in NPM_TOOLS:
         if tool in by_tool:
             pin = _pin(tool, by_tool[tool].version, "@")
             lines.append(f"command -v {tool} >/dev/null || {NPM_GLOBAL} {shlex.quote(pin)}")
+    if "node" in by_tool or "node" in soft:
+        node_lines, note = _node_lines(soft.get("node") or by_tool["node"], strict="node" in by_tool)
+        lines += node_lines
+        notes += [note] if note else []
     if "go" in by_tool:
         lines += _go_lines(by_tool["go"])
     for tool, binary in (("rust", "cargo"), ("ruby", "bundle")):
@@ -287,7 +292,10 @@ def _node_lines(req: Requirement, strict: bool) -> tuple[list[str], str | None]:
     major, at_least = parsed
     have = "$(node -p 'process.versions.node.split(\".\")[0]' 2>/dev/null || echo 0)"
     test = f'[ "$have" -ge {major} ]' if at_least else f'[ "$have" -eq {major} ]'
-    install = f"{NPM_GLOBAL} node@{major} && hash -r"
+    # The image's npm (Debian's, 9.x) refuses to run on an older node once that is first on PATH:
+    # an npm that runs on it is installed beside it, by the image's npm, before the switch.
+    npm = NPM_FOR_OLD_NODE.get(major)
+    install = f"{NPM_GLOBAL} node@{major}" + (f" npm@{npm}" if npm else "") + " && hash -r"
     unmet = (
         _unmet_echo(req, "node could not be installed from the npm registry")
         if strict
