@@ -87,3 +87,15 @@ def test_a_bare_folder_of_tests_names_what_it_was_found_by(tmp_path: Path) -> No
     assert recipe.test_command is not None and "pytest" in recipe.test_command
     sources = recipe.as_dict()["sources"]
     assert sources and all(s.split(":", 1)[1].strip() for s in sources), sources  # no empty source
+
+
+def test_a_committed_env_sample_becomes_the_env_file_first(tmp_path: Path) -> None:
+    """An Express project's suites all stopped at `"JWT_SECRET" is required`: its README's first
+    step, `cp .env.example .env`, had not been taken."""
+    (tmp_path / "package.json").write_text(json.dumps({"scripts": {"test": "jest"}}))
+    (tmp_path / ".env.example").write_text("JWT_SECRET=thisisasamplesecret\n")
+    recipe = detect(tmp_path)
+    assert recipe.setup[0] == "[ -e .env ] || cp .env.example .env", recipe.setup
+    assert "setup: .env.example" in recipe.as_dict()["sources"]
+    (tmp_path / ".env").write_text("JWT_SECRET=mine\n")
+    assert not any(".env" in line for line in detect(tmp_path).setup)  # a real .env is left alone

@@ -139,11 +139,26 @@ def detect(root: Path, task: str = "", services: Sequence[str] = ()) -> Recipe:
         elif (make := _make_test(files, workdir)) is not None:
             recipe.test_cmd = make
             recipe.sources.append(Source("test", join(workdir, "Makefile")))
+    if (sample := _env_sample(files, workdir)) is not None and recipe.test_cmd is not None:
+        # `.env` is never committed (nor copied in: git ignores it); the sample is the README's
+        # first step ("cp .env.example .env") and what the app's config check asks for
+        recipe.setup.insert(0, _in(workdir, f"[ -e .env ] || cp {shlex.quote(sample)} .env"))
+        recipe.sources.append(Source("setup", join(workdir, sample)))
     recipe.requirements = _requirements(files, workdir, plan, manifests, recipe)
     for req in recipe.requirements:
         recipe.sources.append(Source(req.tool, req.source))
     recipe.notes = (plan.notes if plan else []) + files.notes
     return recipe
+
+
+ENV_SAMPLES = (".env.example", ".env.sample", ".env.template", ".env.dist", ".env.test.example")
+
+
+def _env_sample(files: RepoFiles, workdir: str) -> str | None:
+    """The committed sample of the sub-project's `.env`, when there is no `.env` itself."""
+    if files.exists(join(workdir, ".env")):
+        return None
+    return next((name for name in ENV_SAMPLES if files.exists(join(workdir, name))), None)
 
 
 def _in(workdir: str, command: str) -> str:
