@@ -63,3 +63,15 @@ def test_agent_setup_names_a_declared_service_it_cannot_start(tmp_path: Path) ->
     lines = report_lines(readiness)
     warning = [line for line in lines if line.startswith("warning: not started")]
     assert len(warning) == 1 and "mongo" in warning[0].lower(), lines
+
+
+def test_a_suite_that_hangs_did_not_run_even_with_results_read() -> None:
+    """An Express suite waiting on a MongoDB that is not there printed failures, then hung."""
+    output = "tests/test_a.py::test_one PASSED\ntests/test_a.py::test_two FAILED\n"
+    results = parse_output(output)
+    assert results, "the fixture must parse as results"
+    hung = CommandResult(output, None, timed_out=True)
+    assert (
+        why_not_run(hung, results) == "the test command timed out (1 passed, 1 failed before it was stopped)"
+    )
+    assert why_not_run(CommandResult(output, 1), results) is None  # the same results, finished: it ran

@@ -139,9 +139,12 @@ def detect(root: Path, task: str = "", services: Sequence[str] = ()) -> Recipe:
         elif (make := _make_test(files, workdir)) is not None:
             recipe.test_cmd = make
             recipe.sources.append(Source("test", join(workdir, "Makefile")))
-    if (sample := _env_sample(files, workdir)) is not None and recipe.test_cmd is not None:
+    from_ci = plan is not None and bool(plan.setup)
+    if not from_ci and recipe.test_cmd is not None and (sample := _env_sample(files, workdir)):
         # `.env` is never committed (nor copied in: git ignores it); the sample is the README's
-        # first step ("cp .env.example .env") and what the app's config check asks for
+        # first step ("cp .env.example .env") and what the app's config check asks for. Not when
+        # the CI's own steps are the setup: its tests ran without one (and a sample with inline
+        # comments can break a loader that the CI never fed it to)
         recipe.setup.insert(0, _in(workdir, f"[ -e .env ] || cp {shlex.quote(sample)} .env"))
         recipe.sources.append(Source("setup", join(workdir, sample)))
     recipe.requirements = _requirements(files, workdir, plan, manifests, recipe)

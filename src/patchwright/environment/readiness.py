@@ -70,10 +70,15 @@ class Readiness:
 
 def why_not_run(result: CommandResult, results: RunResults) -> str | None:
     """None when the output shows tests that ran (passing or failing), else why not."""
+    if result.timed_out:  # a suite that hangs (a server it waits for) never counts as having run
+        read = (
+            f" ({len(results.passed())} passed, {len(results.failed())} failed before it was stopped)"
+            if results
+            else ""
+        )
+        return f"the test command timed out{read}"
     if results:
         return None
-    if result.timed_out:
-        return "the test command timed out before any result could be read"
     if OTHER_RUNNERS_RAN.search(result.output):
         return None
     for pattern, reason in NOT_STARTED:
