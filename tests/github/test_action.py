@@ -224,6 +224,7 @@ def test_action_and_examples_pass_actionlint() -> None:
 # -- events and modes, with a prepared run ----------------------------------------------------
 
 
+@pytest.mark.docker  # the action's image step builds or loads the sandbox image
 def test_an_unverified_patch_opens_no_pull_request_and_fails_the_step(
     setup: Setup, github: FakeGitHub
 ) -> None:
@@ -241,6 +242,7 @@ def test_an_unverified_patch_opens_no_pull_request_and_fails_the_step(
     assert "No pull request opened" in result.summary
 
 
+@pytest.mark.docker  # the action's image step builds or loads the sandbox image
 def test_pr_on_unverified_opens_a_draft_and_still_fails(setup: Setup, github: FakeGitHub) -> None:
     run_dir = prepared_run(setup, verified=False, verdict="not_reproduced")
     result = run_action(
@@ -259,6 +261,7 @@ def test_pr_on_unverified_opens_a_draft_and_still_fails(setup: Setup, github: Fa
     assert result.steps[-1].outcome == "failure"
 
 
+@pytest.mark.docker  # the action's image step builds or loads the sandbox image
 def test_comment_mode_posts_the_summary_and_patch(setup: Setup, github: FakeGitHub) -> None:
     run_dir = prepared_run(setup, verified=True, verdict="fixed")
     result = run_action(
