@@ -11,13 +11,13 @@ import json
 import os
 import socket
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
+from test_security import apply_text
 
 from patchwright.applygate import apply_patch
 from patchwright.config import load_settings_checked
@@ -43,13 +43,6 @@ def staged_patch(repo: Path) -> str:
     git(repo, "reset", "-q", "--hard")
     git(repo, "clean", "-qfdx")
     return patch
-
-
-def apply_text(repo: Path, patch: str, tmp_path: Path) -> tuple[bool, str]:
-    patch_file = tmp_path / f"{uuid.uuid4().hex}.diff"
-    patch_file.write_text(patch)
-    result = apply_patch(open_workspace(repo), patch_file)
-    return result.applied, result.message
 
 
 # -- --apply: names, links and imports ------------------------------------------------------------
