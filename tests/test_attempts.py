@@ -127,6 +127,18 @@ def fix_args(repo: Path, *extra: str) -> list[str]:
     ]
 
 
+def what_went_wrong(run_dir: Path) -> str:
+    """Each attempt's error and the end of its stderr, for an assertion's message."""
+    lines = []
+    for folder in sorted(run_dir.glob("attempt-*")):
+        summary = folder / "summary.json"
+        error = json.loads(summary.read_text()).get("error") if summary.is_file() else "no summary"
+        stderr = folder / "stderr.log"
+        tail = stderr.read_text(errors="replace")[-1500:] if stderr.is_file() else ""
+        lines.append(f"{folder.name}: error={error!r}\n{tail}")
+    return "\n".join(lines)
+
+
 def the_run(repo: Path) -> Path:
     runs = list((repo / ".patchwright" / "runs").iterdir())
     assert len(runs) == 1, runs
@@ -152,7 +164,9 @@ def test_attempts_get_their_verdicts_and_the_proven_one_is_chosen(
     run_dir = the_run(repo)
     selection = json.loads((run_dir / "selection.json").read_text())
     verdicts = {a["attempt"]: a["verdict"] for a in selection["attempts"]}
-    assert verdicts == {1: "fixed", 2: "not_reproduced", 3: "regressed", 4: "regressed"}, selection
+    assert verdicts == {1: "fixed", 2: "not_reproduced", 3: "regressed", 4: "regressed"}, what_went_wrong(
+        run_dir
+    )
     assert selection["chosen"] == 1 and selection["order"][0] == 1
     # cross-validation: attempt 1's code against attempt 3's failing test (attempt 2's test passes
     # on the original code, so it shows no bug and is no test set; attempt 4 wrote none)

@@ -341,13 +341,14 @@ def _run_in_sandbox(
     # With a test command, the run first learns whether its tests can run (environment/phase.py):
     # the setup window stays open for that, and for a repair when they cannot.
     env_phase = prepared.test_command is not None and prepared.resumed is None
-    # Verification starts from the state setup left, unless setup also filled databases: their
-    # data lives in the service containers, not in the saved folders, so there setup runs again.
-    saved = (prepared.setup or env_phase) and not prepared.services.specs
+    # Verification starts from the state setup left (with services, setup runs again over it:
+    # their databases start empty each time, and what setup put there must be there again).
+    saved = bool(prepared.setup or env_phase)
     checkpoint = str(record.checkpoint.folder) if saved else None
     # An earlier run on the same tree kept its state after setup: start from it (reuse.py).
     reuse = _reuse(settings, prepared, factory) if env_phase and saved else None
-    reused = reuse is not None and _take_state(reuse, record, display)
+    reused = reuse is not None and _take_state(reuse, record, display, bool(prepared.services.specs))
+    recipe = record.environment.setup_line if reused and record.environment is not None else None
     sandbox = BackgroundStart(
         factory.create(
             record.summary.run_id,
@@ -355,7 +356,7 @@ def _run_in_sandbox(
             display.status,
             checkpoint_to=None if reused else checkpoint,
             restore_from=str(record.checkpoint.folder) if reused else None,
-            setup_command=prepared.setup,
+            setup_command=recipe or prepared.setup,
             setup_repairable=env_phase and not reused,
         ),
         started,
@@ -426,14 +427,16 @@ def _reuse(settings: Settings, prepared: Prepared, factory: SandboxFactory) -> t
     if not wanted or prepared.test_command is None:
         return None
     try:
-        key = state_key(prepared.workspace, factory.image, prepared.setup, prepared.test_command)
+        services = tuple(spec.requested for spec in prepared.services.specs)
+        key = state_key(prepared.workspace, factory.image, prepared.setup, prepared.test_command, services)
     except PatchwrightError:
         return None
     return SetupStates(default_cache_dir()), key
 
 
-def _take_state(reuse: tuple[SetupStates, str], record: RunRecord, display: Display) -> bool:
-    """Put the kept state in the run's checkpoint folder and record its environment."""
+def _take_state(reuse: tuple[SetupStates, str], record: RunRecord, display: Display, services: bool) -> bool:
+    """Put the kept state in the run's checkpoint folder and record its environment. With
+    `services`, setup runs again over it (the databases start empty; DockerFactory.create)."""
     states, key = reuse
     saved = states.find(key)
     if saved is None or not states.take(key, record.checkpoint):
@@ -445,7 +448,12 @@ def _take_state(reuse: tuple[SetupStates, str], record: RunRecord, display: Disp
     )
     record.write("environment", **record.summary.environment)
     display.status(
-        "starting from the state after setup an earlier run kept for this tree (no setup, no installs)"
+        "starting from the state after setup an earlier run kept for this tree "
+        + (
+            "(setup runs again for the empty databases; its installs are there)"
+            if services
+            else "(no setup, no installs)"
+        )
     )
     return True
 
@@ -484,7 +492,6 @@ def _environment(
         prepared.setup,
         prepared.test_command,
         settings.command_timeout * 5,  # as verification gives the suite
-        saves_state=not prepared.services.specs,
     )
     try:
         environment = prepare_environment(

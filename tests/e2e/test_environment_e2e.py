@@ -185,3 +185,87 @@ def test_a_second_run_on_the_same_tree_starts_from_the_kept_state(tmp_path: Path
     assert summaries[1]["environment"]["reused"] and summaries[1]["environment"]["recipe"] == [setup]
     assert "no setup, no installs" in second.stdout + second.stderr
     assert "1 failed" in seen and "eth0" not in seen  # the installs are there, the network is not
+
+
+def test_with_a_service_the_kept_state_is_reused_and_setup_fills_the_fresh_database(
+    tmp_path: Path, sandbox_image: str, services_image: str
+) -> None:
+    """The installs are kept; the database is not (each sandbox gets an empty one), so setup runs
+    again over the kept files, finds its installs done, and seeds the database again. Verification
+    starts from the kept state the same way."""
+    repo = make_repo(
+        tmp_path / "seeded",
+        {
+            "app.py": "def add(a, b):\n    return a - b\n",
+            "test_app.py": (
+                "import subprocess\nimport helperlib\nfrom app import add\n\n\n"
+                "def test_seeded():\n"
+                "    out = subprocess.run(['redis-cli', 'get', 'seeded'], capture_output=True, text=True)\n"
+                "    assert out.stdout.strip() == 'yes'\n\n\n"
+                "def test_add():\n    assert add(2, 3) == 5\n"
+            ),
+            "vendor/helperlib.py": "VERSION = 1\n",
+        },
+    )
+    installed = f"{SITE}/helperlib.py"
+    setup = (
+        f"(test -f {installed} && echo install-found-done || ({INSTALL} && echo install-ran))"
+        " && redis-cli set seeded yes"
+    )
+    fix = message(
+        tool_use(
+            EDITOR,
+            {"command": "str_replace", "path": "/workspace/app.py", "old_str": "a - b", "new_str": "a + b"},
+        )
+    )
+    replies = [
+        message(text("Nothing to change.")),  # the first run
+        message(tool_use("bash", {"command": "python3 -m pytest -q 2>&1 | tail -1"})),  # the second
+        fix,
+        message(text("Fixed add.")),
+    ]
+    with FakeAnthropic(replies) as api:
+        env = agent_env(
+            api,
+            sandbox_image,
+            XDG_CACHE_HOME=str(tmp_path / "cache"),
+            PATCHWRIGHT_MAX_CONTINUES="0",
+        )
+        args = [
+            "fix",
+            "x",
+            "--repo",
+            str(repo),
+            "--setup",
+            setup,
+            "--test-cmd",
+            "python3 -m pytest -q",
+            "--service",
+            "redis",
+            "--snapshots",
+        ]
+        first = run_agent(args, env)
+        second = run_agent(args, env)
+        seen = last_tool_results(api.requests[2])[0]["text"]
+    assert first.returncode == 1, first.stderr  # the tests ran, and test_add fails
+    assert second.returncode == 0, second.stderr
+    runs = sorted((repo / ".patchwright" / "runs").iterdir())
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    outputs = [
+        [
+            r["output"]
+            for r in map(json.loads, (run / "trajectory.jsonl").read_text().splitlines())
+            if r["event"] == "setup"
+        ]
+        for run in runs
+    ]
+    assert "install-ran" in outputs[0][0]
+    assert len(outputs[1]) == 1 and "install-found-done" in outputs[1][0]  # kept installs, setup again
+    assert summaries[0]["environment"]["reused"] is None and summaries[1]["environment"]["reused"]
+    assert "setup runs again for the empty databases" in second.stderr
+    assert "1 failed, 1 passed" in seen  # the fresh database was seeded again before the model's turn
+    # verification's two sandboxes start from the kept state and seed their own databases
+    verification = summaries[1]["verification"]
+    assert verification["verdict"] == "fixed", verification
+    assert verification["FAIL_TO_PASS"] == ["test_app.py::test_add"]
+    assert verification["PASS_TO_PASS"] == ["test_app.py::test_seeded"]

@@ -111,3 +111,38 @@ def test_the_verification_line_says_before_and_after() -> None:
     assert "no test shows the bug" in line
     own = verification_line(Verification("pytest", True, passing, passing, failing, ("test_x.py",)))
     assert "-> the patch's tests alone failed (exit 1) -> passed after: fixed" in own
+
+
+def test_a_start_from_a_saved_state_replays_setup_only_with_services(tmp_path: Path) -> None:
+    """The services' databases start empty in every sandbox, so what setup put there is put there
+    again; without services a saved state is all setup left, and setup never runs twice."""
+    import docker
+
+    from patchwright.sandbox.base import SandboxSpec
+    from patchwright.sandbox.engine import container_options, setup_runs
+    from patchwright.sandbox.factory import DockerFactory
+    from patchwright.services.spec import ServiceSpec
+
+    client = docker.DockerClient(base_url="unix:///nonexistent/docker.sock", version="1.41")  # never called
+    spec = SandboxSpec(image="img", run_id="r", setup_command="pip install -r requirements.txt")
+    ws = open_workspace(make_repo(tmp_path / "r", {"a.txt": "a\n"}))
+    plain = DockerFactory(client, spec)
+    with_db = DockerFactory(client, spec, services=(ServiceSpec("redis", ("redis",), "redis"),))
+    runs = {
+        (name, restored): setup_runs(
+            factory.create("r", ws, print, restore_from="/saved" if restored else None).spec  # type: ignore[attr-defined]
+        )
+        for name, factory in (("plain", plain), ("services", with_db))
+        for restored in (False, True)
+    }
+    assert runs == {
+        ("plain", False): True,
+        ("plain", True): False,
+        ("services", False): True,
+        ("services", True): True,
+    }
+    replayed = with_db.create("r", ws, print, restore_from="/saved").spec  # type: ignore[attr-defined]
+    # the replay has setup's network; a plain restore stays offline
+    assert container_options(replayed, False, 1.0)["network_mode"] == "bridge"
+    offline = plain.create("r", ws, print, restore_from="/saved").spec  # type: ignore[attr-defined]
+    assert container_options(offline, False, 1.0)["network_mode"] == "none"

@@ -77,7 +77,6 @@ class Plan:
     setup: str | None
     test_command: str
     probe_timeout: float
-    saves_state: bool = True  # the state after setup is saved for verification when there is a recipe
 
 
 Progress = Callable[[str], None]
@@ -122,7 +121,7 @@ def prepare_environment(
         probe, result = probe_tests(sandbox, plan.test_command, plan.probe_timeout)
         output = result.output
     recipe = base + (recipe_of(repair.attempted, plan.test_command) if repair is not None else [])
-    sandbox.finish_setup(save=plan.saves_state and bool(recipe))
+    sandbox.finish_setup(save=bool(recipe))  # for verification, and for the next run (reuse.py)
     if probe.runnable:
         if recipe and repair is not None:
             progress(f"the tests can run (setup recipe: {clean_line(' && '.join(recipe), 200)})")

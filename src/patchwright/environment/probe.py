@@ -92,13 +92,19 @@ def classify(
     output: str, exit_code: int | None, timed_out: bool = False, limit: float | None = None
 ) -> Probe:
     """Whether this output of the test command shows tests that ran; `limit`: the timeout, for the reason."""
-    if timed_out:
+    results = parse_output(output)
+    if timed_out:  # a suite that hangs (on a server it waits for) never counts, whatever it printed
         after = f" after {limit:g} s" if limit else ""
+        read = (
+            f" ({len(results.passed())} passed, {len(results.failed())} failed before it was stopped)"
+            if results
+            else ""
+        )
         return Probe(
-            Cause.TIMED_OUT, f"the test command timed out{after}; it is not known whether the tests can run"
+            Cause.TIMED_OUT,
+            f"the test command timed out{after}{read}; it is not known whether the tests can run",
         )
     lines = [line.rstrip() for line in output.splitlines()]
-    results = parse_output(output)
     # Named results other than a module that would not import: the tests ran.
     ran = {name for name in results.outcomes if "::" in name or not name.endswith(".py")}
     collection = _first(_COLLECTION, lines)
@@ -147,6 +153,8 @@ def classify(
         return Probe(Cause.NO_TESTS, "the test command ran no tests (none were collected)", exit_code)
     if _first(_UNITTEST_NO_TESTS, lines):
         return Probe(Cause.NO_TESTS, "the test command ran no tests", exit_code)
+    if exit_code is None:  # killed, or its status lost: nothing says the tests ran
+        return Probe(Cause.TIMED_OUT, "the test command ended without an exit status", exit_code)
     # A runner's failure with no result we can read still ran: a failing suite is evidence.
     return Probe(Cause.RAN, f"the tests ran and failed (exit {exit_code})", exit_code)
 

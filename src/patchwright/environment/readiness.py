@@ -13,6 +13,7 @@ from typing import Any
 
 from patchwright.config import Settings
 from patchwright.environment.detect import Recipe, detect, setup_script
+from patchwright.environment.probe import probe_result
 from patchwright.environment.report import environment_report
 from patchwright.environment.toolchains import Unmet, unmet_from_output
 from patchwright.errors import PatchwrightError
@@ -21,23 +22,6 @@ from patchwright.services.plan import ServicePlan, plan_services
 from patchwright.testresults import PYTEST_REPORT_ENV, RunResults, parse_output
 from patchwright.workspace import Workspace
 
-OTHER_RUNNERS_RAN = re.compile(
-    r"^Ran [1-9]\d* tests? in |\b\d+ passing\b|\b\d+ failing\b|\b\d+ examples?, \d+ failures?|"
-    r"^(ok|FAIL)\s+\S+\s+[\d.]+s|^test result: (ok|FAILED)\. \d+ passed",
-    re.MULTILINE,
-)
-NOT_STARTED = (
-    (
-        re.compile(r"command not found|: not found|No such file or directory"),
-        "the test command was not found",
-    ),
-    (
-        re.compile(r"ModuleNotFoundError|ImportError|Cannot find module"),
-        "an import failed before the tests ran",
-    ),
-    (re.compile(r"errors? during collection|ERROR collecting"), "pytest could not collect the tests"),
-    (re.compile(r"no tests ran|collected 0 items|No tests found"), "no tests were collected"),
-)
 OUTPUT_SHOWN = 4000
 
 
@@ -68,27 +52,11 @@ class Readiness:
         return self.tests
 
 
-def why_not_run(result: CommandResult, results: RunResults) -> str | None:
-    """None when the output shows tests that ran (passing or failing), else why not."""
-    if result.timed_out:  # a suite that hangs (a server it waits for) never counts as having run
-        read = (
-            f" ({len(results.passed())} passed, {len(results.failed())} failed before it was stopped)"
-            if results
-            else ""
-        )
-        return f"the test command timed out{read}"
-    if results:
-        return None
-    if OTHER_RUNNERS_RAN.search(result.output):
-        return None
-    for pattern, reason in NOT_STARTED:
-        if pattern.search(result.output):
-            return reason
-    if result.exit_code == 0:
-        return None  # a runner patchwright cannot read, which says all is well
-    if result.exit_code in (126, 127):
-        return "the test command was not found"
-    return f"the test command exited with {result.exit_code} before any test result could be read"
+def why_not_run(result: CommandResult, limit: float | None = None) -> str | None:
+    """None when the output shows tests that ran (passing or failing), else why not: the same
+    reading `agent fix` makes before the task (probe.py), so both commands agree."""
+    probe = probe_result(result, limit)
+    return None if probe.runnable else probe.reason
 
 
 def prepare_environment(
@@ -122,9 +90,10 @@ def prepare_environment(
             return readiness
         progress(f"running the tests once: {test_cmd}")
         line = f"cd {shlex.quote(sandbox.workdir)} && ( export {PYTEST_REPORT_ENV}; {test_cmd} )"
-        readiness.tests = sandbox.run(line, timeout=settings.command_timeout * 5)
+        limit = settings.command_timeout * 5
+        readiness.tests = sandbox.run(line, timeout=limit)
         readiness.results = parse_output(readiness.tests.output)
-        readiness.reason = why_not_run(readiness.tests, readiness.results)
+        readiness.reason = why_not_run(readiness.tests, limit)
     except PatchwrightError as err:
         readiness.reason = str(err)
     finally:

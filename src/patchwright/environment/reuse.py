@@ -4,8 +4,9 @@ A run whose tests could run saves the sandbox's state after setup (checkpoint.py
 and the sandbox user's home, as tar files) for its own verification. Kept in the user's cache
 under a key of the repository's path, every file's path and content (so any edit, a lockfile's
 included, or another commit gives another key; a fresh checkout of the same commit does not), the
-image, the setup and the test command, the next run with the same key starts from it: no copy, no setup, no network. The
-saved workspace holds the repository's files, so the key must match the whole tree, not only
+image, the setup, the test command and the services, the next run with the same key starts from
+it: no copy, no setup, no network. With services, the setup runs again over the kept state (their
+databases start empty; installs find their work done). The saved workspace holds the repository's files, so the key must match the whole tree, not only
 its lockfiles. The cache folder is the user's own (0700); a few states are kept, newest first.
 """
 
@@ -36,12 +37,14 @@ def default_cache_dir() -> Path:
     return Path(default_manifest_dir()).parent / "setup-states"
 
 
-def state_key(ws: Workspace, image: str, setup: str | None, test_command: str) -> str:
+def state_key(
+    ws: Workspace, image: str, setup: str | None, test_command: str, services: tuple[str, ...] = ()
+) -> str:
     """Changes with any file's content or mode (git's blob ids for files that match the index, so
     a fresh checkout on a CI runner gives the same key; the bytes of the others), the image,
-    setup or tests."""
+    setup, tests or services (a client library may be built for its server's version)."""
     digest = hashlib.sha256()
-    for part in (str(ws.root), image, setup or "", test_command):
+    for part in (str(ws.root), image, setup or "", test_command, "\n".join(sorted(services))):
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
     scan = scan_files(ws)
     dirty = set(scan.dirty)

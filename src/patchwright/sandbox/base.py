@@ -63,6 +63,10 @@ class SandboxSpec:
     checkpoint_to: str | None = None
     # start from a saved post-setup state (a folder checkpoint_to wrote): no copy, no setup, no network
     restore_from: str | None = None
+    # with restore_from: run setup_command again over the restored state, with setup's network, the
+    # services up: their databases start empty (their data is never in a saved state), and what
+    # setup put there (migrations, fixtures) must be there again; installs find their work done
+    replay_setup: bool = False
     # where snapshot manifests are kept (snapshot.py); None: list the snapshot in the container instead
     manifest_dir: str | None = field(default_factory=lambda: default_manifest_dir())
     # batch hook: the repo is already in the image at this absolute path (SWE-bench's

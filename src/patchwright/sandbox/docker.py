@@ -47,6 +47,7 @@ from patchwright.sandbox.engine import (
     discard,
     disconnect_networks,
     engine_cpus,
+    setup_runs,
 )
 from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, MODEL_PATH, network_env
 from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
@@ -135,10 +136,10 @@ class DockerSandbox:
         A start from a saved state (verification) records it just before the first command.
         """
         try:
-            if self.spec.restore_from:  # verification: the run's own state after setup, offline
-                self._start_restored(Checkpoint(Path(self.spec.restore_from)))
+            if self.spec.restore_from:  # verification, reuse: a state after setup, offline
+                setup = self._start_restored(Checkpoint(Path(self.spec.restore_from)))
                 self._started = True
-                return StartResult()
+                return StartResult(setup)
             self._create()
             try:
                 self._fill()
@@ -160,8 +161,10 @@ class DockerSandbox:
             self.stop()
             raise
 
-    def _start_restored(self, saved: Checkpoint) -> None:
-        """A fresh container holding the saved post-setup state; setup does not run again."""
+    def _start_restored(self, saved: Checkpoint) -> CommandResult | None:
+        """A fresh container holding the saved post-setup state. Setup does not run again, unless
+        replayed (`replay_setup`: the services' fresh databases need what setup put in them);
+        then it runs once, over the restored files, and its result is returned."""
         self.progress("starting from the state after setup")
         try:
             self._base_image = self.client.images.get(self.spec.image)
@@ -170,7 +173,15 @@ class DockerSandbox:
         self._start_container(self._base_image, writable_root=False)
         checkpoint.restore(self._runner(), saved)
         self.services.wait_ready()
+        setup = None
+        if setup_runs(self.spec) and self.spec.setup_command:
+            self._setup_open = True
+            setup = self._run_setup(self.spec.setup_command)
+            self._setup_open = False
+            self._cut_network()
+            self._stop_egress()
         self._open_shell()
+        return setup
 
     def _fill(self) -> None:
         """Copy the repo in (or sync the snapshot) and open the model's shell."""
@@ -372,7 +383,7 @@ class DockerSandbox:
             self.spec.egress is not None
             and (self.spec.setup_command or self.spec.setup_repairable)
             and not self.spec.network
-            and not self.spec.restore_from
+            and setup_runs(self.spec)
         )
         if wanted and self._egress is None:
             assert self.spec.egress is not None

@@ -289,6 +289,11 @@ def engine_cpus(client: docker.DockerClient, wanted: float) -> float:
         return wanted
 
 
+def setup_runs(spec: SandboxSpec) -> bool:
+    """Whether a start runs setup: always from scratch; from a saved state only when replayed."""
+    return not spec.restore_from or (spec.replay_setup and bool(spec.setup_command))
+
+
 def container_options(
     spec: SandboxSpec, writable_root: bool, cpus: float, network: str | None = None
 ) -> dict[str, Any]:
@@ -327,7 +332,7 @@ def container_options(
         "network_mode": network
         or (
             "bridge"
-            if (spec.network or ((spec.setup_command or spec.setup_repairable) and not spec.restore_from))
+            if spec.network or ((spec.setup_command or spec.setup_repairable) and setup_runs(spec))
             else "none"
         ),
         "cap_drop": ["ALL"],

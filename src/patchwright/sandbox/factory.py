@@ -49,7 +49,8 @@ class SandboxFactory(Protocol):
         """A new, not yet started sandbox for the run `run_id` on the repo `ws`.
 
         `checkpoint_to`: save the state right after setup in this folder; `restore_from`: start
-        from such a saved state instead (no copy, no setup, no network), as verification does.
+        from such a saved state instead (no copy, no setup, no network), as verification does;
+        with services, setup runs again over it (their databases start empty each time).
         `setup_command`: this setup instead of the settings' (a run's recipe, replayed);
         `setup_repairable`: leave the setup window open (SandboxSpec.setup_repairable)."""
         ...
@@ -85,6 +86,7 @@ class DockerFactory:
             run_id=run_id,
             checkpoint_to=checkpoint_to,
             restore_from=restore_from,
+            replay_setup=bool(restore_from and self.services),
             setup_command=setup_command or self.spec.setup_command,
             setup_repairable=setup_repairable,
         )
