@@ -60,6 +60,7 @@ from patchwright.services.plan import ServicePlan, plan_services, service_notes
 from patchwright.services.variables import RepoVariables, repo_variables
 from patchwright.status import RunStatus, exit_code_for
 from patchwright.tools import build_toolset
+from patchwright.verdict import Verdict, VerdictKind
 from patchwright.verify import SuiteOutcome, Verification, verify_patch
 from patchwright.workspace import Workspace, open_workspace
 
@@ -696,6 +697,12 @@ def _verify_and_apply(
     final = record.run_dir / PATCH_NAME
     if _complete(patch) and summary.status == RunStatus.COMPLETED and prepared.test_command:
         _verify(request.settings, prepared, factory, record, final, display, time.monotonic() - started)
+    elif _complete(patch) and summary.status == RunStatus.ENVIRONMENT and record.environment is not None:
+        # The environment phase already ran the tests on the original code: they could not start.
+        why = f"the tests could not run on the original code: {record.environment.reason}"
+        summary.verified = False
+        summary.verification = Verdict(VerdictKind.TESTS_NOT_RUNNABLE, why).as_dict()
+        record.write("verification", verdict=summary.verification)
     if request.apply and patch is not None and patch.over_limit:
         summary.applied = False
         summary.apply_error = "patch not applied: the changes are past the patch limits (a partial patch)"

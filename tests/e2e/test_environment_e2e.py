@@ -107,7 +107,18 @@ def test_tests_that_cannot_run_end_with_exit_5_and_no_self_check(tmp_path: Path,
     repo = project(tmp_path / "svc", "nosuchpkg_xyz")
     replies = [
         message(text("nosuchpkg_xyz is on no registry I can reach; it cannot be installed here.")),  # repair
-        message(text("I cannot run the tests, so I changed nothing.")),  # the task
+        message(  # the task: a change it cannot test
+            tool_use(
+                EDITOR,
+                {
+                    "command": "str_replace",
+                    "path": "/workspace/app.py",
+                    "old_str": "a - b",
+                    "new_str": "a + b",
+                },
+            )
+        ),
+        message(text("I could not run the tests; this change is untested.")),
     ]
     with FakeAnthropic(replies) as api:
         result = run_agent(
@@ -131,7 +142,12 @@ def test_tests_that_cannot_run_end_with_exit_5_and_no_self_check(tmp_path: Path,
     assert environment["tests_runnable"] is False and environment["cause"] == "missing_module"
     assert "No module named 'nosuchpkg_xyz'" in environment["reason"]
     assert any("--setup" in hint for hint in environment["hints"]) and environment["recipe"] == []
-    assert requests == 2  # one repair turn, one task turn: the self-check sent nothing back
+    assert requests == 3  # one repair turn, two task turns: the self-check sent nothing back
+    # the patch is kept, and its verdict comes from the environment phase's run on the original code
+    assert (run_dir / "patch.diff").read_text().count("+    return a + b") == 1
+    assert summary["verified"] is False
+    assert summary["verification"]["verdict"] == "tests_not_runnable"
+    assert "No module named 'nosuchpkg_xyz'" in summary["verification"]["reason"]
     assert "cannot run in this sandbox" in task_system  # the task's model knew
     shown = result.stdout + result.stderr
     assert "status: environment (exit 5)" in shown and "tests: could not run: " in shown

@@ -76,3 +76,30 @@ def test_a_failed_setup_without_repair_stays_failed(tmp_path: Path) -> None:
         assert env.setup_failed and not env.tests_runnable and env.cause == "setup_failed"
     finally:
         sandbox.stop()
+
+
+def test_a_plain_pytest_command_is_probed_by_collecting_only(tmp_path: Path) -> None:
+    """A suite that would hang (a server it waits for) does not hold the model's first turn, and a
+    package missing at import is still found, by collection alone."""
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            "test_slow.py": "import time\n\n\ndef test_waits():\n    time.sleep(60)\n",
+            "pytest.ini": "[pytest]\naddopts = -p no:cacheprovider\n",
+        },
+    )
+    sandbox = LocalSandbox(open_workspace(repo), tmp_path / "root", setup_repairable=True)
+    command = "python3 -m pytest -q"
+    try:
+        env = prepare_environment(sandbox, sandbox.start(), Plan(None, command, 20), None, print)
+        assert env.tests_runnable and env.reason == "pytest collected 1 test (collection only)", env.reason
+    finally:
+        sandbox.stop()
+    (repo / "test_missing.py").write_text("import no_such_package_here\n\n\ndef test_x():\n    pass\n")
+    sandbox = LocalSandbox(open_workspace(repo), tmp_path / "root2", setup_repairable=True)
+    try:
+        env = prepare_environment(sandbox, sandbox.start(), Plan(None, command, 20), None, print)
+        assert not env.tests_runnable and env.cause == "missing_module"
+        assert "no_such_package_here" in str(env.reason)
+    finally:
+        sandbox.stop()

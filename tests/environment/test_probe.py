@@ -13,6 +13,8 @@ import pytest
 from patchwright.environment.probe import (
     Cause,
     classify,
+    collect_only,
+    collected,
     error_excerpt,
     first_error,
     probe_result,
@@ -193,3 +195,36 @@ def test_a_failed_setup_quotes_its_first_error_not_its_last_line() -> None:
 def test_escapes_what_it_quotes() -> None:
     probe = classify("bash: \x1b[31mevil\x1b[0m: command not found\n", 127)
     assert "\x1b" not in probe.reason
+
+
+@pytest.mark.parametrize(
+    ("command", "quick"),
+    [
+        ("pytest", "pytest --collect-only -q"),
+        ("python3 -m pytest -x tests/", "python3 -m pytest -x tests/ --collect-only -q"),
+        ("py.test -k 'a or b'", "py.test -k 'a or b' --collect-only -q"),
+        ("cd backend && pytest", None),  # a shell around it: the whole command runs
+        ("pytest | tee log", None),
+        ("DJANGO_SETTINGS_MODULE=x pytest", None),
+        ("npm test", None),
+        ("python manage.py test", None),
+        ("pytest --co", None),
+        ("pytest 'unclosed", None),
+    ],
+)
+def test_only_a_plain_pytest_command_is_probed_by_collection(command: str, quick: str | None) -> None:
+    assert collect_only(command) == quick
+
+
+def test_a_collection_that_found_tests_says_how_many() -> None:
+    output = "t.py::test_a\nt.py::test_b\n\n2 tests collected in 0.01s\n"
+    probe = collected(classify(output, 0), output)
+    assert probe.runnable and probe.reason == "pytest collected 2 tests (collection only)"
+    terse = "t.py: 2\nu.py: 1\n"  # -qq (the command's own -q and the probe's)
+    assert collected(classify(terse, 0), terse).reason == "pytest collected 3 tests (collection only)"
+    empty = "\nno tests collected in 0.01s\n"
+    assert not collected(classify(empty, 5), empty).runnable
+    code = "E   SyntaxError: invalid syntax\n1 error during collection\n"  # the code's own: evidence
+    assert collected(classify(code, 2), code).reason == classify(code, 2).reason
+    broken = "E   ModuleNotFoundError: No module named 'x'\n1 error during collection\n"
+    assert collected(classify(broken, 2), broken).cause is Cause.MISSING_MODULE

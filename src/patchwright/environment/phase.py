@@ -13,7 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from patchwright.environment.probe import Probe, error_excerpt, probe_result, setup_failed
+from patchwright.environment.probe import (
+    Probe,
+    collect_only,
+    collected,
+    error_excerpt,
+    probe_result,
+    setup_failed,
+)
 from patchwright.environment.repair import Repairer, RepairOutcome, problem_text, recipe_of
 from patchwright.sandbox.base import CommandResult, Sandbox, StartResult
 from patchwright.sanitize import clean_line
@@ -84,9 +91,12 @@ Progress = Callable[[str], None]
 
 def probe_tests(sandbox: Sandbox, test_command: str, timeout: float) -> tuple[Probe, CommandResult]:
     """Run the test command once from the repository root, in the model's own shell (what it
-    will see), and with no more network than setup already opened."""
-    result = sandbox.run(f"cd {shlex.quote(sandbox.workdir)} && ( {test_command} )", timeout)
-    return probe_result(result, timeout), result
+    will see), and with no more network than setup already opened; a plain pytest command only
+    collects (probe.collect_only: the model runs the suite itself, and verification does)."""
+    quick = collect_only(test_command)
+    result = sandbox.run(f"cd {shlex.quote(sandbox.workdir)} && ( {quick or test_command} )", timeout)
+    probe = probe_result(result, timeout)
+    return (collected(probe, result.output) if quick else probe), result
 
 
 def prepare_environment(
@@ -108,7 +118,8 @@ def prepare_environment(
         excerpt = error_excerpt(setup.output)
         progress(f"setup failed: {probe.reason}")
     else:
-        progress(f"checking that the tests can run: {plan.test_command}")
+        how = " (collecting only)" if collect_only(plan.test_command) else ""
+        progress(f"checking that the tests can run{how}: {plan.test_command}")
         probe, result = probe_tests(sandbox, plan.test_command, plan.probe_timeout)
         output = result.output
     repair: RepairOutcome | None = None

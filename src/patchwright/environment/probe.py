@@ -12,6 +12,7 @@ The output is the repository's code speaking: it is matched, capped and quoted, 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -161,6 +162,44 @@ def classify(
 
 def probe_result(result: CommandResult, limit: float | None = None) -> Probe:
     return classify(result.output, result.exit_code, result.timed_out, limit)
+
+
+_PYTEST = (("pytest",), ("py.test",), ("python", "-m", "pytest"), ("python3", "-m", "pytest"))
+_SHELL = re.compile(r"[;&|<>`$(){}\n]")
+_COLLECTED = re.compile(r"^(?:(\d+) tests? collected\b|collected (\d+) items?\b)", re.MULTILINE)
+_PER_FILE = re.compile(r"^\S+\.py: (\d+)$", re.MULTILINE)
+
+
+def collect_only(test_command: str) -> str | None:
+    """The test command asked only to collect, where that is sure to mean the same run: a plain
+    pytest command (no shell around it). Collecting imports every test module and conftest, so
+    it fails for exactly what "cannot start" means (a missing runner, package or plugin, a
+    collection error), in a fraction of the suite's time, and a suite that hangs on a server
+    it waits for does not hold the model's first turn. None for anything else: the whole
+    suite runs then."""
+    if _SHELL.search(test_command):
+        return None
+    try:
+        words = shlex.split(test_command)
+    except ValueError:
+        return None
+    if not any(tuple(words[: len(start)]) == start for start in _PYTEST):
+        return None
+    if any(word in ("--collect-only", "--co", "--help", "-h") for word in words):
+        return None
+    return f"{test_command} --collect-only -q"
+
+
+def collected(probe: Probe, output: str) -> Probe:
+    """A collection-only probe that found tests says so, not "exited 0" (pytest exits 0 from a
+    collection only when it collected tests without an error; 5 when none)."""
+    if not probe.runnable or probe.exit_code != 0:  # a collection stopped by the code's own error
+        return probe
+    # -q: "2 tests collected"; the default: "collected 2 items"; -qq: "tests/test_a.py: 2" per file
+    counts = [int(a or b) for a, b in _COLLECTED.findall(output)]
+    counts = counts or [int(n) for n in _PER_FILE.findall(output)]
+    what = f"{sum(counts)} test{'s' * (sum(counts) != 1)}" if counts else "the tests"
+    return Probe(Cause.RAN, f"pytest collected {what} (collection only)", probe.exit_code)
 
 
 def setup_failed(result: CommandResult) -> Probe:
