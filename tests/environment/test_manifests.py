@@ -104,3 +104,12 @@ def test_go_rust_ruby(tmp_path: Path) -> None:
 
 def test_a_folder_with_nothing_python_has_no_python_plan(tmp_path: Path) -> None:
     assert plans_for(files_of(tmp_path, {"README.md": "hi"}), "") == []
+
+
+def test_bare_python_tests_are_found_in_a_test_tree_but_not_in_other_languages_tests(tmp_path: Path) -> None:
+    nested = files_of(tmp_path / "py", {"tests/unit/test_a.py": "def test_a():\n    pass\n"})
+    assert [p.test_cmd for p in plans_for(nested, "")] == ["python3 -m pytest -q"]
+    other = files_of(
+        tmp_path / "js", {"tests/e2e/login.spec.ts": "it('x', () => {})\n", "tests/unit/a.go": ""}
+    )
+    assert plans_for(other, "") == []

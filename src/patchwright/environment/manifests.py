@@ -168,17 +168,20 @@ def _group(groups: dict[str, Any], name: str, depth: int) -> list[str]:
 
 
 def _has_python_tests(files: RepoFiles, folder: str) -> bool:
-    """test_*.py / *_test.py in the folder, or test_*.py in a test* subfolder (one level)."""
+    """test_*.py / *_test.py in the folder, or in a test* subfolder or the folders right under it
+    (tests/unit/test_x.py). A test folder of other languages' files is not a Python suite."""
     pattern = re.compile(r"test_.*\.py|.*_test\.py")
+
+    def has_test_file(path: str) -> bool:
+        return any(pattern.fullmatch(n) for n, d in files.listdir(path) if not d)
+
     for name, is_dir in files.listdir(folder):
         if not is_dir and pattern.fullmatch(name):
             return True
         if is_dir and name.startswith("test"):
             sub = join(folder, name)
-            if any(pattern.fullmatch(n) for n, d in files.listdir(sub) if not d):
+            if has_test_file(sub) or any(has_test_file(join(sub, n)) for n, d in files.listdir(sub) if d):
                 return True
-            if any(d for _n, d in files.listdir(sub)):
-                return True  # tests/unit/... : a test tree
     return False
 
 
