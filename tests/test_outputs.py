@@ -30,6 +30,13 @@ SECRETS = {
     "github classic": "ghp_" + "A1b2C3d4E5" * 4,
     "github fine-grained": "github_pat_" + "11ABCDEFG0" * 3,
     "aws key id": "AKIAIOSFODNN7EXAMPLE",
+    "aws secret, any case": "AWS_Secret_Access_Key = wJalrXUtnFEMI/K7MDENG",
+    "stripe": "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc",
+    "slack": "xoxb-" + "1234567890-abcdefghij",
+    "slack hook": "https://hooks.slack.com/services/T000/B000/XXXX",
+    "bearer, any case": "BEARER abcdefghijklmnopqrstuvwx",
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY.SflKxwRJSMeKKF2QT4fw",
+    "sendgrid": "SG." + "a" * 22 + "." + "b" * 43,
     "private key": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA\nQyNTUxOQAAACB\n"
     "-----END OPENSSH PRIVATE KEY-----",
 }
@@ -40,6 +47,19 @@ def test_redactor_replaces_known_secret_shapes(name: str) -> None:
     secret = SECRETS[name]
     out = Redactor().text(f"before {secret} after")
     assert out == f"before {REDACTED} after"
+
+
+def test_every_secret_shape_has_a_hint_that_each_sample_holds() -> None:
+    """A shape is searched for only where one of its literal hints is in the text: each sample
+    must hold its shape's hint, or the shortcut would let it through."""
+    from patchwright.outputs import _SECRET_HINTS, _SECRET_PATTERNS
+
+    for secret in SECRETS.values():
+        matching = [i for i, pattern in enumerate(_SECRET_PATTERNS) if pattern.search(secret)]
+        assert matching, secret
+        for i in matching:
+            hints, folded = _SECRET_HINTS[i]
+            assert any(hint in (secret.lower() if folded else secret) for hint in hints), (secret, hints)
 
 
 def test_redactor_replaces_bearer_tokens() -> None:
