@@ -333,7 +333,7 @@ def _run_in_sandbox(
         """The setup command's output goes in the trajectory, whether setup worked or not."""
         setup = result.setup if result is not None else getattr(error, "result", None)
         if setup is not None:
-            record.setup(prepared.setup, setup)
+            record.setup(recipe or prepared.setup, setup)  # a kept state's recipe, when replayed
         services = sandbox.services
         if services is not None and prepared.services.specs:  # started or not: what was asked for
             record.summary.services = services.describe()
