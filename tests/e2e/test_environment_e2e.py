@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
 
-from agentrun import EDITOR, agent_env, run_agent
+from agentrun import EDITOR, agent_env, edit_then, run_agent
 from fakeapi import FakeAnthropic, RecordedRequest, last_tool_results, message, text, tool_use
 from helpers import make_repo
 
@@ -32,6 +33,32 @@ def project(root: Path, dependency: str) -> Path:
             "README.md": "Install: copy vendor/helperlib.py onto the Python path.\n",
         },
     )
+
+
+def run_twice(
+    tmp_path: Path, replies: list[Any], image: str, repo: Path, setup: str, *extra: str
+) -> tuple[
+    CompletedProcess[str], CompletedProcess[str], str, list[dict[str, Any]], list[list[dict[str, Any]]]
+]:
+    """`agent fix` twice on the same tree, state reuse on (--snapshots, a cache of the test's own):
+    both results, the text of the second run's first tool result, each run's summary and setup events."""
+    with FakeAnthropic(replies) as api:
+        env = agent_env(api, image, XDG_CACHE_HOME=str(tmp_path / "cache"), PATCHWRIGHT_MAX_CONTINUES="0")
+        args = ["fix", "x", "--repo", str(repo), "--setup", setup, "--test-cmd", "python3 -m pytest -q"]
+        first = run_agent([*args, *extra, "--snapshots"], env)
+        second = run_agent([*args, *extra, "--snapshots"], env)
+        seen = last_tool_results(api.requests[2])[0]["text"]
+    runs = sorted((repo / ".patchwright" / "runs").iterdir())
+    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
+    setups = [
+        [
+            r
+            for r in map(json.loads, (run / "trajectory.jsonl").read_text().splitlines())
+            if r["event"] == "setup"
+        ]
+        for run in runs
+    ]
+    return first, second, seen, summaries, setups
 
 
 def test_a_failed_setup_is_repaired_recorded_and_the_task_runs_offline(
@@ -107,18 +134,7 @@ def test_tests_that_cannot_run_end_with_exit_5_and_no_self_check(tmp_path: Path,
     repo = project(tmp_path / "svc", "nosuchpkg_xyz")
     replies = [
         message(text("nosuchpkg_xyz is on no registry I can reach; it cannot be installed here.")),  # repair
-        message(  # the task: a change it cannot test
-            tool_use(
-                EDITOR,
-                {
-                    "command": "str_replace",
-                    "path": "/workspace/app.py",
-                    "old_str": "a - b",
-                    "new_str": "a + b",
-                },
-            )
-        ),
-        message(text("I could not run the tests; this change is untested.")),
+        *edit_then(message(text("I could not run the tests; this change is untested."))),  # the task
     ]
     with FakeAnthropic(replies) as api:
         result = run_agent(
@@ -167,35 +183,8 @@ def test_a_second_run_on_the_same_tree_starts_from_the_kept_state(tmp_path: Path
         ),
         message(text("Nothing to change.")),
     ]
-    with FakeAnthropic(replies) as api:
-        env = agent_env(
-            api, sandbox_image, XDG_CACHE_HOME=str(tmp_path / "cache"), PATCHWRIGHT_MAX_CONTINUES="0"
-        )
-        args = [
-            "fix",
-            "x",
-            "--repo",
-            str(repo),
-            "--setup",
-            setup,
-            "--test-cmd",
-            "python3 -m pytest -q",
-            "--snapshots",
-        ]
-        first = run_agent(args, env)
-        second = run_agent(args, env)
-        seen = last_tool_results(api.requests[2])[0]["text"]
+    first, second, seen, summaries, setups = run_twice(tmp_path, replies, sandbox_image, repo, setup)
     assert (first.returncode, second.returncode) == (1, 1), second.stderr  # the tests ran (and fail)
-    runs = sorted((repo / ".patchwright" / "runs").iterdir())
-    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
-    setups = [
-        [
-            r
-            for r in map(json.loads, (run / "trajectory.jsonl").read_text().splitlines())
-            if r["event"] == "setup"
-        ]
-        for run in runs
-    ]
     assert len(setups[0]) == 1 and setups[1] == []  # the second run installed nothing
     assert summaries[0]["environment"]["reused"] is None
     assert summaries[1]["environment"]["reused"] and summaries[1]["environment"]["recipe"] == [setup]
@@ -228,53 +217,17 @@ def test_with_a_service_the_kept_state_is_reused_and_setup_fills_the_fresh_datab
         f"(test -f {installed} && echo install-found-done || ({INSTALL} && echo install-ran))"
         " && redis-cli set seeded yes"
     )
-    fix = message(
-        tool_use(
-            EDITOR,
-            {"command": "str_replace", "path": "/workspace/app.py", "old_str": "a - b", "new_str": "a + b"},
-        )
-    )
     replies = [
         message(text("Nothing to change.")),  # the first run
         message(tool_use("bash", {"command": "python3 -m pytest -q 2>&1 | tail -1"})),  # the second
-        fix,
-        message(text("Fixed add.")),
+        *edit_then(message(text("Fixed add."))),
     ]
-    with FakeAnthropic(replies) as api:
-        env = agent_env(
-            api,
-            sandbox_image,
-            XDG_CACHE_HOME=str(tmp_path / "cache"),
-            PATCHWRIGHT_MAX_CONTINUES="0",
-        )
-        args = [
-            "fix",
-            "x",
-            "--repo",
-            str(repo),
-            "--setup",
-            setup,
-            "--test-cmd",
-            "python3 -m pytest -q",
-            "--service",
-            "redis",
-            "--snapshots",
-        ]
-        first = run_agent(args, env)
-        second = run_agent(args, env)
-        seen = last_tool_results(api.requests[2])[0]["text"]
+    first, second, seen, summaries, setups = run_twice(
+        tmp_path, replies, sandbox_image, repo, setup, "--service", "redis"
+    )
     assert first.returncode == 1, first.stderr  # the tests ran, and test_add fails
     assert second.returncode == 0, second.stderr
-    runs = sorted((repo / ".patchwright" / "runs").iterdir())
-    summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
-    outputs = [
-        [
-            r["output"]
-            for r in map(json.loads, (run / "trajectory.jsonl").read_text().splitlines())
-            if r["event"] == "setup"
-        ]
-        for run in runs
-    ]
+    outputs = [[r["output"] for r in run] for run in setups]
     assert "install-ran" in outputs[0][0]
     assert len(outputs[1]) == 1 and "install-found-done" in outputs[1][0]  # kept installs, setup again
     assert summaries[0]["environment"]["reused"] is None and summaries[1]["environment"]["reused"]
