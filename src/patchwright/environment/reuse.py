@@ -6,8 +6,9 @@ under a key of the repository's path, every file's path and content (so any edit
 included, or another commit gives another key; a fresh checkout of the same commit does not), the
 image, the setup, the test command and the services, the next run with the same key starts from
 it: no copy, no setup, no network. With services, the setup runs again over the kept state (their
-databases start empty; installs find their work done). The saved workspace holds the repository's files, so the key must match the whole tree, not only
-its lockfiles. The cache folder is the user's own (0700); a few states are kept, newest first.
+databases start empty; installs find their work done). The saved workspace holds the
+repository's files, so the key must match the whole tree, not only its lockfiles. The cache
+folder is the user's own (0700); a few states are kept, newest first.
 """
 
 from __future__ import annotations
