@@ -231,10 +231,15 @@ def test_stop_during_setup_removes_the_proxy_and_network(
     try:
 
         def begun() -> list[str]:
+            assert not failures, f"the start failed before the stop: {failures[0]!r}"
             container = box.container
             if container is None:
                 return ["not yet"]
-            return [] if container.exec_run(["test", "-e", "/tmp/begun"]).exit_code == 0 else ["not yet"]
+            try:
+                found = container.exec_run(["test", "-e", "/tmp/begun"]).exit_code == 0
+            except docker.errors.APIError:  # going away: a failed start shows on the next poll
+                return ["not yet"]
+            return [] if found else ["not yet"]
 
         assert settled(begun) == []
         assert len(_run_things(docker_client, spec.run_id)) == 2  # the proxy and its network

@@ -147,14 +147,16 @@ class ContainerExec:
         what: str = "run a command",
         stderr: bool = True,
         root: bool = False,
+        stdin: bool = True,
     ) -> OpenExec:
-        """Start a process with stdin attached: its exec id and the socket to talk to it. `root`:
-        as the container's root (no capabilities), only for patchwright's own preparation."""
+        """Start a process, with stdin attached unless `stdin` is False: its exec id and the socket
+        to talk to it. `root`: as the container's root (no capabilities), only for patchwright's
+        own preparation."""
         try:
             exec_id = self.client.api.exec_create(
                 self.container_id,
                 argv,
-                stdin=True,
+                stdin=stdin,
                 stdout=True,
                 stderr=stderr,
                 environment={**BASE_ENV, **(env or {})},
@@ -186,10 +188,14 @@ class ContainerExec:
         descriptor: `stdin_fd`). Stops reading at the deadline, or when `sink` returns False; an
         early close of stdin by the process (it died) ends the writing, not the run.
         """
-        opened = self.open(argv, env, what, root=root)
+        # Without input, no stdin at all: closing an attached stdin (a half-close of the hijacked
+        # connection) can end the engine's copy of the output, and a process that exits at once
+        # then loses it (moby/moby#38457; seen as a setup's "echo ...; exit 3" with no output).
+        feeds = stdin is not None or send is not None
+        opened = self.open(argv, env, what, root=root, stdin=feeds)
         exec_id, sock = opened.exec_id, opened.sock
         try:
-            if stdin is not None or send is not None:
+            if feeds:
                 try:
                     if send is not None:
                         send(sock)
@@ -198,8 +204,6 @@ class ContainerExec:
                     sock.shutdown(socket.SHUT_WR)
                 except OSError as err:  # the process exited and closed its stdin
                     sink(str(err).encode())
-            else:
-                sock.shutdown(socket.SHUT_WR)
             reader = FrameReader(sock)
             deadline = time.monotonic() + timeout
             while sink(reader.read_payload(deadline)):
