@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import docker
 import pytest
 
 from patchwright.ci import is_ci
 from patchwright.config import Settings
 from patchwright.errors import ExitCode
+from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
-from patchwright.sandbox.factory import open_factory, sandbox_spec
+from patchwright.sandbox.engine import container_options, setup_runs
+from patchwright.sandbox.factory import DockerFactory, open_factory, sandbox_spec
+from patchwright.services.spec import ServiceSpec
 from patchwright.status import RunStatus, exit_code_for
 from patchwright.workspace import open_workspace
 
@@ -116,13 +120,6 @@ def test_the_verification_line_says_before_and_after() -> None:
 def test_a_start_from_a_saved_state_replays_setup_only_with_services(tmp_path: Path) -> None:
     """The services' databases start empty in every sandbox, so what setup put there is put there
     again; without services a saved state is all setup left, and setup never runs twice."""
-    import docker
-
-    from patchwright.sandbox.base import SandboxSpec
-    from patchwright.sandbox.engine import container_options, setup_runs
-    from patchwright.sandbox.factory import DockerFactory
-    from patchwright.services.spec import ServiceSpec
-
     client = docker.DockerClient(base_url="unix:///nonexistent/docker.sock", version="1.41")  # never called
     spec = SandboxSpec(image="img", run_id="r", setup_command="pip install -r requirements.txt")
     ws = open_workspace(make_repo(tmp_path / "r", {"a.txt": "a\n"}))
