@@ -138,8 +138,8 @@ def prepare_environment(
             progress(f"the tests can run (setup recipe: {clean_line(' && '.join(recipe), 200)})")
         elif failed:
             progress("the tests can run without the failed setup (the repair changed nothing)")
-        else:
-            progress("the tests can run")
+        else:  # what was seen: the suite ran, or (collection only) pytest collected it
+            progress(f"the tests can run ({probe.reason})")
     return Environment(
         tests_runnable=probe.runnable,
         reason=probe.reason,
