@@ -14,6 +14,7 @@ import pytest
 from patchwright.errors import SandboxError
 from patchwright.sandbox.background import BackgroundStart
 from patchwright.sandbox.base import SandboxSpec
+from patchwright.sandbox.copypipe import IN_CONTAINER
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.workspace import open_workspace
 
@@ -274,7 +275,11 @@ def test_stop_removes_the_container_and_nothing_stays_on_disk(
     assert box.container is not None
     name = box.container.name
     inspected = docker_client.api.inspect_container(box.container.id)
-    assert inspected["Mounts"] == []  # no volume, no bind mount: the workspace is a tmpfs
+    # No volume and no host folder: the workspace is a tmpfs. A local engine's only bind mount
+    # is the copy's pipe (copypipe.py), read-only, and gone from the host once the copy is in.
+    mounts = [(m["Type"], m["Destination"], m["RW"]) for m in inspected["Mounts"]]
+    assert mounts in ([], [("bind", IN_CONTAINER, False)])
+    assert all(not os.path.exists(m["Source"]) for m in inspected["Mounts"])
     assert "/workspace" in inspected["HostConfig"]["Tmpfs"]
     assert inspected["HostConfig"]["AutoRemove"] is True  # stopped by anyone, the engine removes it
     box.stop()

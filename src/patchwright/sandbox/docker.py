@@ -41,6 +41,7 @@ from patchwright.sandbox.base import (
 )
 from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.checkpoint import Checkpoint
+from patchwright.sandbox.copypipe import CopyPipe, engine_is_local
 from patchwright.sandbox.engine import (
     ContainerExec,
     container_options,
@@ -126,6 +127,7 @@ class DockerSandbox:
         self._setup_networked = False  # the container is on the network setup had
         self._setup_env: dict[str, str] | None = None
         self.sync_plan: SyncPlan | None = None  # what a start from a snapshot copied and removed
+        self._pipe: CopyPipe | None = None  # the full copy's way in, while it is to come (copypipe.py)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -196,7 +198,10 @@ class DockerSandbox:
         elif self.spec.image_workspace:  # the repo is in the image (SWE-bench's /testbed)
             transfer.copy_from_image(self._exec, self.spec.image_workspace, self.progress)
         else:
-            transfer.copy_all(self._exec, self.workspace, self._host, self.progress)
+            try:
+                transfer.copy_all(self._exec, self.workspace, self._host, self.progress, self._pipe)
+            finally:
+                self._close_pipe()
         if self.spec.network:  # the model's own installs go through the same proxy as setup's
             self._shell_env = self._trust_host_ca()
         self._open_shell()
@@ -212,6 +217,12 @@ class DockerSandbox:
             discard(self.container)
             self.container = None
             self._exec = None
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
 
     def _create(self) -> None:
         """Pick the image (this repo's snapshot, when one is current) and start the container.
@@ -252,6 +263,9 @@ class DockerSandbox:
                 labels.BASE_IMAGE: str(self._base_image.id),
                 labels.FILE_COUNT: str(file_count),
             }
+        if not self.spec.image_workspace and engine_is_local(self.client):
+            with contextlib.suppress(OSError):  # no pipe: the copy goes through the engine
+                self._pipe = CopyPipe.create()
         try:
             self._start_container(self._base_image, writable_root=False)
         except docker.errors.ImageNotFound:
@@ -310,6 +324,8 @@ class DockerSandbox:
             options["extra_hosts"] = self.services.hosts()
         if network is not None:
             options["sysctls"] = egress.SANDBOX_SYSCTLS
+        if self._pipe is not None:
+            options["mounts"] = [*options["mounts"], self._pipe.mount()]
         return options
 
     def _begin_snapshot(self) -> None:

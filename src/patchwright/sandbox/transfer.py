@@ -22,6 +22,7 @@ from patchwright.errors import SandboxError
 from patchwright.repocopy import copy_members, git_config_tar, scan_files, tar_into, tar_members
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE, SandboxSpec
+from patchwright.sandbox.copypipe import CopyPipe
 from patchwright.sandbox.engine import ContainerExec, container_options, engine_cpus, stdin_fd
 from patchwright.sandbox.env import GID, UID
 from patchwright.sandbox.snapshot import (
@@ -113,10 +114,28 @@ def _configs(ws: Workspace) -> list[bytes]:
     return [config] if config is not None else []
 
 
-def copy_all(runner: ContainerExec, ws: Workspace, view: HostView, progress: Progress) -> None:
-    """The whole repo, as git sees it, into an empty workspace."""
+def copy_all(
+    runner: ContainerExec, ws: Workspace, view: HostView, progress: Progress, pipe: CopyPipe | None = None
+) -> None:
+    """The whole repo, as git sees it, into an empty workspace: through `pipe` when the engine
+    could mount one (copypipe.py), else (or if that failed) through the exec's stdin."""
     progress(f"copying {len(view.files)} files into the sandbox")
+    if pipe is not None:
+        try:
+            pipe.extract(runner, ws, view.members, _configs(ws), COPY_TIMEOUT)
+            return
+        except SandboxError as err:
+            progress(f"{err}; copying through the engine instead")
+            empty_workspace(runner)
     extract(runner, ws, view.members, _configs(ws))
+
+
+def empty_workspace(runner: ContainerExec) -> None:
+    """Remove what a failed copy left (folders it made read-only too)."""
+    script = f"chmod -R u+w {WORKSPACE} 2>/dev/null; find {WORKSPACE} -mindepth 1 -delete"
+    result = runner.execute(["sh", "-c", script], timeout=600)
+    if result.exit_code != 0:
+        raise SandboxError(f"cannot empty the workspace for a second copy: {result.output.strip()[-200:]}")
 
 
 def sync(
