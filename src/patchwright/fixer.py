@@ -236,6 +236,7 @@ def run_fix(request: FixRequest, display: Display) -> RunSummary:
     # engine and image are looked up, which wait on other processes (the CLI began it at launch).
     sdk = request.sdk if request.sdk is not None else SdkPreload().begin()
     prepared = prepare(request)
+    sdk.expect(beta=bool(ContextPolicy(request.settings.context_strategy).betas()))
     check_credentials(request.settings.provider)  # type: ignore[arg-type]
     if prepared.setup != request.settings.setup:  # the detected setup runs as a given one would
         request = dataclasses.replace(
@@ -372,7 +373,7 @@ def _run_in_sandbox(
         client = make_client(
             settings.provider,  # type: ignore[arg-type]
             max_retries=settings.max_retries,
-            preloaded=sdk.take_client() if settings.provider == "anthropic" else None,
+            preloaded=sdk.take_client(warmed=True) if settings.provider == "anthropic" else None,
         )
         if prepared.setup or prepared.services.specs or prepared.resumed is not None or env_phase:
             # a failed setup or service must not cost a turn; resume and the environment need the sandbox

@@ -7,7 +7,9 @@ in one interpreter, so it only overlaps what waits on other processes (git, Dock
 repo's copy), and it must begin before anything else: this module imports nothing heavy,
 and `cli` starts it before importing typer. The first reply's type work is done here on a
 canned stream answered in memory (httpx's MockTransport: nothing leaves the process), so
-the real first reply finds the types built.
+the real first reply finds the types built. Only the stream the run takes is warmed (beta,
+unless the run manages no context), and the first request waits for the warm-up rather than
+build the same types beside it: two threads on one interpreter, each at half speed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 COMMANDS = frozenset({"fix"})  # commands whose first work is a model request
 WAIT = 120.0  # seconds a caller waits for the client before making its own
+WARM_WAIT = 10.0  # seconds the first request waits for the warm-up before building the types itself
 CREDENTIALS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
 
@@ -31,7 +34,9 @@ class SdkPreload:
 
     def __init__(self) -> None:
         self.client: Any = None
+        self.beta = True  # the stream the warm-up goes through: the run's own (`expect`)
         self._made = threading.Event()
+        self._warmed = threading.Event()
         self._thread: threading.Thread | None = None
 
     def begin(self) -> SdkPreload:
@@ -39,12 +44,24 @@ class SdkPreload:
         self._thread.start()
         return self
 
-    def take_client(self, timeout: float = WAIT) -> Any:
-        """The preloaded client (an `anthropic.Anthropic`), or None."""
+    def expect(self, beta: bool) -> None:
+        """Which stream the run's requests take (`client.beta.messages` or `client.messages`),
+        told once the settings are read; a warm-up already begun keeps its own."""
+        self.beta = beta
+
+    def take_client(self, timeout: float = WAIT, warmed: bool = False) -> Any:
+        """The preloaded client (an `anthropic.Anthropic`), or None. `warmed`: once the warm-up
+        is over too (for the client of the run's requests)."""
         if self._thread is None:
             return None
         self._made.wait(timeout)
+        if warmed and self.client is not None:
+            self._warmed.wait(min(timeout, WARM_WAIT))
         return self.client
+
+    @property
+    def warmed(self) -> bool:
+        return self._warmed.is_set()
 
     def _load(self) -> None:
         try:
@@ -56,8 +73,11 @@ class SdkPreload:
             self.client = None
         finally:
             self._made.set()
-        with contextlib.suppress(Exception):  # a warm-up: the real stream does the work if this did not
-            warm_streaming()
+        try:
+            with contextlib.suppress(Exception):  # a warm-up: the real stream does the work if this did not
+                warm_streaming(beta=self.beta)
+        finally:
+            self._warmed.set()
 
 
 def begin_for(argv: Sequence[str]) -> SdkPreload:
@@ -114,8 +134,8 @@ def canned_events() -> list[dict[str, Any]]:
     return events
 
 
-def warm_streaming() -> None:
-    """Stream the canned reply through the SDK's beta and plain message streams, in memory."""
+def warm_streaming(beta: bool = True) -> None:
+    """Stream the canned reply through the SDK's beta (or plain) message stream, in memory."""
     import anthropic
     import httpx2 as httpx  # the SDK's HTTP library (httpx's successor, same API)
 
@@ -131,7 +151,9 @@ def warm_streaming() -> None:
             "max_tokens": 16,
             "messages": [{"role": "user", "content": "."}],
         }
-        with client.beta.messages.stream(**request, betas=["context-management-2025-06-27"]) as stream:
-            stream.get_final_message()
-        with client.messages.stream(**request) as plain:
-            plain.get_final_message()
+        if beta:
+            with client.beta.messages.stream(**request, betas=["context-management-2025-06-27"]) as stream:
+                stream.get_final_message()
+        else:
+            with client.messages.stream(**request) as plain:
+                plain.get_final_message()
