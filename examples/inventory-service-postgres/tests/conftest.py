@@ -6,8 +6,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inventory.db import Database  # noqa: E402
-from inventory.store import InventoryStore  # noqa: E402
+from inventory.db import Database
+from inventory.store import InventoryStore
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
 import psycopg2
-
 from inventory.db import Database
 from inventory.store import InventoryStore
 
