@@ -20,7 +20,10 @@ from patchwright.sandbox.baseline import trusted_git
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.prune import prune
 from patchwright.sandbox.snapshot import (
+    MAX_CHANGED_SHARE,
+    STALE_MIN_PATHS,
     Entry,
+    SyncPlan,
     drifted,
     head_commit,
     host_entries,
@@ -30,6 +33,7 @@ from patchwright.sandbox.snapshot import (
     remove_manifests,
     save_manifest,
     snapshot_tag,
+    stale,
 )
 from patchwright.workspace import open_workspace
 
@@ -256,6 +260,22 @@ def sandbox_files(box: DockerSandbox) -> dict[str, str]:
     return out
 
 
+def files_digest(box: DockerSandbox) -> str:
+    """One digest of every regular file's name and content (for trees too large to list in full)."""
+    script = (
+        "find . -path ./.git -prune -o -type f -print0 | xargs -0 -r sha256sum | sed 's|  \\./|\t|' "
+        "| LC_ALL=C sort | sha256sum"
+    )
+    return box.run(script).output.split()[0]
+
+
+def host_files_digest(repo: Path) -> str:
+    lines = sorted(
+        f"{digest}\t{name}" for name, digest in host_files(repo).items() if not digest.startswith("->")
+    )
+    return hashlib.sha256("".join(line + "\n" for line in lines).encode()).hexdigest()
+
+
 def test_second_start_comes_from_the_snapshot_and_matches_the_host(
     docker_client: docker.DockerClient, snap_spec: SandboxSpec, snap_repo: Path
 ) -> None:
@@ -385,6 +405,56 @@ def test_a_snapshot_gone_before_its_container_was_made_means_a_fresh_copy(
         box.start()
         assert box._snapshot is None and box._build is not None  # a full copy; a snapshot built anew
         assert sandbox_files(box) == host_files(snap_repo)
+    finally:
+        box.stop()
+
+
+def test_a_sync_sending_most_of_a_large_repo_is_stale() -> None:
+    def plan(sending: int) -> SyncPlan:
+        return SyncPlan(delete=[], send=[f"f{i}" for i in range(sending)], send_bytes=0)
+
+    assert not stale(plan(STALE_MIN_PATHS), paths=STALE_MIN_PATHS)  # small repos: never
+    assert stale(plan(STALE_MIN_PATHS + 1), paths=STALE_MIN_PATHS + 1)
+    large = 40 * STALE_MIN_PATHS
+    assert not stale(plan(int(MAX_CHANGED_SHARE * large)), paths=large)
+    assert stale(plan(int(MAX_CHANGED_SHARE * large) + 1), paths=large)
+
+
+def test_a_fresh_clone_of_the_same_commit_starts_fresh_and_rebuilds_the_snapshot(
+    docker_client: docker.DockerClient, snap_spec: SandboxSpec, snap_repo: Path
+) -> None:
+    """Every file's time differs from the snapshot's: rather than send them all into its layer
+    at every start, the run copies the repo whole and the snapshot is made again."""
+    files = {f"many/file_{i}.txt": f"{i}\n" for i in range(STALE_MIN_PATHS + 100)}
+    for name, text in files.items():
+        (snap_repo / name).parent.mkdir(exist_ok=True)
+        (snap_repo / name).write_text(text)
+    git(snap_repo, "add", "-A")
+    git(snap_repo, "commit", "-qm", "many")
+    build_snapshot(docker_client, snap_spec, snap_repo)
+    ws = open_workspace(snap_repo)
+    old = docker_client.images.get(snapshot_tag(ws))
+    other = HOUR_AGO + 600  # as a new clone's checkout wrote them (in the past: not racy)
+    for name in [*files, "app.py", "pkg/mod.py"]:
+        os.utime(snap_repo / name, (other, other))
+    said: list[str] = []
+    box = DockerSandbox(docker_client, snap_spec, ws, progress=said.append)
+    try:
+        box.start()
+        assert box._snapshot is None and box.sync_plan is None  # the whole repo was copied
+        assert [line for line in said if "it is out of date" in line], said
+        assert files_digest(box) == host_files_digest(snap_repo)
+        box._await_snapshot()
+        assert box.snapshot_error is None
+    finally:
+        box.stop()
+    new = docker_client.images.get(snapshot_tag(ws))
+    assert new.id != old.id  # made again from this tree: the next start syncs next to nothing
+    box = DockerSandbox(docker_client, snap_spec, ws)
+    try:
+        box.start()
+        assert box._snapshot is not None and box._snapshot.id == new.id and box.sync_plan is not None
+        assert len([p for p in box.sync_plan.send if not p.startswith(".git")]) <= 2  # racy ones at most
     finally:
         box.stop()
 

@@ -43,6 +43,7 @@ from patchwright.workspace import Workspace
 
 SNAPSHOT_REPO = "patchwright-snapshot"
 MAX_CHANGED_SHARE = 0.25  # files changed between the snapshot's commit and HEAD: above this, rebuild
+STALE_MIN_PATHS = 1000  # a sync sending more paths than this (and that share of all) starts fresh
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 COMMIT_TIMEOUT = 3600  # seconds a snapshot commit may take (the engine copies the repo's files)
 
@@ -168,6 +169,14 @@ def plan_sync(
             send.append(path)
             send_bytes += want.size
     return SyncPlan(delete=delete, send=send, send_bytes=send_bytes)
+
+
+def stale(plan: SyncPlan, paths: int) -> bool:
+    """Whether a fresh copy beats this sync: a snapshot whose files all differ in time (a fresh
+    clone of the same commit, say) would be sent whole, file by file into its layer on disk
+    (12 s for the 20,000-file benchmark repo, against 0.7 s for a full copy into the tmpfs),
+    and again at every start, since the snapshot itself stays as it was."""
+    return len(plan.send) > max(STALE_MIN_PATHS, MAX_CHANGED_SHARE * paths)
 
 
 def head_commit(ws: Workspace) -> str:

@@ -34,6 +34,7 @@ from patchwright.sandbox.snapshot import (
     host_entries,
     parse_find,
     plan_sync,
+    stale,
 )
 from patchwright.sandbox.stream import CappedBuffer
 from patchwright.workspace import Workspace
@@ -155,6 +156,8 @@ def sync(
         if code != 0:
             raise SandboxError(f"cannot list the snapshot's files (find exited with {code})")
     plan = plan_sync(view.entries, parse_find(manifest), racy_from)
+    if stale(plan, len(view.entries)):
+        raise SandboxError(f"it is out of date: {len(plan.send)} of {len(view.entries)} paths differ")
     progress(f"from the snapshot: {len(plan.send)} paths to copy, {len(plan.delete)} to remove")
     if plan.delete:  # on stdin: any bytes a name holds arrive as they are
         listing = b"".join(os.fsencode(path) + b"\0" for path in plan.delete)
