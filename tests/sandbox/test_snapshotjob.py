@@ -21,6 +21,7 @@ from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.snapshot import SnapshotLock, current_snapshot, lock_path, snapshot_tag
 from patchwright.sandbox.snapshotjob import LOG_SUFFIX
+from patchwright.sandbox.snapshotjob import run as run_job
 from patchwright.workspace import open_workspace
 
 from helpers import make_repo
@@ -149,6 +150,30 @@ def test_an_unfinished_snapshot_is_finished_by_a_detached_process(
         assert count == str(FILES)
     finally:
         box.stop()
+
+
+@pytest.mark.docker
+def test_the_job_keeps_a_current_snapshot_but_remakes_the_one_its_run_passed_over(
+    docker_client: docker.DockerClient, job_spec: SandboxSpec, big_repo: Path
+) -> None:
+    """A run that found the snapshot out of date copied the repo whole; the job it hands the new
+    snapshot to must not take that same snapshot for current and stop there."""
+    box = DockerSandbox(docker_client, job_spec, open_workspace(big_repo))
+    try:
+        box.start()
+        box._await_snapshot()
+        job = box._job
+    finally:
+        box.stop()
+    assert job is not None
+    old = docker_client.images.get(snapshot_tag(open_workspace(big_repo)))
+    assert run_job(job) == "done: the snapshot was current already"  # made by another run: kept
+    assert run_job(dataclasses.replace(job, replaces=str(old.id))) == "done: snapshot saved"
+    new = docker_client.images.get(snapshot_tag(open_workspace(big_repo)))
+    assert new.id != old.id
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(str(old.id))  # superseded and removed
+    assert ours(docker_client, job_spec.run_id) == []
 
 
 @pytest.mark.docker

@@ -116,6 +116,7 @@ class DockerSandbox:
         self._host: HostView | None = None
         self._base_image: Image | None = None
         self._snapshot: Image | None = None  # the snapshot this container starts from
+        self._passed_over = ""  # a snapshot found but not used (out of date, unsyncable): replaced
         self._snapshot_labels: dict[str, str] | None = None  # set when this container will be one
         self._build: SnapshotBuild | None = None
         self._job: SnapshotJob | None = None  # how a detached process would finish the build
@@ -150,6 +151,7 @@ class DockerSandbox:
                     raise
                 self.progress(f"cannot start from the repo's snapshot ({err}); copying the whole repo")
                 self._discard_container()
+                self._passed_over = str(self._snapshot.id)
                 self._snapshot = None
                 self._start_fresh()
                 self._fill()
@@ -347,6 +349,7 @@ class DockerSandbox:
             spec=dataclasses.asdict(self.spec),
             image_labels={k: v for k, v in image_labels.items() if k != labels.FILE_COUNT},
             leftover_run_id=transfer.builder_run_id(self.spec.run_id),
+            replaces=self._passed_over,
         )
 
     def _hand_off_snapshot(self) -> None:

@@ -42,6 +42,7 @@ class SnapshotJob:
     image_labels: dict[str, str]  # the snapshot's own labels (base image, repo path)
     leftover_run_id: str  # the run id on the run's killed builder, removed before building
     lock_fd: int | None = None  # the run's lock, passed on open: the job holds it from its start
+    replaces: str = ""  # the snapshot the run passed over (out of date, unsyncable): made again
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -109,7 +110,8 @@ def run(job: SnapshotJob) -> str:
         client = docker_client()
         remove_leftovers(client, job.leftover_run_id)
         base = client.images.get(job.base_image)
-        if current_snapshot(client, ws, base) is not None:
+        current = current_snapshot(client, ws, base)
+        if current is not None and current.id != job.replaces:
             return "done: the snapshot was current already"
         view = transfer.list_host(ws, with_entries=False)
         found = {**job.image_labels, labels.FILE_COUNT: str(len(view.files))}
