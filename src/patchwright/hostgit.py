@@ -15,6 +15,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from patchwright.filerun import run_through_files
+
 # Always-on pins; driver pins are added per repo (their names are the repo's to choose).
 FIXED_PINS = (
     "core.fsmonitor=false",
@@ -101,7 +103,9 @@ def host_git(root: Path, *args: str) -> list[str]:
 def run_git(
     root: Path, *args: str, check: bool = False, input: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run `host_git(root, *args)` with `git_env(root)`, output captured as bytes."""
-    return subprocess.run(
-        host_git(root, *args), capture_output=True, env=git_env(root), check=check, input=input
-    )
+    """Run `host_git(root, *args)` with `git_env(root)`, output captured as bytes (through files:
+    filerun.py)."""
+    done = run_through_files(host_git(root, *args), input=input or b"", env=git_env(root))
+    if check:
+        done.check_returncode()
+    return done

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from patchwright.errors import WorkspaceError
+from patchwright.filerun import run_through_files
 from patchwright.hostgit import configless_env, git_env, host_git, run_git
 from patchwright.outputs import looks_secret
 from patchwright.sanitize import strip_userinfo
@@ -328,15 +329,13 @@ def tar_into(ws: Workspace, members: list[str], uid: int, gid: int, fd: int, tim
     No byte passes through this process: while the copy runs, Python only waits, so a thread
     busy elsewhere (the SDK's import) neither slows the copy nor is slowed by it.
     """
-    proc = subprocess.Popen(
-        _tar_argv(uid, gid), cwd=ws.root, stdin=subprocess.PIPE, stdout=fd, stderr=subprocess.DEVNULL
-    )
     try:
-        proc.communicate(_listing(members), timeout=timeout)
+        argv = _tar_argv(uid, gid)
+        return run_through_files(
+            argv, input=_listing(members), cwd=ws.root, stdout=fd, timeout=timeout
+        ).returncode
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    return proc.returncode
+        return -9  # killed
 
 
 def git_config_tar(ws: Workspace, uid: int, gid: int) -> bytes | None:

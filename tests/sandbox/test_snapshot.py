@@ -14,7 +14,7 @@ import docker
 import pytest
 
 from patchwright.repocopy import copy_members, list_files
-from patchwright.sandbox import labels
+from patchwright.sandbox import labels, snapshot
 from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.baseline import trusted_git
 from patchwright.sandbox.docker import DockerSandbox
@@ -62,7 +62,7 @@ def test_parse_find_reads_every_field_and_any_path() -> None:
     )
     entries = parse_find(raw)
     assert entries["bin/run me"] == Entry("f", 120, 1700000000, True, "")
-    assert entries["link"] == Entry("l", 7, 1700000001, True, "target")
+    assert entries["link"] == Entry("l", target="target")  # a link's time and mode never count
     assert entries[os.fsdecode(b"odd\nname\xff")].kind == "d"
     assert entries["fifo"].kind == "?"
 
@@ -151,6 +151,18 @@ def test_host_entries_sees_kinds_sizes_modes_and_targets(tmp_path: Path) -> None
     assert entries["bin/tool"].executable and entries["bin"] == D
     assert entries["link"] == Entry("l", 0, 0, False, "a.txt")
     assert entries[".git"] == D and ".git/config" not in entries  # configs travel sanitized, apart
+
+
+def test_host_entries_are_the_same_without_gnu_find(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = make_repo(tmp_path / "r", {"a.txt": "hello", "bin/tool": "#!/bin/sh\n", "-n": "", "sp ace": "x"})
+    (repo / "bin" / "tool").chmod(0o755)
+    (repo / "link").symlink_to("a.txt")
+    ws = open_workspace(repo)
+    members = copy_members(ws, list_files(ws))
+    by_find = host_entries(ws, [*members, "gone.txt"])  # listed, then removed: skipped by both
+    assert by_find["-n"].kind == "f" and by_find["sp ace"].size == 1 and "gone.txt" not in by_find
+    monkeypatch.setattr(snapshot, "HOST_FIND_ARGV", ["sh", "-c", "echo 'find: unknown option' >&2; exit 1"])
+    assert host_entries(ws, [*members, "gone.txt"]) == by_find
 
 
 def test_drift_is_measured_in_files_changed_since_the_snapshots_head(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.models.images import Image
 
+from patchwright.filerun import run_through_files
 from patchwright.hostgit import run_git
 from patchwright.repocopy import is_git_config
 from patchwright.sandbox import labels
@@ -49,8 +50,9 @@ COMMIT_TIMEOUT = 3600  # seconds a snapshot commit may take (the engine copies t
 
 # `find` in the container prints one record per path: kind, size, mtime, mode, path, link target.
 FIND_ARGV = ["find", WORKSPACE, "-mindepth", "1", "-printf", "%y\\0%s\\0%T@\\0%m\\0%P\\0%l\\0"]
+# The same records on the host, for the NUL-separated paths on stdin (findutils 4.9 and later).
+HOST_FIND_ARGV = ["find", "-files0-from", "-", "-maxdepth", "0", "-printf", "%y\\0%s\\0%T@\\0%m\\0%p\\0%l\\0"]
 _FIELDS = 6
-_KINDS = frozenset("fdl")
 
 
 class Entry(NamedTuple):
@@ -61,6 +63,10 @@ class Entry(NamedTuple):
     mtime: int = 0  # whole seconds: the tar stream keeps no more
     executable: bool = False
     target: str = ""  # a symlink's target
+
+
+_FOLDER = Entry("d")
+_OTHER = Entry("?")
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,17 @@ def snapshot_tag(ws: Workspace) -> str:
 
 
 def host_entries(ws: Workspace, members: list[str]) -> dict[str, Entry]:
-    """The quick-check view of `members` (as `repocopy.copy_members` lists them) on the host."""
+    """The quick-check view of `members` (as `repocopy.copy_members` lists them) on the host.
+
+    GNU find stats them all in one process, in the container's own record format. A loop of
+    `os.lstat` here hands the GIL to the SDK's import and back at every call: 20,000 calls took
+    1.0-1.4 s during that import, against 0.15 s alone. Where find cannot (BSD's), the loop."""
+    if not members:
+        return {}
+    listing = b"".join(os.fsencode(name) + b"\0" for name in members)
+    found = run_through_files(HOST_FIND_ARGV, input=listing, cwd=ws.root)
+    if found.stdout or found.returncode == 0:  # 1 also when a path went since it was listed
+        return parse_find(found.stdout)
     entries: dict[str, Entry] = {}
     root = os.fsencode(ws.root) + b"/"
     for name in members:
@@ -104,18 +120,22 @@ def _entry(path: bytes, info: os.stat_result) -> Entry:
 
 
 def parse_find(raw: bytes) -> dict[str, Entry]:
-    """Entries from FIND_ARGV's output."""
+    """Entries from FIND_ARGV's (or HOST_FIND_ARGV's) output, with only what the quick check
+    compares: a folder's size and time, or a link's, never decide anything (`_same`)."""
     fields = raw.decode("utf-8", "surrogateescape").split("\0")
     entries: dict[str, Entry] = {}
     for i in range(0, len(fields) - _FIELDS + 1, _FIELDS):
         kind, size, mtime, mode, path, target = fields[i : i + _FIELDS]
-        entries[path] = Entry(
-            kind if kind in _KINDS else "?",
-            int(size),
-            int(mtime.partition(".")[0]),
-            bool(int(mode, 8) & stat.S_IXUSR),
-            target,
-        )
+        if kind == "f":
+            entries[path] = Entry(
+                "f", int(size), int(mtime.partition(".")[0]), bool(int(mode, 8) & stat.S_IXUSR)
+            )
+        elif kind == "d":
+            entries[path] = _FOLDER
+        elif kind == "l":
+            entries[path] = Entry("l", target=target)
+        else:
+            entries[path] = _OTHER
     return entries
 
 
