@@ -113,3 +113,14 @@ def test_bare_python_tests_are_found_in_a_test_tree_but_not_in_other_languages_t
         tmp_path / "js", {"tests/e2e/login.spec.ts": "it('x', () => {})\n", "tests/unit/a.go": ""}
     )
     assert plans_for(other, "") == []
+
+
+def test_a_root_tests_module_is_named_to_the_runner(tmp_path: Path) -> None:
+    """pytest's default pattern misses a root tests.py: unittest runs it, or pytest when the
+    project uses pytest; a test_*.py beside it keeps the plain pytest command."""
+    files = {"requirements.txt": "flask\n", "tests.py": "import unittest\n", "app/__init__.py": ""}
+    assert only(tmp_path / "a", files)[1] == "python3 -m unittest tests"
+    files["requirements.txt"] = "flask\npytest\n"
+    assert only(tmp_path / "b", files)[1] == "python3 -m pytest -q tests.py"
+    files["test_app.py"] = "def test_x():\n    pass\n"
+    assert only(tmp_path / "c", files)[1] == "python3 -m pytest -q"
