@@ -59,6 +59,7 @@ def test_the_copy_comes_through_the_pipe_which_then_leaves_the_host(
         assert workspace_listing(box) == [".gitignore", "README.md", "app.py", "tests/test_app.py"]
         assert box.run("cat app.py").output == (small_repo / "app.py").read_text()
         assert box.run("git status --porcelain").output == ""  # .git and the index came too
+        assert box.run("git config core.bare").output.strip() == "false"  # and the config, after tar's end
         # The sandbox user cannot write into it, and no one on the host reads it any more.
         wrote = box.run(f"timeout 2 sh -c 'echo x > {IN_CONTAINER}'", timeout=10)
         assert wrote.exit_code != 0, wrote.output
