@@ -97,6 +97,33 @@ def test_vitest_verbose_lines() -> None:
     assert results.failed() == {"src/add.test.ts > add > carries"}
 
 
+def test_unittest_verbose_lines_old_and_new_and_with_docstrings() -> None:
+    output = "\n".join(
+        [
+            "test_avatar (tests.UserModelCase.test_avatar) ... ok",
+            "test_follow (tests.UserModelCase) ... FAIL",
+            "test_posts (tests.UserModelCase.test_posts)",
+            "Posts of followed users come first. ... ERROR",
+            "test_later (tests.Other.test_later) ... skipped 'no database'",
+            "test_known (tests.Other.test_known) ... expected failure",
+            "test_lucky (tests.Other.test_lucky) ... unexpected success",
+            "======================================================================",
+            "FAIL: test_follow (tests.UserModelCase)",
+            "Ran 6 tests in 0.012s",
+        ]
+    )
+    results = parse_output(output)
+    assert results.runners == ["unittest"]
+    assert results.outcomes == {
+        "tests.UserModelCase.test_avatar": Outcome.PASSED,
+        "tests.UserModelCase.test_follow": Outcome.FAILED,
+        "tests.UserModelCase.test_posts": Outcome.FAILED,
+        "tests.Other.test_later": Outcome.SKIPPED,
+        "tests.Other.test_known": Outcome.PASSED,
+        "tests.Other.test_lucky": Outcome.FAILED,
+    }
+
+
 def test_output_with_no_known_runner_gives_nothing() -> None:
     results = parse_output("Ran 3 tests in 0.001s\n\nOK\nall good\n")
     assert not results and results.runners == []

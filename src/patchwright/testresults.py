@@ -159,8 +159,48 @@ def parse_tap(lines: Iterable[str], results: RunResults) -> bool:
     return found
 
 
+# -- unittest -v (and Django's `manage.py test -v 2`): "test_add (tests.Calc.test_add) ... ok";
+# before Python 3.12 "test_add (tests.Calc) ... ok"; a test with a docstring puts it, and the
+# outcome, on the next line
+_UNITTEST_TEST = re.compile(r"^(\w+) \(([\w.]+)\)(?: \.\.\. (.*))?$")
+_UNITTEST_LATER = re.compile(r"^.* \.\.\. (.*)$")
+_UNITTEST_WORDS = {
+    "ok": Outcome.PASSED,
+    "expected failure": Outcome.PASSED,  # as pytest's XFAIL
+    "FAIL": Outcome.FAILED,
+    "ERROR": Outcome.FAILED,
+    "unexpected success": Outcome.FAILED,  # as pytest's XPASS
+}
+
+
+def _unittest_outcome(said: str) -> Outcome | None:
+    return Outcome.SKIPPED if said.startswith("skipped") else _UNITTEST_WORDS.get(said.strip())
+
+
+def parse_unittest(lines: Iterable[str], results: RunResults) -> bool:
+    found = False
+    pending = ""  # a test whose outcome is on a later line
+    for line in lines:
+        if m := _UNITTEST_TEST.match(line):
+            method, where, said = m.groups()
+            name = where if where.endswith(f".{method}") else f"{where}.{method}"
+            if said is None:
+                pending = name
+                continue
+        elif pending and (m := _UNITTEST_LATER.match(line)):
+            name, said = pending, m.group(1)
+        else:
+            continue
+        pending = ""
+        if (outcome := _unittest_outcome(said)) is not None:
+            results.add(name, outcome)
+            found = True
+    return found
+
+
 PARSERS: dict[str, Callable[[Iterable[str], RunResults], bool]] = {
     "pytest": parse_pytest,
+    "unittest": parse_unittest,
     "go": parse_go,
     "jest/vitest": parse_js,
     "tap": parse_tap,

@@ -119,7 +119,7 @@ def test_a_root_tests_module_is_named_to_the_runner(tmp_path: Path) -> None:
     """pytest's default pattern misses a root tests.py: unittest runs it, or pytest when the
     project uses pytest; a test_*.py beside it keeps the plain pytest command."""
     files = {"requirements.txt": "flask\n", "tests.py": "import unittest\n", "app/__init__.py": ""}
-    assert only(tmp_path / "a", files)[1] == "python3 -m unittest tests"
+    assert only(tmp_path / "a", files)[1] == "python3 -m unittest -v tests"
     files["requirements.txt"] = "flask\npytest\n"
     assert only(tmp_path / "b", files)[1] == "python3 -m pytest -q tests.py"
     files["test_app.py"] = "def test_x():\n    pass\n"

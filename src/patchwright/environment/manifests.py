@@ -204,10 +204,11 @@ def _python_test(
     if "manage.py" in here and not uses_pytest:
         return f"{runner.replace(' -m', '')} manage.py test"
     # One tests.py at the root (Flask tutorials: miguelgrinberg/microblog), which pytest's own
-    # pattern (test_*.py) never collects: named to pytest, or to unittest where pytest is not used.
+    # pattern (test_*.py) never collects: named to pytest, or to unittest where pytest is not used
+    # (-v: a line per test, which testresults.py reads).
     module = next((name for name in ("tests.py", "test.py") if name in here), None)
     if module is not None and not _has_python_tests(files, folder):
-        return f"{runner} pytest -q {module}" if uses_pytest else f"{runner} unittest {module[:-3]}"
+        return f"{runner} pytest -q {module}" if uses_pytest else f"{runner} unittest -v {module[:-3]}"
     return f"{runner} pytest -q"
 
 
