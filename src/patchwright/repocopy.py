@@ -14,7 +14,7 @@ import re
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,8 +287,10 @@ def _tar_argv(uid: int, gid: int) -> list[str]:
     ]
 
 
-def _listing(members: list[str]) -> bytes:
-    return "\0".join(members).encode("utf-8", "surrogateescape") + b"\0"
+def nul_listing(names: Iterable[str]) -> bytes:
+    """Paths as `tar -T`, `find -files0-from`, `xargs -0` and `git update-index -z` read them:
+    each ended by a NUL, any bytes a name holds kept as they are."""
+    return b"".join(os.fsencode(name) + b"\0" for name in names)
 
 
 def tar_members(ws: Workspace, members: list[str], uid: int, gid: int) -> Iterator[bytes]:
@@ -301,7 +303,7 @@ def tar_members(ws: Workspace, members: list[str], uid: int, gid: int) -> Iterat
         stderr=subprocess.DEVNULL,
     )
     assert proc.stdin is not None and proc.stdout is not None
-    listing = _listing(members)
+    listing = nul_listing(members)
     # The list is small next to the pipe's throughput; feeding it from a thread avoids a deadlock.
     import threading
 
@@ -332,7 +334,7 @@ def tar_into(ws: Workspace, members: list[str], uid: int, gid: int, fd: int, tim
     try:
         argv = _tar_argv(uid, gid)
         return run_through_files(
-            argv, input=_listing(members), cwd=ws.root, stdout=fd, timeout=timeout
+            argv, input=nul_listing(members), cwd=ws.root, stdout=fd, timeout=timeout
         ).returncode
     except subprocess.TimeoutExpired:
         return -9  # killed

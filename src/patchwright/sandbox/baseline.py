@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from patchwright.errors import ExitCode, OutputError, SandboxError
+from patchwright.repocopy import nul_listing
 from patchwright.sandbox.base import CommandResult, PatchFile
 from patchwright.sandbox.patchcut import CUT_FILTER, choose, parse_index
 
@@ -129,7 +130,7 @@ class Baseline:
         fill = walk
         settle = ""
         if dirty is not None:
-            listing = base64.b64encode(b"".join(os.fsencode(name) + b"\0" for name in dirty)).decode()
+            listing = base64.b64encode(nul_listing(dirty)).decode()
             fill = (
                 f"if ! printf %s {listing} | base64 -d | {git} update-index -z --add --remove --replace "
                 f"--stdin; then {walk}; fi"

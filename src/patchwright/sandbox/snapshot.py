@@ -37,7 +37,7 @@ from docker.models.images import Image
 
 from patchwright.filerun import run_through_files
 from patchwright.hostgit import run_git
-from patchwright.repocopy import is_git_config
+from patchwright.repocopy import is_git_config, nul_listing
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE
 from patchwright.workspace import Workspace
@@ -92,8 +92,7 @@ def host_entries(ws: Workspace, members: list[str]) -> dict[str, Entry]:
     1.0-1.4 s during that import, against 0.15 s alone. Where find cannot (BSD's), the loop."""
     if not members:
         return {}
-    listing = b"".join(os.fsencode(name) + b"\0" for name in members)
-    found = run_through_files(HOST_FIND_ARGV, input=listing, cwd=ws.root)
+    found = run_through_files(HOST_FIND_ARGV, input=nul_listing(members), cwd=ws.root)
     if found.stdout or found.returncode == 0:  # 1 also when a path went since it was listed
         return parse_find(found.stdout)
     entries: dict[str, Entry] = {}

@@ -9,7 +9,6 @@ follow in the same stream.
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from patchwright.errors import SandboxError
-from patchwright.repocopy import copy_members, git_config_tar, scan_files, tar_into, tar_members
+from patchwright.repocopy import copy_members, git_config_tar, nul_listing, scan_files, tar_into, tar_members
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE, SandboxSpec
 from patchwright.sandbox.copypipe import CopyPipe
@@ -160,7 +159,7 @@ def sync(
         raise SandboxError(f"it is out of date: {len(plan.send)} of {len(view.entries)} paths differ")
     progress(f"from the snapshot: {len(plan.send)} paths to copy, {len(plan.delete)} to remove")
     if plan.delete:  # on stdin: any bytes a name holds arrive as they are
-        listing = b"".join(os.fsencode(path) + b"\0" for path in plan.delete)
+        listing = nul_listing(plan.delete)
         output = CappedBuffer(4096)
         argv = ["xargs", "-0", "-r", "rm", "-rf", "--"]
         code = runner.stream(argv, output.take, stdin=[listing], what="sync")
