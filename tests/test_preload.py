@@ -1,4 +1,5 @@
-"""The SDK's preload: which stream it warms, and that the run's client waits for the warm-up.
+"""The SDK's preload: which stream it warms, that the run's client waits for the warm-up, and
+that the garbage collector is paused only for as long as the import and warm-up take.
 
 Each case runs in a fresh interpreter: pydantic builds a type once per process, so only a
 process that has not streamed yet can show what the warm-up built.
@@ -6,6 +7,7 @@ process that has not streamed yet can show what the warm-up built.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -13,14 +15,19 @@ import sys
 
 import pytest
 
+from patchwright.preload import begin_for
+
 PROBE = """
-import json, sys
+import gc, json, sys
 from patchwright.preload import SdkPreload
 preload = SdkPreload()
 preload.expect(beta=sys.argv[1] == "beta")
 preload.begin()
+paused_on_begin = not gc.isenabled()
 client = preload.take_client(warmed=sys.argv[2] == "warmed")
 warmed_on_return = preload.warmed
+collecting_on_return = gc.isenabled()
+frozen_on_return = gc.get_freeze_count()
 from anthropic.types import Message
 from anthropic.types.beta import BetaMessage
 print(json.dumps({
@@ -28,6 +35,9 @@ print(json.dumps({
     "warmed_on_return": warmed_on_return,
     "beta_built": BetaMessage.__pydantic_complete__,
     "plain_built": Message.__pydantic_complete__,
+    "paused_on_begin": paused_on_begin,
+    "collecting_on_return": collecting_on_return,
+    "frozen_on_return": frozen_on_return,
 }))
 """
 
@@ -50,9 +60,20 @@ def test_only_the_runs_own_stream_is_warmed_and_the_client_waits_for_it(stream: 
     assert found["warmed_on_return"] is True
     assert found["beta_built"] is (stream == "beta")
     assert found["plain_built"] is (stream == "plain")
+    # paused while the SDK is imported and warmed; collecting again after, the survivors frozen
+    assert found["paused_on_begin"] is True
+    assert found["collecting_on_return"] is True
+    assert isinstance(found["frozen_on_return"], int) and found["frozen_on_return"] > 100_000
 
 
 def test_the_model_lookup_takes_the_client_without_waiting_for_the_warm_up() -> None:
     found = probe("beta", "now")
     assert found["client"] == "Anthropic"
     assert found["warmed_on_return"] is False  # the warm-up takes tenths of a second more
+    assert found["collecting_on_return"] is False  # nor is the collector back yet
+
+
+def test_a_command_that_does_not_preload_leaves_the_collector_alone() -> None:
+    preload = begin_for(["agent", "setup"])
+    assert preload.take_client() is None
+    assert gc.isenabled()
