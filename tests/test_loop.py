@@ -676,13 +676,14 @@ def test_trajectory_records_every_event_in_order(harness: Any) -> None:
         "message",
     ]
     request, response = records[1], records[2]
-    assert request["step"] == 1 and request["new_messages"] == [first_message(TASK)]
+    assert request["step"] == 1 and request["messages"] == 1
+    assert records[0]["content"] == first_message(TASK)["content"]
     assert response["stop_reason"] == "tool_use"
     assert response["usage"] == h.api.requests[0].usage
     assert records[4]["id"] == records[5]["id"] == call.id
     assert records[4]["name"] == "echo"
     assert records[5]["is_error"] is False and isinstance(records[5]["seconds"], float)
-    assert records[7]["step"] == 2
+    assert records[7]["step"] == 2 and records[7]["messages"] == 3
     assert records[-1]["content"] == [{"type": "text", "text": "Done."}]
     assert all(isinstance(r["ts"], float) for r in records)
     # Secrets are redacted in the record, not in what the model saw.

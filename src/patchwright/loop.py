@@ -78,7 +78,9 @@ class AgentLoop:
             state.steps += 1
             self.on_event("step", {"step": state.steps})
             request = self._with_breakpoints(state.messages) if self.cache else state.messages
-            self.trajectory.write("request", step=state.steps, new_messages=state.messages[-1:])
+            # the messages themselves are in the `message` records; sent again, they were redacted
+            # and written a second time on every turn
+            self.trajectory.write("request", step=state.steps, messages=len(state.messages))
             system = self.system if self.cache else without_cache_control(self.system)
             message = self.model.create(system, tool_defs, request)
             usage = Usage.from_message(message)

@@ -58,10 +58,29 @@ _SECRET_HINTS = [
     (hints, bool(compiled.flags & re.IGNORECASE))
     for (_, hints), compiled in zip(_SECRET_SHAPES, _SECRET_PATTERNS, strict=True)
 ]
+# Every hint in one flat list: most texts (ids, names, short outputs) hold none, and asking each
+# shape in turn took 8 us a string, with six records a turn and a dozen strings a record. (One
+# regex of all the hints is as fast on a short text and four times slower on a long one.)
+_EXACT_HINTS = tuple(hint for hints, folded in _SECRET_HINTS if not folded for hint in hints)
+_FOLDED_HINTS = tuple(hint for hints, folded in _SECRET_HINTS if folded for hint in hints)
+
+
+def _any_hint(text: str) -> bool:
+    for hint in _EXACT_HINTS:
+        if hint in text:
+            return True
+    if _FOLDED_HINTS:
+        lowered = text.lower()
+        for hint in _FOLDED_HINTS:
+            if hint in lowered:
+                return True
+    return False
 
 
 def _shapes_in(text: str) -> Iterator[re.Pattern[str]]:
     """The secret shapes worth searching `text` for: those with a hint in it."""
+    if not _any_hint(text):
+        return
     lowered: str | None = None
     for pattern, (hints, folded) in zip(_SECRET_PATTERNS, _SECRET_HINTS, strict=True):
         if folded:
@@ -123,7 +142,7 @@ class Redactor:
                 text = text.replace(value, REDACTED)
         for pattern in list(_shapes_in(text)):
             text = pattern.sub(REDACTED, text)
-        return USERINFO.sub(rf"\1{REDACTED}@", text)
+        return USERINFO.sub(rf"\1{REDACTED}@", text) if "@" in text else text
 
     def data(self, value: Any) -> Any:
         """Redact every string inside a JSON-like structure."""

@@ -5,6 +5,14 @@ per shell. Each command then runs
 in a fresh bash (its own process group), restored to the state the one before left (working
 directory and exported variables), as Anthropic's bash tool promises.
 
+The bash for the next command is started as soon as a command ends, and waits on a pipe for a
+go line: starting bash is most of a short command's time (1 of 3 ms for `ls`), and the model's
+thinking hides it. The state is restored only after the go line, so a working directory removed
+and made again meanwhile is the new one. A command too long for the pipe, or a waiting bash
+that was killed meanwhile (a kill-all), gets a bash started for it as before. The first
+command of a driver never finds one waiting: when the driver starts, the only process of the
+sandbox user is the driver itself (the file helper starts beside it; docs/security.md).
+
 Why a driver the commands cannot reach: the host must learn where a
 command's output ends and what its exit code was, and no process of the model or of the
 repository may forge either. So:
@@ -50,9 +58,11 @@ MAX_STATE = 4 << 20  # bytes of exported variables a command may leave for the n
 MAX_LINGERING = 64  # output pipes kept open for processes earlier commands left running
 
 # Runs one command. $1: restored state (file descriptor), $2: the command, $3: where the state
-# goes on any exit (a pipe of this command's own, read by the driver until this bash exits).
+# goes on any exit (a pipe of this command's own, read by the driver until this bash exits),
+# $4: "wait" for a bash started ahead, whose command comes on a pipe behind a go line.
 RUNNER = r"""
 __pw_state=$1 __pw_cmd=$2 __pw_out=$3
+if [ "$4" = wait ]; then IFS= read -r __pw_go <&"$__pw_cmd" || exit 0; fi
 set --
 . "/dev/fd/$__pw_state" >/dev/null 2>&1
 eval "exec $__pw_state<&-"
@@ -82,11 +92,30 @@ def sealed(data: bytes) -> int:
     return read_end
 
 
+class Runner:
+    """A command's bash and the driver's ends of its pipes; `go` is set for one started ahead,
+    waiting for its command on that pipe."""
+
+    def __init__(self, child: subprocess.Popen[bytes], out_read: int, state_read: int, go: int) -> None:
+        self.child, self.out_read, self.state_read, self.go = child, out_read, state_read, go
+
+    def discard(self) -> None:
+        """A bash started ahead that will not be used: killed before its go pipe closes (at the
+        pipe's end it would run what the pipe held)."""
+        with contextlib.suppress(OSError):
+            os.killpg(self.child.pid, signal.SIGKILL)
+        self.child.wait()
+        for fd in (self.go, self.out_read, self.state_read):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class Driver:
     def __init__(self, out: int, workdir: str) -> None:
         self.out = out
         self.lingering: list[int] = []  # output pipes still held open by background processes
         self.state = self.initial_state(workdir)
+        self.ahead: Runner | None = None  # the next command's bash, waiting (none before the first)
 
     def send(self, kind: bytes, payload: bytes) -> None:
         frame = kind + struct.pack(">L", len(payload)) + payload
@@ -114,14 +143,33 @@ class Driver:
         return done.stdout
 
     def run(self, command: str, limit: float, nonce: object = None) -> None:
+        text = command.encode("utf-8", "surrogateescape")
+        runner = self.handed(text) or self.spawn(sealed(text))
+        state = bytearray()
+        code, timed_out = self.follow(runner.child, runner.out_read, runner.state_read, state, limit)
+        if state and not timed_out and len(state) <= MAX_STATE:
+            self.state = bytes(state)
+        os.close(runner.state_read)
+        ending = {"code": code, "timed_out": timed_out, "nonce": nonce, "now": file_clock()}
+        self.send(b"X", json.dumps(ending).encode())
+        with contextlib.suppress(OSError):  # none ahead (no pipes or processes left): spawned then
+            self.ahead = self.spawn()
+
+    def spawn(self, text: int | None = None) -> Runner:
+        """A bash for the command in the sealed file `text`; without one, a bash that waits for
+        its command on a pipe (`handed`)."""
+        go, wait = -1, "now"
+        if text is None:
+            text, go = os.pipe()
+            os.set_blocking(go, False)
+            wait = "wait"
         state_in = sealed(self.state)
-        text = sealed(command.encode("utf-8", "surrogateescape"))
         state_read, state_write = os.pipe()
         out_read, out_write = os.pipe()
         fds = (state_in, text, state_write)
         try:
             child = subprocess.Popen(
-                ["/bin/bash", "--noprofile", "--norc", "-c", RUNNER, "runner", *map(str, fds)],
+                ["/bin/bash", "--noprofile", "--norc", "-c", RUNNER, "runner", *map(str, fds), wait],
                 env={},
                 stdin=subprocess.DEVNULL,
                 stdout=out_write,
@@ -129,16 +177,33 @@ class Driver:
                 pass_fds=fds,
                 start_new_session=True,
             )
+        except BaseException:
+            for fd in (go, out_read, state_read):
+                if fd >= 0:
+                    os.close(fd)
+            raise
         finally:
             for fd in (state_in, text, state_write, out_write):
                 os.close(fd)
-        state = bytearray()
-        code, timed_out = self.follow(child, out_read, state_read, state, limit)
-        if state and not timed_out and len(state) <= MAX_STATE:
-            self.state = bytes(state)
-        os.close(state_read)
-        ending = {"code": code, "timed_out": timed_out, "nonce": nonce, "now": file_clock()}
-        self.send(b"X", json.dumps(ending).encode())
+        return Runner(child, out_read, state_read, go)
+
+    def handed(self, text: bytes) -> Runner | None:
+        """The bash started ahead, given `text`; None if there is none, it has exited (killed
+        meanwhile), or the command is longer than one atomic write to a pipe (PIPE_BUF bytes:
+        the bash must never see part of a command)."""
+        runner, self.ahead = self.ahead, None
+        if runner is None:
+            return None
+        data = b"\n" + text
+        try:
+            if len(data) <= select.PIPE_BUF and runner.child.poll() is None:
+                os.write(runner.go, data)  # all of it or nothing (EAGAIN), being at most PIPE_BUF
+                os.close(runner.go)
+                return runner
+        except OSError:  # EPIPE: it exited after the poll
+            pass
+        runner.discard()
+        return None
 
     def follow(
         self, child: subprocess.Popen[bytes], out_read: int, state_read: int, state: bytearray, limit: float
