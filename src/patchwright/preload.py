@@ -12,9 +12,10 @@ unless the run manages no context), and the first request waits for the warm-up 
 build the same types beside it: two threads on one interpreter, each at half speed.
 
 The cyclic garbage collector is paused from `begin` until the warm-up ends: the import and the
-type building allocate about a million objects that all stay alive, and the collections they
-set off found nothing to free while taking about a sixth of the import's time. The survivors
-are then frozen (`gc.freeze`), so the loop's collections do not walk them again.
+type building make about 270,000 tracked objects that nearly all stay alive, and the
+collections they set off took about a sixth of the import's time. Then everything is frozen
+(`gc.freeze`) uncollected, so the loop's collections never walk those objects again (a full
+collection of them takes 0.13 s); the start's few thousand garbage objects stay with them.
 """
 
 from __future__ import annotations
