@@ -63,7 +63,6 @@ from patchwright.sandbox.snapshot import (
     lock_path,
 )
 from patchwright.sandbox.snapshotjob import SnapshotJob, hand_off
-from patchwright.sandbox.stream import FrameReader
 from patchwright.sandbox.transfer import HostView, Progress
 from patchwright.services import ServiceSet
 from patchwright.workspace import Workspace
@@ -499,7 +498,7 @@ class DockerSandbox:
         argv = driver_argv(WORKSPACE, python=self._python)
         opened = self._runner().open(argv, env, what="open the sandbox shell", stderr=False)
         try:
-            self._shell = ShellSession.handshake(opened.sock, FrameReader(opened.sock), keepalive=opened)
+            self._shell = ShellSession.handshake(opened.sock, opened.reader(), keepalive=opened)
         except ShellBroken as err:
             raise SandboxError(str(err)) from None
         # The file helper starts beside the shell: when the sandbox starts and right after a
@@ -602,7 +601,7 @@ class DockerSandbox:
     def _start_files(self) -> FileChannel:
         argv = helper_argv(WORKSPACE, python=self._python)
         opened = self._runner().open(argv, what="start the file helper", stderr=False)
-        return FileChannel(opened.sock, FrameReader(opened.sock), keepalive=opened)
+        return FileChannel(opened.sock, opened.reader(), keepalive=opened)
 
     def _open_files(self) -> FileChannel:
         """A helper that died (killed by the model, or after a diff) starts again only with a

@@ -9,6 +9,7 @@ shell keeps its socket open instead (`ContainerExec.open`).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import secrets
@@ -105,6 +106,29 @@ def raw_socket(raw: Any) -> socket.socket:
     return sock
 
 
+def early_output(response: object, sock: socket.socket) -> bytes:
+    """What the HTTP layer read of the process's output along with the response's headers.
+
+    A process that writes before this thread has parsed those headers (a thread kept from the
+    GIL by the SDK's import, say) has its first frames in that layer's buffer, not on the
+    socket: read from the socket alone, they are lost, and a helper's ready frame with them (a
+    30 s wait, then "the sandbox shell did not start"; docker/docker-py#3332). None where the
+    SDK gives no way to the buffer (TLS)."""
+    http_response = getattr(getattr(response, "_response", None), "raw", None)
+    buffered = getattr(getattr(http_response, "_fp", None), "fp", None)
+    if not isinstance(buffered, io.BufferedReader):
+        return b""
+    timeout = sock.gettimeout()
+    sock.settimeout(0)  # an empty buffer reads the socket once: now, not block
+    try:
+        early = buffered.peek()
+        return buffered.read(len(early)) if early else b""
+    except OSError:
+        return b""
+    finally:
+        sock.settimeout(timeout)
+
+
 @contextlib.contextmanager
 def stdin_fd(sock: socket.socket) -> Iterator[int | None]:
     """The descriptor of an exec's socket, blocking, for another process to write into directly;
@@ -123,11 +147,16 @@ def stdin_fd(sock: socket.socket) -> Iterator[int | None]:
 @dataclass(frozen=True)
 class OpenExec:
     """A started exec. `response` owns `sock`: when the collector frees it, it closes the socket,
-    so whoever talks to the process keeps this whole object, not the socket alone."""
+    so whoever talks to the process keeps this whole object, not the socket alone. `early`: the
+    start of the process's output, read before the socket was handed over (`early_output`)."""
 
     exec_id: str
     sock: socket.socket
     response: object
+    early: bytes = b""
+
+    def reader(self) -> FrameReader:
+        return FrameReader(self.sock, self.early)
 
 
 @dataclass(frozen=True)
@@ -164,7 +193,8 @@ class ContainerExec:
                 user="0:0" if root else f"{UID}:{GID}",
             )["Id"]
             response = self.client.api.exec_start(exec_id, socket=True)
-            return OpenExec(exec_id, raw_socket(response), response)
+            sock = raw_socket(response)
+            return OpenExec(exec_id, sock, response, early_output(response, sock))
         except docker.errors.NotFound:
             raise SandboxError("the sandbox container is gone") from None
         except docker.errors.APIError as err:
@@ -204,7 +234,7 @@ class ContainerExec:
                     sock.shutdown(socket.SHUT_WR)
                 except OSError as err:  # the process exited and closed its stdin
                     sink(str(err).encode())
-            reader = FrameReader(sock)
+            reader = opened.reader()
             deadline = time.monotonic() + timeout
             while sink(reader.read_payload(deadline)):
                 pass

@@ -100,9 +100,9 @@ def recv_some(sock: socket.socket, deadline: float | None) -> bytes:
 class FrameReader:
     """Reads payloads from a hijacked Docker exec socket (stdout and stderr merged)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, early: bytes = b"") -> None:
         self._sock = sock
-        self._pending = bytearray()
+        self._pending = bytearray(early)  # output read before the socket was handed over
 
     def _recv_exact(self, size: int, deadline: float | None) -> bytes:
         while len(self._pending) < size:
