@@ -6,8 +6,8 @@ in a fresh bash (its own process group), restored to the state the one before le
 directory and exported variables), as Anthropic's bash tool promises.
 
 The bash for the next command is started as soon as a command ends, and waits on a pipe for a
-go line: starting bash is most of a short command's time (1 of 3 ms for `ls`), and the model's
-thinking hides it. The state is restored only after the go line, so a working directory removed
+go line: starting bash is a third of a short command's time (1.3 of 3 ms for `ls`), and the
+model's thinking hides it. The state is restored only after the go line, so a working directory removed
 and made again meanwhile is the new one. A command too long for the pipe, or a waiting bash
 that was killed meanwhile (a kill-all), gets a bash started for it as before. The first
 command of a driver never finds one waiting: when the driver starts, the only process of the
