@@ -12,8 +12,6 @@ process against the fake Messages API, every figure taken on the API's side.
           `python -c "import anthropic; anthropic.Anthropic()"` with the same interpreter (the
           SDK's import, a floor no agent built on it goes below). "Ours on top of the SDK" is
           (start - SDK reference) / docker run, medians. Target: <= 1x, first and second run.
-          Also printed, not the target's measure: the same over a reference that adds the
-          SDK's work for a first streamed reply (its types are built on first use).
   finish  From the end of the model's final reply to the process's exit (no test command), on
           the CI run, on the first run of a fresh clone on a developer's machine (no CI=true:
           the run builds the repo's snapshot) and on the run from the snapshot. Target: <= 1.5 s.
@@ -54,9 +52,6 @@ from helpers import make_repo
 
 EDITOR = "str_replace_based_edit_tool"
 SDK_REFERENCE = "import anthropic; anthropic.Anthropic()"
-# The same, plus what the SDK does for the first streamed reply (pydantic builds its types on
-# first use), on a canned reply in memory: the part of "ours on top" that is the SDK's own.
-SDK_FIRST_REPLY = SDK_REFERENCE + "; from patchwright.preload import warm_streaming; warm_streaming()"
 
 
 @dataclass(frozen=True)
@@ -255,7 +250,6 @@ def bench_start_and_finish(
 ) -> None:
     runs: list[float] = []
     sdk: list[float] = []
-    first_reply: list[float] = []
     times = {v.name: StartTimes([], [], [], [], [], []) for v in variants}
     for r in range(rounds):
         for variant in variants if r % 2 == 0 else variants[::-1]:
@@ -265,7 +259,6 @@ def bench_start_and_finish(
             one_round(client, image, variant, clone, times[variant.name])
             runs.append(docker_run_true(image))
             sdk.append(sdk_reference())
-            first_reply.append(sdk_reference(SDK_FIRST_REPLY))
             shutil.rmtree(clone)
         print(f"  round {r + 1} done, {load()}", file=sys.stderr)
     print(f"start and finish ({rounds} rounds; {load()} at the end)")
@@ -273,7 +266,6 @@ def bench_start_and_finish(
     rows: dict[str, list[float]] = {
         "docker run --rm true": runs,
         "SDK import + client (python -c)": sdk,
-        "... + the SDK's first streamed reply, in memory": first_reply,
     }
     for variant in variants:
         mine = times[variant.name]
@@ -295,11 +287,6 @@ def bench_start_and_finish(
                     above / base,
                     1,
                 )
-            )
-            beyond = _bench.median(ts) - _bench.median(first_reply)
-            print(
-                f"  ({variant.name}: {name}, {beyond:.2f} s on top of the SDK's import, client and first "
-                f"reply: {beyond / base:.2f}x docker run; not the target's measure)"
             )
     finish_rows = []
     for variant in variants:

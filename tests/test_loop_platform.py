@@ -332,7 +332,7 @@ def test_one_hour_cache_writes_cost_twice_the_input_price() -> None:
         reply = client.messages.create(
             model=OPUS, max_tokens=100, system=system, messages=[{"role": "user", "content": "hi"}]
         )
-        usage = Usage.from_message(reply)
+        usage = Usage.from_counts(reply.usage.model_dump())
         assert usage.cache_creation_1h_input_tokens == usage.cache_creation_input_tokens > 1024
         info = model_info(OPUS)
         expected = (

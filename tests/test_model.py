@@ -6,7 +6,6 @@ from pathlib import Path
 
 import anthropic
 import pytest
-from anthropic.types import Message
 
 from patchwright.errors import ExitCode, UsageError
 from patchwright.model import (
@@ -103,7 +102,7 @@ def test_usage_cost_applies_the_cache_factors() -> None:
     assert usage.cost(ModelInfo(None, 10.0, 1)) is None
 
 
-def test_usage_add_and_from_message() -> None:
+def test_usage_add_and_from_counts() -> None:
     total = Usage(1, 2, 3, 4)
     total.add(Usage(10, 20, 30, 40))
     assert total.as_dict() == {
@@ -113,24 +112,19 @@ def test_usage_add_and_from_message() -> None:
         "cache_read_input_tokens": 44,
         "cache_creation_1h_input_tokens": 0,
     }
-    reply = Message.model_validate(
-        {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": "m",
-            "content": [],
-            "stop_reason": "end_turn",
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": 7,
-                "output_tokens": 3,
-                "cache_creation_input_tokens": None,
-                "cache_read_input_tokens": None,
-            },
-        }
-    )
-    assert Usage.from_message(reply) == Usage(7, 3, 0, 0)
+    # counts the API leaves empty are 0; a compaction's iteration is counted with the turn
+    counts = {
+        "input_tokens": 7,
+        "output_tokens": 3,
+        "cache_creation_input_tokens": None,
+        "cache_read_input_tokens": None,
+        "cache_creation": {"ephemeral_1h_input_tokens": 2, "ephemeral_5m_input_tokens": 0},
+        "iterations": [
+            {"type": "compaction", "input_tokens": 100, "output_tokens": 20},
+            {"type": "message", "input_tokens": 7, "output_tokens": 3},
+        ],
+    }
+    assert Usage.from_counts(counts) == Usage(107, 23, 0, 0, 2)
 
 
 # --------------------------------------------------------------------------- make_client

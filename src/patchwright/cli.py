@@ -138,8 +138,7 @@ def fix(
 ) -> None:
     """Fix TASK in a git repository, unattended, and write a patch."""
     from patchwright.config import ignored_warning, load_settings_checked, unknown_env
-    from patchwright.display import make_display
-    from patchwright.fixer import FixRequest, run_fix
+    from patchwright.repocopy import begin_scan
     from patchwright.workspace import open_workspace
 
     display = None
@@ -156,6 +155,14 @@ def fix(
             from patchwright.workspace import real_run_dir
 
             settings = load_attempt_settings(real_run_dir(ws, attempt[0], create=False), attempt[1])
+        # git lists the files to copy while the rest of the run is imported (one core is the SDK's,
+        # the other idle till the sandbox starts); not for a run whose attempts copy for themselves,
+        # nor one whose repo is in the image. run_fix closes it, taken or not.
+        copies = (settings.attempts <= 1 or attempt is not None) and not settings.image_workspace
+        scan = begin_scan(ws) if copies else None
+        from patchwright.display import make_display
+        from patchwright.fixer import FixRequest, run_fix
+
         if (ignored := ignored_warning(loaded)) is not None:
             print(f"patchwright: warning: {clean_line(ignored)}", file=sys.stderr)
         for warning in unknown_env(dict(os.environ)):
@@ -173,6 +180,7 @@ def fix(
             ignored_repo_settings=tuple(loaded.ignored),
             attempt_of=attempt,
             sdk=_sdk,
+            scan=scan,
         )
         if settings.attempts > 1 and attempt is None:
             from patchwright.attempts import run_attempts

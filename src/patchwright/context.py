@@ -29,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from patchwright.reply import Reply
+
 CONTEXT_MANAGEMENT_BETA = "context-management-2025-06-27"
 COMPACT_BETA = "compact-2026-01-12"
 STRATEGIES = ("clear", "compact", "off")
@@ -114,7 +116,7 @@ class ContextPolicy:
         return None
 
 
-def context_events(message: Any) -> list[tuple[str, dict[str, Any]]]:
+def context_events(message: Reply) -> list[tuple[str, dict[str, Any]]]:
     """What the server did to the context for this response, as trajectory events.
 
     `context_edited`: one per applied edit (cleared tool uses or thinking turns, and the
@@ -122,13 +124,13 @@ def context_events(message: Any) -> list[tuple[str, dict[str, Any]]]:
     summary's length; the block itself is in the response's content and goes back as is).
     """
     events: list[tuple[str, dict[str, Any]]] = []
-    management = getattr(message, "context_management", None)
-    for edit in getattr(management, "applied_edits", None) or []:
-        data = edit.model_dump(mode="json", exclude_none=True) if hasattr(edit, "model_dump") else dict(edit)
-        events.append(("context_edited", data))
-    for block in getattr(message, "content", None) or []:
-        if getattr(block, "type", None) == "compaction":
-            content = getattr(block, "content", None)
+    management = message.context_management or {}
+    for edit in management.get("applied_edits") or []:
+        if isinstance(edit, dict):
+            events.append(("context_edited", {k: v for k, v in edit.items() if v is not None}))
+    for block in message.content:
+        if block.get("type") == "compaction":
+            content = block.get("content")
             events.append(
                 (
                     "context_compacted",

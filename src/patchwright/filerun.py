@@ -12,7 +12,9 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 
 def run_through_files(
@@ -26,23 +28,61 @@ def run_through_files(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `argv` to its end with `input` on its stdin; its output and errors, captured (or its
     output written to the descriptor `stdout`). A timeout kills it and raises TimeoutExpired."""
-    with (
-        tempfile.TemporaryFile() as given,
-        tempfile.TemporaryFile() as out,
-        tempfile.TemporaryFile() as err,
-    ):
+    return start_through_files(argv, input=input, cwd=cwd, env=env, stdout=stdout).finish(timeout)
+
+
+def start_through_files(
+    argv: list[str],
+    *,
+    input: bytes = b"",
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    stdout: int | None = None,
+) -> Running:
+    """`run_through_files`, begun: the program runs on while this process does other things."""
+    files = [tempfile.TemporaryFile() for _ in range(3)]  # noqa: SIM115 (`Running` closes them)
+    given, out, err = files
+    try:
         given.write(input)
         given.seek(0)
-        done = subprocess.run(
-            argv,
-            stdin=given,
-            stdout=out if stdout is None else stdout,
-            stderr=err,
-            cwd=cwd,
-            env=env,
-            timeout=timeout,
-            check=False,
+        process = subprocess.Popen(
+            argv, stdin=given, stdout=out if stdout is None else stdout, stderr=err, cwd=cwd, env=env
         )
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(argv, done.returncode, out.read(), err.read())
+    except BaseException:
+        for fh in files:
+            fh.close()
+        raise
+    given.close()
+    return Running(argv, process, out, err)
+
+
+@dataclass
+class Running:
+    """A program started by `start_through_files`; `finish` waits for it and reads what it wrote."""
+
+    argv: list[str]
+    process: subprocess.Popen[bytes]
+    out: IO[bytes]
+    err: IO[bytes]
+
+    def finish(self, timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
+        try:
+            try:
+                code = self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                raise
+            self.out.seek(0)
+            self.err.seek(0)
+            return subprocess.CompletedProcess(self.argv, code, self.out.read(), self.err.read())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the program if it still runs (a result not wanted after all) and drop its files."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.out.close()
+        self.err.close()

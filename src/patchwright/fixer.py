@@ -50,6 +50,7 @@ from patchwright.persona import AgentDefinition, find_agent, load_project_instru
 from patchwright.preload import SdkPreload
 from patchwright.prompt import RunFacts, system_blocks
 from patchwright.record import RunRecord, RunStart
+from patchwright.repocopy import PendingScan
 from patchwright.sandbox.background import BackgroundStart
 from patchwright.sandbox.base import PatchFile, Sandbox, SetupFailed, StartResult
 from patchwright.sandbox.baseline import PatchTooLarge
@@ -87,6 +88,7 @@ class FixRequest:
     resume: str | None = None
     ignored_repo_settings: tuple[str, ...] = ()  # the repo's untrusted settings left out (config.py)
     sdk: SdkPreload | None = field(default=None, compare=False, repr=False)  # begun at launch (cli.py)
+    scan: PendingScan | None = field(default=None, compare=False, repr=False)  # the repo's listing, begun too
 
 
 class Interrupted(BaseException):
@@ -231,12 +233,19 @@ def _check_writable(path: Path) -> None:
 
 def run_fix(request: FixRequest, display: Display) -> RunSummary:
     """The whole `agent fix`; raises PatchwrightError only before the run record exists."""
+    try:
+        return _run_fix(request, display)
+    finally:
+        if request.scan is not None:  # the sandbox took it, or the run ended before one started
+            request.scan.close()
+
+
+def _run_fix(request: FixRequest, display: Display) -> RunSummary:
     started = time.monotonic()
     # The SDK takes a second or more to import; it loads while the input is checked and the
     # engine and image are looked up, which wait on other processes (the CLI began it at launch).
     sdk = request.sdk if request.sdk is not None else SdkPreload().begin()
     prepared = prepare(request)
-    sdk.expect(beta=bool(ContextPolicy(request.settings.context_strategy).betas()))
     check_credentials(request.settings.provider)  # type: ignore[arg-type]
     if prepared.setup != request.settings.setup:  # the detected setup runs as a given one would
         request = dataclasses.replace(
@@ -360,6 +369,7 @@ def _run_in_sandbox(
             restore_from=str(record.checkpoint.folder) if reused else None,
             setup_command=recipe or prepared.setup,
             setup_repairable=env_phase and not reused,
+            scan=request.scan,
         ),
         started,
     )
@@ -373,7 +383,7 @@ def _run_in_sandbox(
         client = make_client(
             settings.provider,  # type: ignore[arg-type]
             max_retries=settings.max_retries,
-            preloaded=sdk.take_client(warmed=True) if settings.provider == "anthropic" else None,
+            preloaded=sdk.take_client() if settings.provider == "anthropic" else None,
         )
         if prepared.setup or prepared.services.specs or prepared.resumed is not None or env_phase:
             # a failed setup or service must not cost a turn; resume and the environment need the sandbox

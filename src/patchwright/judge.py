@@ -68,8 +68,8 @@ def judge(client: ModelClient, task: str, candidates: Sequence[AttemptResult]) -
     message = client.create(
         [{"type": "text", "text": JUDGE_SYSTEM}], [], [{"role": "user", "content": prompt(task, candidates)}]
     )
-    text = "".join(getattr(block, "text", "") for block in message.content if block.type == "text")
+    text = message.text()
     found = _CHOICE.findall(text)
     numbers = {a.number for a in candidates}
     choice = int(found[-1]) if found and int(found[-1]) in numbers else None
-    return JudgeResult(choice, text.strip(), Usage.from_message(message))
+    return JudgeResult(choice, text.strip(), Usage.from_counts(message.usage))

@@ -17,6 +17,7 @@ from patchwright.model import ModelClient, ModelInfo, Usage
 from patchwright.outputs import TrajectoryWriter
 from patchwright.prompt import CACHE, OUTPUT_CUT
 from patchwright.prompt import CONTINUE as CONTINUE_TEXT
+from patchwright.reply import Reply, as_param
 from patchwright.selfcheck import SelfCheck
 from patchwright.status import RunStatus
 from patchwright.tools import ToolResult, Toolset
@@ -83,9 +84,9 @@ class AgentLoop:
             self.trajectory.write("request", step=state.steps, messages=len(state.messages))
             system = self.system if self.cache else without_cache_control(self.system)
             message = self.model.create(system, tool_defs, request)
-            usage = Usage.from_message(message)
+            usage = Usage.from_counts(message.usage)
             state.usage.add(usage)
-            content = [block_to_param(block) for block in message.content]
+            content = [as_param(block) for block in message.content]
             self.trajectory.write(
                 "response",
                 step=state.steps,
@@ -97,7 +98,7 @@ class AgentLoop:
                 "usage", {"usage": state.usage.as_dict(), "cost": self.cost(state), "step": state.steps}
             )
             self._record_context(message, state.steps)
-            text = "".join(block.text for block in message.content if block.type == "text")
+            text = message.text()
             if text:
                 state.final_text = text
                 self.on_event("text", {"text": text})
@@ -139,7 +140,7 @@ class AgentLoop:
         keep = clearing_keep(self.model.params)
         return marked if keep is None else with_boundary_breakpoint(marked, keep, CACHE)
 
-    def _record_context(self, message: Any, step: int) -> None:
+    def _record_context(self, message: Reply, step: int) -> None:
         for kind, data in context_events(message):
             self.trajectory.write(kind, step=step, **data)
             self.on_event(kind, data)
@@ -216,15 +217,6 @@ def truncate(text: str, limit: int) -> str:
         return text
     half = limit // 2
     return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
-
-
-def block_to_param(block: Any) -> dict[str, Any]:
-    """An SDK content block as request JSON, unchanged (thinking signatures included), its
-    fields under their wire names (`BetaFallbackBlock.from_` goes back as `from`)."""
-    data: dict[str, Any] = block.model_dump(mode="json", exclude_none=True, by_alias=True)
-    if data.get("type") == "text":
-        data.pop("citations", None)
-    return data
 
 
 def with_cache_breakpoints(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

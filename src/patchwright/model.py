@@ -18,10 +18,10 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 from patchwright.errors import ModelError, UsageError
+from patchwright.reply import Reply, StreamCut, assemble
 
 if TYPE_CHECKING:  # imported where used: the SDK takes a second to import, which a run overlaps
     import anthropic
-    from anthropic.types import Message
 
     AnyClient = anthropic.Anthropic | anthropic.AnthropicBedrock | anthropic.AnthropicVertex
 
@@ -171,33 +171,25 @@ class Usage:
         return Usage(**{f.name: int(data.get(f.name) or 0) for f in fields(Usage)})
 
     @staticmethod
-    def from_message(message: Any) -> Usage:
-        """A Message's or BetaMessage's usage, compaction iterations included."""
-        u = message.usage
-        usage = Usage(
-            input_tokens=u.input_tokens or 0,
-            output_tokens=u.output_tokens or 0,
-            cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
-            cache_read_input_tokens=u.cache_read_input_tokens or 0,
-            cache_creation_1h_input_tokens=_one_hour_writes(u),
-        )
-        for iteration in getattr(u, "iterations", None) or []:
-            if getattr(iteration, "type", None) == "compaction":
-                usage.add(
-                    Usage(
-                        input_tokens=iteration.input_tokens or 0,
-                        output_tokens=iteration.output_tokens or 0,
-                        cache_creation_input_tokens=iteration.cache_creation_input_tokens or 0,
-                        cache_read_input_tokens=iteration.cache_read_input_tokens or 0,
-                        cache_creation_1h_input_tokens=_one_hour_writes(iteration),
-                    )
-                )
+    def from_counts(counts: dict[str, Any]) -> Usage:
+        """A reply's `usage` (the API's JSON), compaction iterations included."""
+        usage = _counted(counts)
+        for iteration in counts.get("iterations") or []:
+            if isinstance(iteration, dict) and iteration.get("type") == "compaction":
+                usage.add(_counted(iteration))
         return usage
 
 
-def _one_hour_writes(usage: Any) -> int:
-    breakdown = getattr(usage, "cache_creation", None)
-    return int(getattr(breakdown, "ephemeral_1h_input_tokens", 0) or 0) if breakdown is not None else 0
+def _counted(counts: dict[str, Any]) -> Usage:
+    breakdown = counts.get("cache_creation")
+    one_hour = breakdown.get("ephemeral_1h_input_tokens") if isinstance(breakdown, dict) else 0
+    return Usage(
+        input_tokens=int(counts.get("input_tokens") or 0),
+        output_tokens=int(counts.get("output_tokens") or 0),
+        cache_creation_input_tokens=int(counts.get("cache_creation_input_tokens") or 0),
+        cache_read_input_tokens=int(counts.get("cache_read_input_tokens") or 0),
+        cache_creation_1h_input_tokens=int(one_hour or 0),
+    )
 
 
 @cache
@@ -348,7 +340,7 @@ class ModelClient:
         tools: list[dict[str, Any]],
         messages: list[dict[str, Any]],
         on_text: Callable[[str], None] | None = None,
-    ) -> Message:
+    ) -> Reply:
         """One turn. The SDK retries failed requests; a stream cut mid-message is retried here."""
         import anthropic
 
@@ -377,26 +369,30 @@ class ModelClient:
         tools: list[dict[str, Any]],
         messages: list[dict[str, Any]],
         on_text: Callable[[str], None] | None,
-    ) -> Message:
-        extra: dict[str, Any] = self.params.body() if self.params is not None else {}
+    ) -> Reply:
+        import anthropic
+
         betas: list[str] = list(self.params.betas) if self.params is not None else []
-        # The beta resource takes `betas`; both are typed per client class, hence Any.
-        api: Any = self.client.beta.messages if betas else self.client.messages
-        if betas:
-            extra["betas"] = betas
-        manager = api.stream(
-            model=self.model,
-            max_tokens=self.max_tokens,
-            system=system,
-            tools=tools,
-            messages=messages,
-            **extra,
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "system": system,
+            "tools": tools,
+            "messages": messages,
+            "stream": True,
+            **(self.params.body() if self.params is not None else {}),
+        }
+        # The SDK's own request, retries and error events; its events left as JSON (reply.py).
+        stream = self.client.post(
+            "/v1/messages",
+            body=body,
+            cast_to=object,
+            stream=True,
+            stream_cls=anthropic.Stream[object],
+            options={"headers": {"anthropic-beta": ",".join(betas)}} if betas else {},
         )
-        with manager as stream:
-            if on_text is not None:
-                for text in stream.text_stream:
-                    on_text(text)
-            message: Message = stream.get_final_message()
+        with stream:
+            message = assemble(stream, on_text, betas)
         if message.stop_reason is None:  # the stream ended without message_delta/message_stop
-            raise ConnectionError("the stream ended before the message was complete")
+            raise StreamCut("the stream ended before the message was complete")
         return message

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from patchwright.errors import WorkspaceError
-from patchwright.filerun import run_through_files
-from patchwright.hostgit import configless_env, git_env, host_git, run_git
+from patchwright.filerun import Running, run_through_files, start_through_files
+from patchwright.hostgit import configless_env, git_env, host_git
 from patchwright.outputs import looks_secret
 from patchwright.sanitize import strip_userinfo
 from patchwright.workspace import Workspace
@@ -52,21 +52,37 @@ _DIRTY_TAGS = frozenset("CR?MK")  # `ls-files -t`: changed, removed, other, unme
 
 def scan_files(ws: Workspace) -> FileScan:
     """One walk of the working tree (git's own, with its ignore rules and stat checks)."""
-    try:
-        out = run_git(
-            ws.root,
-            "ls-files",
-            "-z",
-            "-t",
-            "--cached",
-            "--others",
-            "--modified",
-            "--deleted",
-            "--exclude-standard",
-            check=True,
-        ).stdout
-    except subprocess.CalledProcessError as err:
-        raise WorkspaceError(f"git ls-files failed in {ws.root}: {err.stderr.decode().strip()}") from None
+    return begin_scan(ws).result()
+
+
+_LS_FILES = ("ls-files", "-z", "-t", "--cached", "--others", "--modified", "--deleted", "--exclude-standard")
+
+
+def begin_scan(ws: Workspace) -> PendingScan:
+    """`scan_files`, begun: git walks the tree while this process goes on (cli.py begins it
+    before the run's own imports, which leave the second core idle)."""
+    return PendingScan(ws, start_through_files(host_git(ws.root, *_LS_FILES), env=git_env(ws.root)))
+
+
+@dataclass
+class PendingScan:
+    """A `git ls-files` walk under way; `result` waits for it, `close` drops one not needed."""
+
+    ws: Workspace
+    running: Running
+
+    def close(self) -> None:
+        self.running.close()
+
+    def result(self) -> FileScan:
+        ws = self.ws
+        done = self.running.finish()
+        if done.returncode != 0:
+            raise WorkspaceError(f"git ls-files failed in {ws.root}: {done.stderr.decode().strip()}")
+        return _parse_scan(ws, done.stdout)
+
+
+def _parse_scan(ws: Workspace, out: bytes) -> FileScan:
     names: set[str] = set()
     removed: set[str] = set()
     dirty: set[str] = set()

@@ -12,6 +12,7 @@ import docker
 import pytest
 
 from patchwright.errors import SandboxError
+from patchwright.repocopy import begin_scan
 from patchwright.sandbox.background import BackgroundStart
 from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.copypipe import IN_CONTAINER
@@ -157,6 +158,43 @@ def test_copies_what_git_sees_and_nothing_ignored(sandbox: DockerSandbox) -> Non
     assert {"app.py", "tests", ".gitignore", "README.md", "untracked.txt", ".git"} <= set(listing)
     assert "secret.env" not in listing and "node_modules" not in listing
     assert sandbox.run("git status --porcelain").exit_code == 0
+
+
+def test_the_listing_begun_at_launch_is_the_one_the_copy_uses(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    ws = open_workspace(small_repo)
+    pending = begin_scan(ws)
+    pending.running.process.wait()  # listed; a file made after that is not in this listing
+    (small_repo / "made_later.txt").write_text("after the listing\n")
+    box = DockerSandbox(docker_client, spec, ws, scan=pending)
+    try:
+        box.start()
+        listing = box.run("ls -A /workspace").output.split()
+        assert "app.py" in listing and "made_later.txt" not in listing
+    finally:
+        box.stop()
+    assert pending.running.out.closed  # read, and its files dropped
+    later = started(docker_client, spec, small_repo)  # no listing handed over: one made at start
+    try:
+        assert "made_later.txt" in later.run("ls -A /workspace").output.split()
+    finally:
+        later.stop()
+
+
+def test_a_listing_no_start_took_is_stopped_with_the_sandbox(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    pending = begin_scan(open_workspace(small_repo))
+    box = DockerSandbox(
+        docker_client,
+        dataclasses.replace(spec, image="patchwright-no-such-image:0"),
+        open_workspace(small_repo),
+        scan=pending,
+    )
+    with pytest.raises(SandboxError, match="not found"):
+        box.start()
+    assert pending.running.process.returncode is not None and pending.running.out.closed
 
 
 def test_host_environment_and_credentials_stay_out(

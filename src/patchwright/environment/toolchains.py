@@ -14,8 +14,6 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
 from patchwright.environment.files import RepoFiles, join
 
 UNMET_MARK = "patchwright-unmet:"
@@ -168,6 +166,10 @@ def python_versions(spec: str) -> list[str]:
     spec = spec.strip()
     if re.fullmatch(r"\d+\.\d+(\.\d+)?(\s+\d+\.\d+(\.\d+)?)*", spec):  # one version, or a CI matrix's list
         return list(dict.fromkeys(".".join(v.split(".")[:2]) for v in spec.split()))
+    # imported here: its regexes take 10-20 ms to compile, at every launch, for the few repos that
+    # give a range (the launch's imports share the interpreter with the SDK's; preload.py)
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     try:
         wanted = SpecifierSet(spec)
     except InvalidSpecifier:

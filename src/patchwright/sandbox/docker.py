@@ -29,6 +29,7 @@ from docker.models.images import Image
 
 from patchwright.environment.probe import first_error
 from patchwright.errors import SandboxError
+from patchwright.repocopy import PendingScan
 from patchwright.sandbox import checkpoint, egress, labels, transfer
 from patchwright.sandbox.base import (
     WORKSPACE,
@@ -97,6 +98,7 @@ class DockerSandbox:
         workspace: Workspace,
         progress: Progress = _quiet,
         services: ServiceSet | None = None,
+        scan: PendingScan | None = None,
     ) -> None:
         self.client = client
         # the run's databases (services/): in this container's network namespace, gone with it
@@ -128,6 +130,7 @@ class DockerSandbox:
         self._setup_env: dict[str, str] | None = None
         self.sync_plan: SyncPlan | None = None  # what a start from a snapshot copied and removed
         self._pipe: CopyPipe | None = None  # the full copy's way in, while it is to come (copypipe.py)
+        self._scan = scan  # the host's `git ls-files`, begun at launch (cli.py); taken by the first listing
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -240,7 +243,7 @@ class DockerSandbox:
         if self.spec.snapshots and not self.spec.image_workspace:
             self._snapshot = current_snapshot(self.client, self.workspace, self._base_image)
         if self._snapshot is not None:
-            self._host = transfer.list_host(self.workspace, with_entries=True)
+            self._host = transfer.list_host(self.workspace, with_entries=True, pending=self._take_scan())
             try:
                 self._start_container(self._snapshot, writable_root=True)
                 return
@@ -253,7 +256,7 @@ class DockerSandbox:
         built beside it)."""
         assert self._base_image is not None  # _create looked it up
         if self._host is None:
-            self._host = transfer.list_host(self.workspace, with_entries=False)
+            self._host = transfer.list_host(self.workspace, with_entries=False, pending=self._take_scan())
         file_count = len(self._host.files)
         if (
             self.spec.snapshots
@@ -271,6 +274,10 @@ class DockerSandbox:
             self._start_container(self._base_image, writable_root=False)
         except docker.errors.ImageNotFound:
             raise self._missing_image() from None
+
+    def _take_scan(self) -> PendingScan | None:
+        scan, self._scan = self._scan, None
+        return scan
 
     def _missing_image(self) -> SandboxError:
         return SandboxError(
@@ -532,6 +539,8 @@ class DockerSandbox:
             self.services.stop()
             self._discard_container()
             self._stop_egress()
+            if (scan := self._take_scan()) is not None:  # a start that failed before listing
+                scan.close()
         finally:
             if previous is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)

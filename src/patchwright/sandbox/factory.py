@@ -19,6 +19,7 @@ import docker.errors
 
 from patchwright.ci import is_ci
 from patchwright.config import Settings
+from patchwright.repocopy import PendingScan
 from patchwright.sandbox.allowlist import allowed_hosts
 from patchwright.sandbox.base import Sandbox, SandboxSpec
 from patchwright.sandbox.egress import EgressSpec, upstream_proxy
@@ -45,6 +46,7 @@ class SandboxFactory(Protocol):
         restore_from: str | None = None,
         setup_command: str | None = None,
         setup_repairable: bool = False,
+        scan: PendingScan | None = None,
     ) -> Sandbox:
         """A new, not yet started sandbox for the run `run_id` on the repo `ws`.
 
@@ -52,7 +54,8 @@ class SandboxFactory(Protocol):
         from such a saved state instead (no copy, no setup, no network), as verification does;
         with services, setup runs again over it (their databases start empty each time).
         `setup_command`: this setup instead of the settings' (a run's recipe, replayed);
-        `setup_repairable`: leave the setup window open (SandboxSpec.setup_repairable)."""
+        `setup_repairable`: leave the setup window open (SandboxSpec.setup_repairable);
+        `scan`: the host's listing of `ws`, begun earlier (repocopy.begin_scan), for its copy."""
         ...
 
 
@@ -78,6 +81,7 @@ class DockerFactory:
         restore_from: str | None = None,
         setup_command: str | None = None,
         setup_repairable: bool = False,
+        scan: PendingScan | None = None,
     ) -> Sandbox:
         from patchwright.sandbox.docker import DockerSandbox
 
@@ -91,7 +95,7 @@ class DockerFactory:
             setup_repairable=setup_repairable,
         )
         services = ServiceSet(self.client, list(self.services), self.services_image, progress=progress)
-        return DockerSandbox(self.client, spec, ws, progress=progress, services=services)
+        return DockerSandbox(self.client, spec, ws, progress=progress, services=services, scan=scan)
 
 
 def host_ca_bundle() -> str | None:

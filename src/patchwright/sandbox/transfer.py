@@ -18,7 +18,15 @@ from docker.models.containers import Container
 from docker.models.images import Image
 
 from patchwright.errors import SandboxError
-from patchwright.repocopy import copy_members, git_config_tar, nul_listing, scan_files, tar_into, tar_members
+from patchwright.repocopy import (
+    PendingScan,
+    copy_members,
+    git_config_tar,
+    nul_listing,
+    scan_files,
+    tar_into,
+    tar_members,
+)
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE, SandboxSpec
 from patchwright.sandbox.copypipe import CopyPipe
@@ -52,8 +60,9 @@ class HostView:
     dirty: list[str]
 
 
-def list_host(ws: Workspace, with_entries: bool) -> HostView:
-    scan = scan_files(ws)
+def list_host(ws: Workspace, with_entries: bool, pending: PendingScan | None = None) -> HostView:
+    """What travels, from `pending` (the walk begun at launch) or a walk made now."""
+    scan = pending.result() if pending is not None else scan_files(ws)
     members = copy_members(ws, scan.files)
     entries = host_entries(ws, members) if with_entries else {}
     return HostView(scan.files, members, entries, scan.dirty)
