@@ -138,10 +138,11 @@ def fix(
 ) -> None:
     """Fix TASK in a git repository, unattended, and write a patch."""
     from patchwright.config import ignored_warning, load_settings_checked, unknown_env
-    from patchwright.repocopy import begin_scan
+    from patchwright.repocopy import begin_scan, writes_ahead
     from patchwright.workspace import open_workspace
 
     display = None
+    scan = None
     try:
         text = read_task(task, task_file)
         if not text.strip() and not resume:
@@ -160,6 +161,12 @@ def fix(
         # nor one whose repo is in the image. run_fix closes it, taken or not.
         copies = (settings.attempts <= 1 or attempt is not None) and not settings.image_workspace
         scan = begin_scan(ws) if copies else None
+        if scan is not None and writes_ahead(settings.snapshots, dict(os.environ)):
+            from patchwright.repocopy import spool_folder
+            from patchwright.sandbox.env import GID, UID
+
+            if (place := spool_folder()) is not None:  # and the host's tar then, into memory
+                scan.spool_into(place[0], UID, GID, place[1])
         from patchwright.display import make_display
         from patchwright.fixer import FixRequest, run_fix
 
@@ -205,6 +212,9 @@ def fix(
         if display is not None:
             display.close()
         raise fail("interrupted", ExitCode.INTERRUPTED) from None
+    finally:
+        if scan is not None:  # run_fix closed it; not if the run ended before it began
+            scan.close()
 
 
 SETUP_EXIT_HELP = """Exit codes: 0 the tests ran (collected and ran, passing or failing); 2 bad usage or
@@ -394,6 +404,11 @@ def sandbox_prune(
     print(
         f"removed {len(report.containers_removed)} containers, {len(report.images_removed)} images, "
         f"{len(report.networks_removed)} networks"
+        + (
+            f", {len(report.spools_removed)} copies left in memory by killed runs"
+            if report.spools_removed
+            else ""
+        )
     )
     if report.containers_kept:
         print(f"kept {len(report.containers_kept)} containers of runs in progress (--all stops them too)")

@@ -8,16 +8,22 @@ as a tar by the host's own tar.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchwright.ci import is_ci
 from patchwright.errors import WorkspaceError
 from patchwright.filerun import Running, run_through_files, start_through_files
 from patchwright.hostgit import configless_env, git_env, host_git
@@ -64,22 +70,166 @@ def begin_scan(ws: Workspace) -> PendingScan:
     return PendingScan(ws, start_through_files(host_git(ws.root, *_LS_FILES), env=git_env(ws.root)))
 
 
-@dataclass
 class PendingScan:
-    """A `git ls-files` walk under way; `result` waits for it, `close` drops one not needed."""
+    """A `git ls-files` walk under way; `result` waits for it, `close` drops one not needed.
 
-    ws: Workspace
-    running: Running
+    With `spool_into`, the copy's tar is written ahead too, into a file, as soon as the walk
+    ends: on a thread that waits for git, lists what travels, and starts the host's tar."""
+
+    def __init__(self, ws: Workspace, running: Running) -> None:
+        self.ws = ws
+        self.running = running
+        self.members: list[str] | None = None  # what travels, once listed ahead
+        self.spool: Spool | None = None  # the tar written ahead, once begun
+        self._lock = threading.Lock()
+        self._scan: FileScan | WorkspaceError | None = None
+        self._ahead: threading.Thread | None = None
+
+    def spool_into(self, folder: Path, uid: int, gid: int, cap: int) -> None:
+        """Write the copy's tar (owned by uid:gid) into `folder`, which the spool then owns; a
+        tar that would pass `cap` bytes is stopped (the copy then goes the usual way)."""
+
+        def ahead() -> None:
+            try:
+                scan = self.result()
+                self.members = copy_members(self.ws, scan.files)
+                self.spool = Spool.begin(self.ws, self.members, folder, uid, gid, cap)
+            except (WorkspaceError, OSError):  # the sandbox's own listing says what went wrong
+                shutil.rmtree(folder, ignore_errors=True)
+
+        self._ahead = threading.Thread(target=ahead, name="patchwright-copy-ahead", daemon=True)
+        self._ahead.start()
+
+    def take_spool(self) -> Spool | None:
+        """The spool, once its tar is under way (this waits for the walk and the list, not the
+        tar); the caller owns it then, and closes it."""
+        if self._ahead is not None:
+            self._ahead.join()
+        spool, self.spool = self.spool, None
+        return spool
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.join()
         self.running.close()
+        if self.spool is not None:
+            self.spool.close()
 
     def result(self) -> FileScan:
-        ws = self.ws
-        done = self.running.finish()
-        if done.returncode != 0:
-            raise WorkspaceError(f"git ls-files failed in {ws.root}: {done.stderr.decode().strip()}")
-        return _parse_scan(ws, done.stdout)
+        with self._lock:
+            if self._scan is None:
+                ws = self.ws
+                done = self.running.finish()
+                if done.returncode != 0:
+                    err = done.stderr.decode().strip()
+                    self._scan = WorkspaceError(f"git ls-files failed in {ws.root}: {err}")
+                else:
+                    self._scan = _parse_scan(ws, done.stdout)
+            if isinstance(self._scan, WorkspaceError):
+                raise self._scan
+            return self._scan
+
+
+SPOOL_NAME = "copy.tar"
+SPOOL_ROOT = "/dev/shm"  # memory: a spool on disk would leave the engine's next fsync to flush it
+SPOOL_CAP = 512 << 20  # bytes; and at most a quarter of the room left there
+
+
+def writes_ahead(snapshots: bool | None, env: dict[str, str]) -> bool:
+    """Whether a run's copy is written ahead into a spool: one that builds no snapshot (CI's, or
+    `--no-snapshots`), on an engine that looks local (the sandbox checks it; a spool it cannot
+    mount is dropped)."""
+    host = env.get("DOCKER_HOST", "")
+    local = sys.platform == "linux" and (not host or host.startswith("unix://"))
+    return local and (snapshots is False or (snapshots is None and is_ci(env)))
+
+
+SPOOL_STALE = 3600.0  # seconds: a spool lives for a start's second or two; older, its run was killed
+
+
+def remove_stale_spools(root: str = SPOOL_ROOT, older_than: float = SPOOL_STALE) -> list[str]:
+    """Spool folders a run killed during its start (SIGKILL) left in memory; removed, named."""
+    removed: list[str] = []
+    try:
+        entries = [e for e in os.scandir(root) if e.name.startswith("patchwright-copy-")]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if (
+                not entry.is_dir(follow_symlinks=False)
+                or entry.stat(follow_symlinks=False).st_uid != os.getuid()
+            ):
+                continue
+            if time.time() - entry.stat(follow_symlinks=False).st_mtime < older_than:
+                continue
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            os.truncate(os.path.join(entry.path, SPOOL_NAME), 0)
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
+
+
+def spool_folder() -> tuple[Path, int] | None:
+    """A new folder (mode 0700) for a spool and the bytes it may take, or None where there is no
+    room in memory or no `prlimit` to hold the tar to it."""
+    try:
+        room = os.statvfs(SPOOL_ROOT)
+    except OSError:
+        return None
+    cap = min(SPOOL_CAP, room.f_bavail * room.f_frsize // 4)
+    if cap < 16 << 20 or shutil.which("prlimit") is None:
+        return None
+    try:
+        return Path(tempfile.mkdtemp(prefix="patchwright-copy-", dir=SPOOL_ROOT)), cap
+    except OSError:
+        return None
+
+
+@dataclass
+class Spool:
+    """The copy's tar written into a file of a folder of its own (mode 0700) while the run starts:
+    `copypipe.SpooledCopy` mounts that one file where the pipe would be."""
+
+    folder: Path
+    running: Running
+
+    @property
+    def path(self) -> Path:
+        return self.folder / SPOOL_NAME
+
+    @classmethod
+    def begin(cls, ws: Workspace, members: list[str], folder: Path, uid: int, gid: int, cap: int) -> Spool:
+        path = folder / SPOOL_NAME
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            argv = ["prlimit", f"--fsize={cap}", "--", *_tar_argv(uid, gid)]  # past it: SIGXFSZ
+            running = start_through_files(argv, input=nul_listing(members), cwd=ws.root, stdout=fd)
+        finally:
+            os.close(fd)
+        return cls(folder, running)
+
+    def finish(self, timeout: float | None = None) -> int:
+        """Wait for the host's tar; its exit code (-9: killed at the timeout)."""
+        try:
+            return self.running.finish(timeout).returncode
+        except subprocess.TimeoutExpired:
+            return -9
+
+    def append(self, archives: list[bytes]) -> None:
+        with open(self.path, "ab") as fh:
+            for archive in archives:
+                fh.write(archive)
+
+    def close(self) -> None:
+        """Stop the tar if it runs, and free the file: emptied first, since a container that
+        mounted it keeps it alive after it is unlinked."""
+        self.running.close()
+        with contextlib.suppress(OSError):
+            os.truncate(self.path, 0)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _parse_scan(ws: Workspace, out: bytes) -> FileScan:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import tempfile
 import time
@@ -11,15 +13,29 @@ import docker
 import pytest
 
 from patchwright.errors import SandboxError
+from patchwright.repocopy import (
+    SPOOL_CAP,
+    SPOOL_ROOT,
+    PendingScan,
+    begin_scan,
+    remove_stale_spools,
+    spool_folder,
+    writes_ahead,
+)
 from patchwright.sandbox import copypipe
 from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.copypipe import IN_CONTAINER, CopyPipe, engine_is_local
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.sandbox.engine import ContainerExec
+from patchwright.sandbox.env import GID, UID
 from patchwright.sandbox.transfer import list_host
 from patchwright.workspace import open_workspace
 
 from helpers import git
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def pipe_folders() -> set[str]:
@@ -125,3 +141,103 @@ def test_a_reader_that_never_comes_does_not_hold_the_copy(
         pipe.close()
         container.remove(force=True)
     assert not pipe.folder.exists()
+
+
+# --------------------------------------------------------------------------- the copy written ahead
+
+
+def spool_folders() -> set[str]:
+    return {name for name in os.listdir(SPOOL_ROOT) if name.startswith("patchwright-copy-")}
+
+
+def spooling_scan(repo: Path, cap: int = SPOOL_CAP) -> PendingScan:
+    scan = begin_scan(open_workspace(repo))
+    place = spool_folder()
+    assert place is not None, "no room in /dev/shm or no prlimit: the spool is never used here"
+    scan.spool_into(place[0], UID, GID, min(cap, place[1]))
+    return scan
+
+
+def test_a_copy_written_ahead_is_read_from_its_file_which_is_then_emptied_and_removed(
+    local_engine: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    (small_repo / "secret.env").write_text("API_TOKEN=do-not-copy\n")  # ignored: must not travel
+    before = spool_folders()
+    said: list[str] = []
+    box = DockerSandbox(
+        local_engine, spec, open_workspace(small_repo), progress=said.append, scan=spooling_scan(small_repo)
+    )
+    box.start()
+    try:
+        assert spool_folders() == before  # removed from the host once the copy was in
+        # the mount was the spool's file, not a pipe; emptied, so it holds no second copy
+        assert box.run(f"test -f {IN_CONTAINER} && stat -c %s {IN_CONTAINER}").output.strip() == "0"
+        assert not [line for line in said if "instead" in line], said
+        assert workspace_listing(box) == [".gitignore", "README.md", "app.py", "tests/test_app.py"]
+        assert box.run("git status --porcelain").output == ""  # .git and the index came too
+        assert box.run("git config core.bare").output.strip() == "false"  # and the config, appended
+    finally:
+        box.stop()
+    assert spool_folders() == before
+
+
+def test_a_repo_past_the_spools_cap_is_copied_the_usual_way(
+    local_engine: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    (small_repo / "big.bin").write_bytes(os.urandom(64 << 10))
+    git(small_repo, "add", "big.bin")
+    git(small_repo, "commit", "-qm", "big")
+    before = spool_folders()
+    scan = spooling_scan(small_repo, cap=16 << 10)  # the tar is stopped at 16 KiB
+    said: list[str] = []
+    box = DockerSandbox(local_engine, spec, open_workspace(small_repo), progress=said.append, scan=scan)
+    box.start()
+    try:
+        # a pipe when the stopped tar was seen before the container was made, else the engine's copy
+        piped = box.run(f"test -p {IN_CONTAINER} && echo pipe").output.strip() == "pipe"
+        assert piped or any("from its spool" in line and "instead" in line for line in said), said
+        assert "big.bin" in workspace_listing(box)
+        assert box.run("sha256sum big.bin").output.split()[0] == sha256((small_repo / "big.bin").read_bytes())
+    finally:
+        box.stop()
+    assert spool_folders() == before
+
+
+def test_a_spool_no_copy_took_is_removed_with_the_sandbox(
+    local_engine: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    before = spool_folders()
+    missing = dataclasses.replace(spec, image="patchwright-no-such-image:0")
+    box = DockerSandbox(local_engine, missing, open_workspace(small_repo), scan=spooling_scan(small_repo))
+    with pytest.raises(SandboxError, match="not found"):
+        box.start()
+    assert spool_folders() == before
+
+
+@pytest.mark.parametrize(
+    ("snapshots", "env", "expected"),
+    [
+        (None, {"CI": "true"}, True),  # CI builds no snapshot: its first run is every run
+        (None, {}, False),  # a developer's machine: the next run starts from the snapshot
+        (False, {}, True),
+        (True, {"CI": "true"}, False),
+        (None, {"CI": "true", "DOCKER_HOST": "tcp://10.0.0.9:2376"}, False),  # a remote engine
+        (None, {"CI": "true", "DOCKER_HOST": "unix:///run/user/1000/docker.sock"}, True),
+    ],
+)
+def test_a_copy_is_written_ahead_only_for_runs_without_a_snapshot_on_a_local_engine(
+    snapshots: bool | None, env: dict[str, str], expected: bool
+) -> None:
+    assert writes_ahead(snapshots, env) is expected
+
+
+def test_prune_removes_spools_a_killed_run_left_and_no_other(tmp_path: Path) -> None:
+    old, fresh, other = (tmp_path / n for n in ("patchwright-copy-old", "patchwright-copy-new", "keep-me"))
+    for folder in (old, fresh, other):
+        folder.mkdir()
+        (folder / "copy.tar").write_bytes(b"x" * 1024)
+    hour_ago = time.time() - 2 * 3600
+    for folder in (old, other):
+        os.utime(folder, (hour_ago, hour_ago))
+    assert remove_stale_spools(str(tmp_path)) == [str(old)]
+    assert not old.exists() and fresh.exists() and other.exists()

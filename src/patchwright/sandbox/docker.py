@@ -29,7 +29,7 @@ from docker.models.images import Image
 
 from patchwright.environment.probe import first_error
 from patchwright.errors import SandboxError
-from patchwright.repocopy import PendingScan
+from patchwright.repocopy import PendingScan, Spool
 from patchwright.sandbox import checkpoint, egress, labels, transfer
 from patchwright.sandbox.base import (
     WORKSPACE,
@@ -42,7 +42,7 @@ from patchwright.sandbox.base import (
 )
 from patchwright.sandbox.baseline import Baseline
 from patchwright.sandbox.checkpoint import Checkpoint
-from patchwright.sandbox.copypipe import CopyPipe, engine_is_local
+from patchwright.sandbox.copypipe import CopyPipe, SpooledCopy, engine_is_local
 from patchwright.sandbox.engine import (
     ContainerExec,
     container_options,
@@ -129,8 +129,11 @@ class DockerSandbox:
         self._setup_networked = False  # the container is on the network setup had
         self._setup_env: dict[str, str] | None = None
         self.sync_plan: SyncPlan | None = None  # what a start from a snapshot copied and removed
-        self._pipe: CopyPipe | None = None  # the full copy's way in, while it is to come (copypipe.py)
+        self._pipe: CopyPipe | SpooledCopy | None = (
+            None  # the full copy's way in, while it is to come (copypipe.py)
+        )
         self._scan = scan  # the host's `git ls-files`, begun at launch (cli.py); taken by the first listing
+        self._spool: Spool | None = None  # the copy's tar written ahead, from that listing (CI runs)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -157,6 +160,7 @@ class DockerSandbox:
                 self._snapshot = None
                 self._start_fresh()
                 self._fill()
+            self._drop_spool()
             self.services.wait_ready()  # up before setup and the model's first command
             self._setup_open = bool(self.spec.setup_command or self.spec.setup_repairable)
             setup = self._run_setup(self.spec.setup_command) if self.spec.setup_command else None
@@ -243,7 +247,7 @@ class DockerSandbox:
         if self.spec.snapshots and not self.spec.image_workspace:
             self._snapshot = current_snapshot(self.client, self.workspace, self._base_image)
         if self._snapshot is not None:
-            self._host = transfer.list_host(self.workspace, with_entries=True, pending=self._take_scan())
+            self._host = self._list_host(with_entries=True)
             try:
                 self._start_container(self._snapshot, writable_root=True)
                 return
@@ -256,7 +260,7 @@ class DockerSandbox:
         built beside it)."""
         assert self._base_image is not None  # _create looked it up
         if self._host is None:
-            self._host = transfer.list_host(self.workspace, with_entries=False, pending=self._take_scan())
+            self._host = self._list_host(with_entries=False)
         file_count = len(self._host.files)
         if (
             self.spec.snapshots
@@ -268,8 +272,14 @@ class DockerSandbox:
                 labels.FILE_COUNT: str(file_count),
             }
         if not self.spec.image_workspace and engine_is_local(self.client):
-            with contextlib.suppress(OSError):  # no pipe: the copy goes through the engine
-                self._pipe = CopyPipe.create()
+            spool, self._spool = self._spool, None
+            if spool is not None and spool.running.process.poll() in (None, 0):  # not stopped at its cap
+                self._pipe = SpooledCopy(spool)
+            else:
+                if spool is not None:
+                    spool.close()
+                with contextlib.suppress(OSError):  # no pipe: the copy goes through the engine
+                    self._pipe = CopyPipe.create()
         try:
             self._start_container(self._base_image, writable_root=False)
         except docker.errors.ImageNotFound:
@@ -278,6 +288,20 @@ class DockerSandbox:
     def _take_scan(self) -> PendingScan | None:
         scan, self._scan = self._scan, None
         return scan
+
+    def _list_host(self, with_entries: bool) -> HostView:
+        """What travels: from the listing begun at launch if there is one, whose copy written
+        ahead (a spool) this sandbox then owns."""
+        scan = self._take_scan()
+        if scan is not None:
+            self._spool = scan.take_spool()
+        return transfer.list_host(self.workspace, with_entries, pending=scan)
+
+    def _drop_spool(self) -> None:
+        """A copy written ahead that this start did not use (a snapshot, or no pipe): freed."""
+        spool, self._spool = self._spool, None
+        if spool is not None:
+            spool.close()
 
     def _missing_image(self) -> SandboxError:
         return SandboxError(
@@ -541,6 +565,7 @@ class DockerSandbox:
             self._stop_egress()
             if (scan := self._take_scan()) is not None:  # a start that failed before listing
                 scan.close()
+            self._drop_spool()
         finally:
             if previous is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)

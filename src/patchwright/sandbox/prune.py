@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import docker
 from docker.errors import APIError, NotFound
 
+from patchwright.repocopy import remove_stale_spools
 from patchwright.sandbox import labels
 from patchwright.sandbox.egress import EGRESS_IMAGE
 from patchwright.sandbox.engine import docker_errors
@@ -35,6 +36,7 @@ class PruneReport:
     images_removed: list[str] = field(default_factory=list)
     containers_kept: list[str] = field(default_factory=list)  # of runs in progress on this host
     networks_removed: list[str] = field(default_factory=list)  # setup networks (egress.py), by name
+    spools_removed: list[str] = field(default_factory=list)  # copies written ahead by killed runs
 
 
 def _filters(kind: str, extra_labels: dict[str, str] | None) -> dict[str, str | list[str] | bool]:
@@ -119,6 +121,8 @@ def prune(
         if manifest_dir:
             remaining = client.images.list(filters=_filters(labels.KIND_SNAPSHOT, None))
             remove_manifests(manifest_dir, keep={str(image.id) for image in remaining})
+    if extra_labels is None:  # not a test's narrowed prune: the host's own leftovers too
+        report.spools_removed = remove_stale_spools()
     return report
 
 

@@ -29,7 +29,7 @@ from patchwright.repocopy import (
 )
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import WORKSPACE, SandboxSpec
-from patchwright.sandbox.copypipe import CopyPipe
+from patchwright.sandbox.copypipe import CopyPipe, SpooledCopy
 from patchwright.sandbox.engine import ContainerExec, container_options, engine_cpus, stdin_fd
 from patchwright.sandbox.env import GID, UID
 from patchwright.sandbox.snapshot import (
@@ -63,7 +63,8 @@ class HostView:
 def list_host(ws: Workspace, with_entries: bool, pending: PendingScan | None = None) -> HostView:
     """What travels, from `pending` (the walk begun at launch) or a walk made now."""
     scan = pending.result() if pending is not None else scan_files(ws)
-    members = copy_members(ws, scan.files)
+    listed = pending.members if pending is not None else None  # listed ahead, for the spool
+    members = listed if listed is not None else copy_members(ws, scan.files)
     entries = host_entries(ws, members) if with_entries else {}
     return HostView(scan.files, members, entries, scan.dirty)
 
@@ -124,7 +125,11 @@ def _configs(ws: Workspace) -> list[bytes]:
 
 
 def copy_all(
-    runner: ContainerExec, ws: Workspace, view: HostView, progress: Progress, pipe: CopyPipe | None = None
+    runner: ContainerExec,
+    ws: Workspace,
+    view: HostView,
+    progress: Progress,
+    pipe: CopyPipe | SpooledCopy | None = None,
 ) -> None:
     """The whole repo, as git sees it, into an empty workspace: through `pipe` when the engine
     could mount one (copypipe.py), else (or if that failed) through the exec's stdin."""
