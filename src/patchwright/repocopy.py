@@ -211,6 +211,11 @@ class Spool:
             os.close(fd)
         return cls(folder, running)
 
+    @property
+    def failed(self) -> bool:
+        """Its tar has ended with an error already (stopped at its cap, say)."""
+        return self.running.process.poll() not in (None, 0)
+
     def finish(self, timeout: float | None = None) -> int:
         """Wait for the host's tar; its exit code (-9: killed at the timeout)."""
         try:

@@ -146,30 +146,26 @@ def test_a_reader_that_never_comes_does_not_hold_the_copy(
 # --------------------------------------------------------------------------- the copy written ahead
 
 
-def spool_folders() -> set[str]:
-    return {name for name in os.listdir(SPOOL_ROOT) if name.startswith("patchwright-copy-")}
-
-
-def spooling_scan(repo: Path, cap: int = SPOOL_CAP) -> PendingScan:
+def spooling_scan(repo: Path, cap: int = SPOOL_CAP) -> tuple[PendingScan, Path]:
+    """A listing of `repo` that writes the copy ahead, and the spool's folder."""
     scan = begin_scan(open_workspace(repo))
     place = spool_folder()
     assert place is not None, "no room in /dev/shm or no prlimit: the spool is never used here"
+    assert place[0].parent == Path(SPOOL_ROOT) and place[0].stat().st_mode & 0o777 == 0o700
     scan.spool_into(place[0], UID, GID, min(cap, place[1]))
-    return scan
+    return scan, place[0]
 
 
 def test_a_copy_written_ahead_is_read_from_its_file_which_is_then_emptied_and_removed(
     local_engine: docker.DockerClient, spec: SandboxSpec, small_repo: Path
 ) -> None:
     (small_repo / "secret.env").write_text("API_TOKEN=do-not-copy\n")  # ignored: must not travel
-    before = spool_folders()
+    scan, folder = spooling_scan(small_repo)
     said: list[str] = []
-    box = DockerSandbox(
-        local_engine, spec, open_workspace(small_repo), progress=said.append, scan=spooling_scan(small_repo)
-    )
+    box = DockerSandbox(local_engine, spec, open_workspace(small_repo), progress=said.append, scan=scan)
     box.start()
     try:
-        assert spool_folders() == before  # removed from the host once the copy was in
+        assert not folder.exists()  # removed from the host once the copy was in
         # the mount was the spool's file, not a pipe; emptied, so it holds no second copy
         assert box.run(f"test -f {IN_CONTAINER} && stat -c %s {IN_CONTAINER}").output.strip() == "0"
         assert not [line for line in said if "instead" in line], said
@@ -178,7 +174,7 @@ def test_a_copy_written_ahead_is_read_from_its_file_which_is_then_emptied_and_re
         assert box.run("git config core.bare").output.strip() == "false"  # and the config, appended
     finally:
         box.stop()
-    assert spool_folders() == before
+    assert not folder.exists()
 
 
 def test_a_repo_past_the_spools_cap_is_copied_the_usual_way(
@@ -187,8 +183,7 @@ def test_a_repo_past_the_spools_cap_is_copied_the_usual_way(
     (small_repo / "big.bin").write_bytes(os.urandom(64 << 10))
     git(small_repo, "add", "big.bin")
     git(small_repo, "commit", "-qm", "big")
-    before = spool_folders()
-    scan = spooling_scan(small_repo, cap=16 << 10)  # the tar is stopped at 16 KiB
+    scan, folder = spooling_scan(small_repo, cap=16 << 10)  # the tar is stopped at 16 KiB
     said: list[str] = []
     box = DockerSandbox(local_engine, spec, open_workspace(small_repo), progress=said.append, scan=scan)
     box.start()
@@ -200,18 +195,18 @@ def test_a_repo_past_the_spools_cap_is_copied_the_usual_way(
         assert box.run("sha256sum big.bin").output.split()[0] == sha256((small_repo / "big.bin").read_bytes())
     finally:
         box.stop()
-    assert spool_folders() == before
+    assert not folder.exists()
 
 
 def test_a_spool_no_copy_took_is_removed_with_the_sandbox(
     local_engine: docker.DockerClient, spec: SandboxSpec, small_repo: Path
 ) -> None:
-    before = spool_folders()
+    scan, folder = spooling_scan(small_repo)
     missing = dataclasses.replace(spec, image="patchwright-no-such-image:0")
-    box = DockerSandbox(local_engine, missing, open_workspace(small_repo), scan=spooling_scan(small_repo))
+    box = DockerSandbox(local_engine, missing, open_workspace(small_repo), scan=scan)
     with pytest.raises(SandboxError, match="not found"):
         box.start()
-    assert spool_folders() == before
+    assert not folder.exists()
 
 
 @pytest.mark.parametrize(

@@ -129,9 +129,8 @@ class DockerSandbox:
         self._setup_networked = False  # the container is on the network setup had
         self._setup_env: dict[str, str] | None = None
         self.sync_plan: SyncPlan | None = None  # what a start from a snapshot copied and removed
-        self._pipe: CopyPipe | SpooledCopy | None = (
-            None  # the full copy's way in, while it is to come (copypipe.py)
-        )
+        # the full copy's way in, while it is to come (copypipe.py)
+        self._pipe: CopyPipe | SpooledCopy | None = None
         self._scan = scan  # the host's `git ls-files`, begun at launch (cli.py); taken by the first listing
         self._spool: Spool | None = None  # the copy's tar written ahead, from that listing (CI runs)
 
@@ -273,7 +272,7 @@ class DockerSandbox:
             }
         if not self.spec.image_workspace and engine_is_local(self.client):
             spool, self._spool = self._spool, None
-            if spool is not None and spool.running.process.poll() in (None, 0):  # not stopped at its cap
+            if spool is not None and not spool.failed:
                 self._pipe = SpooledCopy(spool)
             else:
                 if spool is not None:
