@@ -158,7 +158,7 @@ def fix(
             settings = load_attempt_settings(real_run_dir(ws, attempt[0], create=False), attempt[1])
         # git lists the files to copy while the rest of the run is imported (one core is the SDK's,
         # the other idle till the sandbox starts); not for a run whose attempts copy for themselves,
-        # nor one whose repo is in the image. run_fix closes it, taken or not.
+        # nor one whose repo is in the image. Closed below, whether the sandbox took it or not.
         copies = (settings.attempts <= 1 or attempt is not None) and not settings.image_workspace
         scan = begin_scan(ws) if copies else None
         if scan is not None and writes_ahead(settings.snapshots, dict(os.environ)):
@@ -213,7 +213,7 @@ def fix(
             display.close()
         raise fail("interrupted", ExitCode.INTERRUPTED) from None
     finally:
-        if scan is not None:  # run_fix closed it; not if the run ended before it began
+        if scan is not None:  # a listing (and a copy written ahead) no start used is stopped and freed
             scan.close()
 
 

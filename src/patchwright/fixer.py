@@ -88,7 +88,8 @@ class FixRequest:
     resume: str | None = None
     ignored_repo_settings: tuple[str, ...] = ()  # the repo's untrusted settings left out (config.py)
     sdk: SdkPreload | None = field(default=None, compare=False, repr=False)  # begun at launch (cli.py)
-    scan: PendingScan | None = field(default=None, compare=False, repr=False)  # the repo's listing, begun too
+    # the repo's listing, begun too; its caller closes it (cli.py), whether a sandbox took it or not
+    scan: PendingScan | None = field(default=None, compare=False, repr=False)
 
 
 class Interrupted(BaseException):
@@ -233,14 +234,6 @@ def _check_writable(path: Path) -> None:
 
 def run_fix(request: FixRequest, display: Display) -> RunSummary:
     """The whole `agent fix`; raises PatchwrightError only before the run record exists."""
-    try:
-        return _run_fix(request, display)
-    finally:
-        if request.scan is not None:  # the sandbox took it, or the run ended before one started
-            request.scan.close()
-
-
-def _run_fix(request: FixRequest, display: Display) -> RunSummary:
     started = time.monotonic()
     # The SDK takes a second or more to import; it loads while the input is checked and the
     # engine and image are looked up, which wait on other processes (the CLI began it at launch).

@@ -13,6 +13,7 @@ import io
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -94,7 +95,7 @@ class PendingScan:
                 scan = self.result()
                 self.members = copy_members(self.ws, scan.files)
                 self.spool = Spool.begin(self.ws, self.members, folder, uid, gid, cap)
-            except (WorkspaceError, OSError):  # the sandbox's own listing says what went wrong
+            except Exception:  # no spool, then; the sandbox's own listing says what went wrong
                 shutil.rmtree(folder, ignore_errors=True)
 
         self._ahead = threading.Thread(target=ahead, name="patchwright-copy-ahead", daemon=True)
@@ -156,14 +157,14 @@ def remove_stale_spools(root: str = SPOOL_ROOT, older_than: float = SPOOL_STALE)
         return removed
     for entry in entries:
         try:
-            if (
-                not entry.is_dir(follow_symlinks=False)
-                or entry.stat(follow_symlinks=False).st_uid != os.getuid()
-            ):
-                continue
-            if time.time() - entry.stat(follow_symlinks=False).st_mtime < older_than:
-                continue
+            info = entry.stat(follow_symlinks=False)
         except OSError:
+            continue
+        if (
+            not stat.S_ISDIR(info.st_mode)
+            or info.st_uid != os.getuid()
+            or time.time() - info.st_mtime < older_than
+        ):
             continue
         with contextlib.suppress(OSError):
             os.truncate(os.path.join(entry.path, SPOOL_NAME), 0)
