@@ -392,7 +392,8 @@ def sandbox_prune(
         bool, typer.Option("--all", help="Also stop runs in progress (their `agent` process is alive).")
     ] = False,
 ) -> None:
-    """Remove containers of finished runs, superseded images and repo snapshots, found by label."""
+    """Remove containers of finished runs, superseded images and repo snapshots (found by label),
+    and copies of a repo that killed runs had written ahead in /dev/shm."""
     from patchwright.sandbox.base import default_manifest_dir
     from patchwright.sandbox.engine import docker_client
     from patchwright.sandbox.prune import prune

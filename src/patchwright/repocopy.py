@@ -134,6 +134,7 @@ class PendingScan:
 SPOOL_NAME = "copy.tar"
 SPOOL_ROOT = "/dev/shm"  # memory: a spool on disk would leave the engine's next fsync to flush it
 SPOOL_CAP = 512 << 20  # bytes; and at most a quarter of the room left there
+SPOOL_FLOOR = 64 << 20  # less room than this (a container's own 64 MiB /dev/shm): the pipe, as before
 
 
 def writes_ahead(snapshots: bool | None, env: dict[str, str]) -> bool:
@@ -181,7 +182,7 @@ def spool_folder() -> tuple[Path, int] | None:
     except OSError:
         return None
     cap = min(SPOOL_CAP, room.f_bavail * room.f_frsize // 4)
-    if cap < 16 << 20 or shutil.which("prlimit") is None:
+    if cap < SPOOL_FLOOR or shutil.which("prlimit") is None:
         return None
     try:
         return Path(tempfile.mkdtemp(prefix="patchwright-copy-", dir=SPOOL_ROOT)), cap
