@@ -22,9 +22,9 @@ from patchwright.sandbox.prune import prune
 from patchwright.sandbox.snapshot import (
     MAX_CHANGED_SHARE,
     STALE_MIN_PATHS,
-    Entry,
     SyncPlan,
     drifted,
+    entry,
     head_commit,
     host_entries,
     load_manifest,
@@ -43,11 +43,11 @@ HOUR_AGO = int(time.time()) - 3600
 OLD = 1_000  # an mtime well before any snapshot's copy
 
 
-def f(size: int = 1, mtime: int = OLD, executable: bool = False) -> Entry:
-    return Entry("f", size, mtime, executable, "")
+def f(size: int = 1, mtime: int = OLD, executable: bool = False) -> tuple[str, ...]:
+    return entry("f", size, mtime, 0o755 if executable else 0o644)
 
 
-D = Entry("d")
+D = entry("d", 4096, OLD, 0o755)
 
 
 # -- the quick check -------------------------------------------------------------------------
@@ -55,16 +55,44 @@ D = Entry("d")
 
 def test_parse_find_reads_every_field_and_any_path() -> None:
     raw = (
-        b"f\x00120\x001700000000.1234567890\x00755\x00bin/run me\x00\x00"
-        b"l\x007\x001700000001.0000000000\x00777\x00link\x00target\x00"
-        b"d\x004096\x001700000002.5\x00755\x00odd\nname\xff\x00\x00"
-        b"p\x000\x001700000003.0\x00644\x00fifo\x00\x00"
+        b"f\x00120\x001700000000\x00755\x00bin/run me\x00\x00"
+        b"l\x007\x001700000001\x00777\x00link\x00target\x00"
+        b"d\x004096\x001700000002\x00755\x00odd\nname\xff\x00\x00"
+        b"p\x000\x001700000003\x00644\x00fifo\x00\x00"
     )
     entries = parse_find(raw)
-    assert entries["bin/run me"] == Entry("f", 120, 1700000000, True, "")
-    assert entries["link"] == Entry("l", target="target")  # a link's time and mode never count
-    assert entries[os.fsdecode(b"odd\nname\xff")].kind == "d"
-    assert entries["fifo"].kind == "?"
+    assert entries["bin/run me"] == entry("f", 120, 1700000000, 0o755)
+    assert entries["link"] == entry("l", 7, 1700000001, 0o777, "target")
+    assert entries[os.fsdecode(b"odd\nname\xff")][0] == "d"
+    assert entries["fifo"][0] == "p" and len(entries) == 4
+    assert parse_find(raw[:-3]).keys() == entries.keys() - {"fifo"}  # a record cut short is left out
+
+
+def test_records_that_differ_only_as_text_are_the_same() -> None:
+    """What a folder's size or time, a link's time or mode, a umask's bits, or a manifest saved
+    with %T@ change in the text never sends a path again."""
+    snapshot = {
+        "dir": entry("d", 4096, OLD, 0o755),
+        "link": entry("l", 1, OLD, 0o777, "x"),
+        "umask": entry("f", 5, OLD, 0o644),
+        "saved before": ("f", "5", f"{OLD}.0000000000", "755", ""),
+    }
+    host = {
+        "dir": entry("d", 120, OLD + 5, 0o775),
+        "link": entry("l", 1, OLD + 5, 0o755, "x"),
+        "umask": entry("f", 5, OLD, 0o664),
+        "saved before": entry("f", 5, OLD, 0o775),
+    }
+    assert plan_sync(host, snapshot, racy_from=OLD + 10) == SyncPlan(delete=[], send=[], send_bytes=0)
+    host["umask"] = entry("f", 5, OLD, 0o744)  # now its owner may run it
+    host["saved before"] = entry("f", 5, OLD + 1, 0o775)
+    assert plan_sync(host, snapshot, racy_from=OLD + 10).send == ["umask", "saved before"]
+
+
+def test_a_record_that_is_not_numbers_is_always_sent() -> None:
+    odd = ("f", "5", "%Ts", "644", "")  # a find that printed the directive as it is
+    assert plan_sync({"a": odd}, {"a": odd}, racy_from=OLD + 10).send == ["a"]
+    assert plan_sync({"a": odd}, {"a": f(5)}, racy_from=OLD + 10).send == ["a"]
 
 
 def test_unchanged_files_stay_and_any_difference_is_sent() -> None:
@@ -89,8 +117,8 @@ def test_a_file_from_the_copys_own_second_is_always_sent() -> None:
 
 
 def test_links_compare_by_target() -> None:
-    snapshot = {"same": Entry("l", target="x"), "moved": Entry("l", target="x")}
-    host = {"same": Entry("l", target="x"), "moved": Entry("l", target="y")}
+    snapshot = {"same": entry("l", target="x"), "moved": entry("l", target="x")}
+    host = {"same": entry("l", target="x"), "moved": entry("l", target="y")}
     assert plan_sync(host, snapshot, racy_from=OLD + 10).send == ["moved"]
 
 
@@ -147,10 +175,11 @@ def test_host_entries_sees_kinds_sizes_modes_and_targets(tmp_path: Path) -> None
     os.utime(repo / "a.txt", (HOUR_AGO, HOUR_AGO))
     ws = open_workspace(repo)
     entries = host_entries(ws, copy_members(ws, list_files(ws)))
-    assert entries["a.txt"] == Entry("f", 5, HOUR_AGO, False, "")
-    assert entries["bin/tool"].executable and entries["bin"] == D
-    assert entries["link"] == Entry("l", 0, 0, False, "a.txt")
-    assert entries[".git"] == D and ".git/config" not in entries  # configs travel sanitized, apart
+    kind, size, mtime, mode, _ = entries["a.txt"]
+    assert (kind, size, mtime) == ("f", "5", str(HOUR_AGO)) and not int(mode, 8) & 0o100
+    assert int(entries["bin/tool"][3], 8) & 0o100 and entries["bin"][0] == "d"
+    assert entries["link"][0] == "l" and entries["link"][4] == "a.txt"
+    assert entries[".git"][0] == "d" and ".git/config" not in entries  # configs travel sanitized, apart
 
 
 def test_host_entries_are_the_same_without_gnu_find(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,7 +189,7 @@ def test_host_entries_are_the_same_without_gnu_find(tmp_path: Path, monkeypatch:
     ws = open_workspace(repo)
     members = copy_members(ws, list_files(ws))
     by_find = host_entries(ws, [*members, "gone.txt"])  # listed, then removed: skipped by both
-    assert by_find["-n"].kind == "f" and by_find["sp ace"].size == 1 and "gone.txt" not in by_find
+    assert by_find["-n"][0] == "f" and by_find["sp ace"][1] == "1" and "gone.txt" not in by_find
     monkeypatch.setattr(snapshot, "HOST_FIND_ARGV", ["sh", "-c", "echo 'find: unknown option' >&2; exit 1"])
     assert host_entries(ws, [*members, "gone.txt"]) == by_find
 
