@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +20,18 @@ import pytest
 from patchwright.sandbox import labels
 from patchwright.sandbox.base import SandboxSpec
 from patchwright.sandbox.docker import DockerSandbox
-from patchwright.sandbox.snapshot import SnapshotLock, current_snapshot, lock_path, snapshot_tag
+from patchwright.sandbox.snapshot import (
+    SnapshotBuild,
+    SnapshotLock,
+    current_snapshot,
+    lock_path,
+    snapshot_tag,
+)
 from patchwright.sandbox.snapshotjob import LOG_SUFFIX
 from patchwright.sandbox.snapshotjob import run as run_job
 from patchwright.workspace import open_workspace
 
-from helpers import make_repo
+from helpers import SESSION_ID, TEST_LABEL, make_repo
 
 FILES = 3000  # enough that the builder's copy and commit take a second or more
 
@@ -127,6 +134,52 @@ def handed_off(client: docker.DockerClient, spec: SandboxSpec, repo: Path) -> in
     lock = SnapshotLock(lock_path(spec.manifest_dir, open_workspace(repo)))
     assert lock.holder() is not None, "the lock was free between the run and the job"
     return box.snapshot_job
+
+
+@pytest.mark.docker
+def test_a_build_is_waited_for_at_the_end_only_once_it_is_saving(
+    docker_client: docker.DockerClient, job_spec: SandboxSpec, big_repo: Path
+) -> None:
+    """A run ends while its snapshot's copy is still going in (a fresh clone's first run): no
+    wait, the commit is all still to come. Once the copy is in, the build may be that close to
+    its end."""
+    copying, listing = threading.Event(), threading.Event()
+
+    def make_builder() -> docker.models.containers.Container:
+        builder = docker_client.containers.create(
+            job_spec.image, ["sleep", "infinity"], labels={TEST_LABEL: SESSION_ID}, network_mode="none"
+        )
+        builder.start()
+        return builder
+
+    def list_files(_: object) -> tuple[bytes, int | None]:
+        listing.wait(60)
+        return b"", 1
+
+    ws = open_workspace(big_repo)
+    repo_label = {labels.REPO_PATH: str(big_repo.resolve())}  # big_repo's teardown removes the image
+    build = SnapshotBuild(
+        docker_client, ws, repo_label, make_builder, lambda _: copying.wait(60), list_files, None
+    )
+    build.start()
+    try:
+        started = time.monotonic()
+        build.wait_if_saving(30)
+        assert time.monotonic() - started < 1 and build.running, "a build still copying was waited for"
+        copying.set()
+        deadline = time.monotonic() + 30
+        while not build.saving:
+            assert time.monotonic() < deadline, "the build never got past its copy"
+            time.sleep(0.01)
+        started = time.monotonic()
+        build.wait_if_saving(0.5)  # listing: waited for, up to the limit
+        assert time.monotonic() - started >= 0.5 and build.running
+    finally:
+        copying.set()
+        listing.set()
+    build.wait_if_saving(120)
+    assert not build.running and build.error is None
+    assert docker_client.images.get(snapshot_tag(ws)).labels[labels.REPO_PATH] == str(big_repo.resolve())
 
 
 @pytest.mark.docker
