@@ -64,6 +64,7 @@ _QUICK_KINDS = frozenset("fdl")
 
 
 def entry(kind: str, size: int = 0, mtime: int = 0, mode: int = 0o644, target: str = "") -> Entry:
+    """The record find would print for these numbers (where GNU find is not there to print it)."""
     return (kind, str(size), str(mtime), format(mode, "o"), target)
 
 
