@@ -186,15 +186,17 @@ def plan_sync(
         path for path in differ if path in snapshot and snapshot[path][0] != host[path][0] and not keep(path)
     )
     delete = sorted(path for path in removed if not _under(path.rpartition("/")[0], removed))
-    if removed:  # what a removed folder held on the host goes again, whatever its record says
+    # What a removed folder held on the host goes again, whatever its record says.
+    under_removed = {path for path in host if _under(path, removed)} if removed else set()
+    if under_removed:
         looked_at = set(differ)
-        differ = [path for path in host if path in looked_at or _under(path, removed)]
+        differ = [path for path in host if path in looked_at or path in under_removed]
     send: list[str] = []
     send_bytes = 0
     for path in differ:
         have = snapshot.get(path)
         want = host[path]
-        if have is None or _under(path, removed) or not _same(want, have, racy_from):
+        if have is None or path in under_removed or not _same(want, have, racy_from):
             send.append(path)
             send_bytes += int(want[1]) if want[0] == "f" and want[1].isdigit() else 0
     return SyncPlan(delete=delete, send=send, send_bytes=send_bytes)
