@@ -174,6 +174,7 @@ def test_service_containers_are_hardened_and_labelled(box_with, docker_client) -
         assert host["Memory"] == 2**30 and host["PidsLimit"] == 256 and host["NanoCpus"] == 10**9
         assert not host.get("Binds") and not container.attrs.get("Mounts")
         assert not host.get("PortBindings")
+        assert host["AutoRemove"] is True  # ended by a signal at the run's end; the engine removes it
         assert container.attrs["Config"]["User"] == "2000:2000"
         found = container.labels
         assert found[labels.KIND] == labels.KIND_SERVICE and found[labels.SERVICE] == name
@@ -232,14 +233,36 @@ def test_stop_start_restart_keep_the_data_and_drop_connections(box_with) -> None
     assert "database system is ready" in box.services.logs("postgres")
 
 
+def test_a_service_whose_container_ended_is_started_again_empty(box_with, docker_client) -> None:  # type: ignore[no-untyped-def]
+    """Killed from outside (or out of memory), a service's container ends and the engine removes
+    it; the service tool's start puts a new one in its place, with empty data as a restart of
+    the old one would have."""
+    box = box_with("postgres")
+    assert box.run("psql -c 'create table lost (x int)'").exit_code == 0
+    ended = box.services.containers["postgres"]
+    ended.kill()
+    assert (
+        settled(lambda: [c.id for c in docker_client.containers.list(all=True, filters={"id": ended.id})])
+        == []
+    )
+    assert box.services.status()[0]["state"] == "gone"
+    box.services.start_one("postgres")
+    assert box.services.status()[0]["state"] == "ready"
+    assert box.services.containers["postgres"].id != ended.id
+    assert box.run("psql -tAc 'select 1'").output.strip() == "1"
+    assert "lost" not in box.run("psql -tAc '\\dt'").output
+
+
 def test_a_service_that_fails_to_start_names_itself_and_leaves_nothing(  # type: ignore[no-untyped-def]
     box_with, docker_client
 ) -> None:
-    # PostgreSQL refuses a role named pg_*: the first start's setup fails and the container exits.
+    # PostgreSQL refuses a role named pg_*: the first start's setup fails, and the log says why
+    # (the container stays until the set is stopped, or the engine would remove it and its log).
     clash = dataclasses.replace(parse_spec("postgres"), user="pg_bad")
     with pytest.raises(
         ServiceError,
-        match=r"service postgres \(postgres\) failed to start: it exited.*last log lines: .*role name .pg_bad. is reserved",
+        match=r"service postgres \(postgres\) failed to start: its first start's own setup failed; "
+        r"last log lines: .*role name .pg_bad. is reserved",
     ):
         box_with("redis", clash, ready_timeout=30)
     assert settled(lambda: our_containers(docker_client)) == []

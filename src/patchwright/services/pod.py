@@ -5,13 +5,16 @@ so the sandbox, which has no network, reaches its services on 127.0.0.1 and noth
 there is no bridge, no route and no published port. The servers listen on 127.0.0.1 only.
 Service containers carry the run's labels (prune finds them after a SIGKILL), run as an
 unprivileged user with every capability dropped, a read-only root, data on tmpfs, memory and
-pids limits and no host mount, and are removed with the sandbox.
+pids limits and no host mount, and are removed with the sandbox: ended by a signal the
+engine does not wait for (servers.END_SIGNAL), then removed by the engine (`auto_remove`), so
+the end of a run does not wait on an engine busy removing another container's layer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import secrets
 import time
 from collections.abc import Callable
@@ -24,6 +27,7 @@ from docker.models.containers import Container
 
 from patchwright.errors import SandboxError
 from patchwright.sandbox import labels
+from patchwright.sandbox.engine import discard, side_by_side
 from patchwright.services import servers
 from patchwright.services.spec import ServiceSpec
 
@@ -63,6 +67,7 @@ class ServiceSet:
     containers: dict[str, Container] = field(default_factory=dict)
     ready_seconds: dict[str, float] = field(default_factory=dict)  # from attach to ready, per service
     _attached_at: float = 0.0
+    _sandbox: tuple[str, str] = ("", "")  # the sandbox container's id and run id, once attached
 
     @property
     def log_limit(self) -> int:
@@ -70,7 +75,7 @@ class ServiceSet:
 
     def fresh(self) -> ServiceSet:
         """The same services, not started: verification's own, clean ones."""
-        return dataclasses.replace(self, containers={}, ready_seconds={}, _attached_at=0.0)
+        return dataclasses.replace(self, containers={}, ready_seconds={}, _attached_at=0.0, _sandbox=("", ""))
 
     # -- what the sandbox needs --------------------------------------------------------------
 
@@ -87,16 +92,12 @@ class ServiceSet:
         if not self.specs:
             return
         self.stop()
-        run_id = (sandbox.labels or {}).get(labels.RUN_ID, "")
+        self._sandbox = (str(sandbox.id), (sandbox.labels or {}).get(labels.RUN_ID, ""))
         self._attached_at = time.monotonic()
         for spec in self.specs:
             self.progress(f"starting service {spec.name} ({spec.kind} {spec.runs_version}, port {spec.port})")
             try:
-                container = self._client().containers.create(
-                    self.image, **self.container_options(spec, str(sandbox.id), run_id)
-                )
-                self.containers[spec.name] = container
-                container.start()
+                self._start_container(spec)
             except docker.errors.DockerException as err:
                 self.stop()
                 raise ServiceError(
@@ -114,11 +115,9 @@ class ServiceSet:
             self.progress(f"services ready: {ready}")
 
     def stop(self) -> None:
-        """Remove every service container; never raises, safe to call again."""
-        for container in self.containers.values():
-            with contextlib.suppress(docker.errors.DockerException):
-                container.remove(force=True, v=True)
-        self.containers = {}
+        """Remove every service container, all at once; never raises, safe to call again."""
+        containers, self.containers = list(self.containers.values()), {}
+        side_by_side(*(functools.partial(discard, container, servers.END_SIGNAL) for container in containers))
 
     # -- the service tool ------------------------------------------------------------------
 
@@ -160,16 +159,18 @@ class ServiceSet:
         self._exec(name, script, 45)
 
     def start_one(self, name: str) -> float:
-        """Start a stopped server (or a container that died) and wait until it is ready."""
+        """Start a stopped server, or a new container in place of one that ended (the engine
+        removes it; its data, on tmpfs, went with it as a restart would lose it), and wait
+        until it is ready."""
         spec = self.spec(name)
         container = self._container(name)
         started = time.monotonic()
         with _docker_errors(f"cannot start service {name}"):
-            container.reload()
-            if container.status != "running":
-                container.start()
-            else:
+            if self._running(container):
                 self._exec(name, f"rm -f {servers.CONTROL}/stopped", 15)
+            else:
+                discard(container, servers.END_SIGNAL)
+                self._start_container(spec)
         self._wait_one(spec, started + self.ready_timeout, remove_on_failure=False)
         return time.monotonic() - started
 
@@ -234,9 +235,18 @@ class ServiceSet:
             },
             "mounts": [],
             "log_config": LOG_CONFIG,
+            "auto_remove": True,
             "stdin_open": False,
             "tty": False,
         }
+
+    def _start_container(self, spec: ServiceSpec) -> None:
+        sandbox_id, run_id = self._sandbox
+        container = self._client().containers.create(
+            self.image, **self.container_options(spec, sandbox_id, run_id)
+        )
+        self.containers[spec.name] = container
+        container.start()
 
     def _client(self) -> docker.DockerClient:
         if self.client is None:
@@ -288,6 +298,9 @@ class ServiceSet:
                 break
             if code == 0:
                 return
+            if code == servers.INITIAL_SETUP_FAILED:
+                why = "its first start's own setup failed"
+                break
             if not self._running(container):
                 why = "it exited"
                 break

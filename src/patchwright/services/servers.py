@@ -21,9 +21,17 @@ PG_BIN = "/usr/lib/postgresql/15/bin"
 PG_TEMPLATE = "/usr/share/patchwright/pg-template"  # a cluster made at image build (build-rootfs.sh)
 INITIALIZED = f"{CONTROL}/initialized"  # the first start's own setup (roles, database) is done
 
+INITIAL_SETUP_FAILED = 3  # wait_probe's exit code once the first start's own setup has failed
+FAILED = f"{CONTROL}/failed"
+# The end of a run: not trapped, so the supervisor ends at once, and with it docker-init and every
+# process of the container, which the engine then removes (auto_remove); the engine does not wait
+# for that before it answers, as it would for SIGKILL (pod.py).
+END_SIGNAL = "SIGUSR1"
+
 # The loop every kind shares: `init` once, then `serve` again whenever the server ends, unless
 # `$CONTROL/stopped` exists (the service tool's stop); `after_start` once, after the first
-# start (a failure there ends the container). TERM ends the server and the loop.
+# start. A failure there stops the server and marks it failed; the container stays, so its log
+# (why) can be read. TERM ends the server and the loop; END_SIGNAL ends everything at once.
 SUPERVISOR = f"""
 set -u
 mkdir -p {CONTROL}
@@ -34,7 +42,7 @@ while :; do
   if [ -e {CONTROL}/stopped ]; then rm -f {CONTROL}/pid; sleep 0.2; continue; fi
   serve & pid=$!
   echo "$pid" > {CONTROL}/pid
-  [ -e {INITIALIZED} ] || {{ after_start && touch {INITIALIZED}; }} || {{ kill -KILL "$pid"; exit 1; }}
+  [ -e {INITIALIZED} ] || {{ after_start && touch {INITIALIZED}; }} || {{ kill -KILL "$pid"; touch {FAILED}; exec sleep infinity; }}
   wait "$pid"
   code=$?
   rm -f {CONTROL}/pid
@@ -176,7 +184,12 @@ def wait_probe(spec: ServiceSpec, seconds: float, interval: float = 0.05) -> lis
     """The probe repeated inside the container for up to `seconds`: one exec, not one per try."""
     once = probe(spec)[2]
     tries = max(1, int(seconds / interval))
-    return ["bash", "-c", f"for i in $(seq {tries}); do {once} && exit 0; sleep {interval}; done; exit 1"]
+    failed = f"[ -e {FAILED} ] && exit {INITIAL_SETUP_FAILED}"
+    return [
+        "bash",
+        "-c",
+        f"for i in $(seq {tries}); do {failed}; {once} && exit 0; sleep {interval}; done; exit 1",
+    ]
 
 
 def sandbox_env(specs: list[ServiceSpec]) -> dict[str, str]:
