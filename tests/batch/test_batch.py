@@ -31,7 +31,7 @@ import batch_scenario
 from agentrun import AGENT, agent_env
 from batch_scenario import Scenario
 from fakeapi import FakeAnthropic, delay, error, message, text, tool_use
-from helpers import SESSION_ID, TEST_LABEL, git, make_repo, settled
+from helpers import SESSION_ID, TEST_LABEL, git, make_repo, remove_image, settled
 from raycluster import LOOPBACK_ENV, RayCluster
 
 BATCH_TIMEOUT = 1200  # seconds: generous, others run Docker tests on this 2-core machine too
@@ -472,7 +472,7 @@ def test_instance_whose_image_holds_the_repo(
         assert blob_of(patch, "app.py") == git(source, "rev-parse", f"{base}:app.py").strip()
         assert not settled(lambda: watcher.containers_left(docker_client))
     finally:
-        docker_client.images.remove(tag, force=True)
+        remove_image(docker_client, tag)
 
 
 def test_batch_settings_reach_each_instances_run(tmp_path: Path, sandbox_image: str) -> None:

@@ -89,6 +89,14 @@ def settled(listing: Callable[[], list[str]], wait: float = 30.0) -> list[str]:
     return left
 
 
+def remove_image(client: docker.DockerClient, image_id: str) -> None:
+    """Remove a test's image once no container runs from it: a stopped sandbox ends a moment
+    after stop() returned (SIGTERM, which the engine does not wait for), and until then the
+    engine refuses to remove its image even forced."""
+    settled(lambda: [str(c.id) for c in client.containers.list(filters={"ancestor": image_id}, sparse=True)])
+    client.images.remove(image_id, force=True)
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
     return docker.from_env()

@@ -19,7 +19,7 @@ from patchwright.sandbox.copypipe import IN_CONTAINER
 from patchwright.sandbox.docker import DockerSandbox
 from patchwright.workspace import open_workspace
 
-from helpers import diff_text, git, make_repo, our_containers, settled
+from helpers import SESSION_ID, TEST_LABEL, diff_text, git, make_repo, our_containers, remove_image, settled
 
 
 def started(client: docker.DockerClient, spec: SandboxSpec, repo: Path) -> DockerSandbox:
@@ -325,6 +325,30 @@ def test_stop_removes_the_container_and_nothing_stays_on_disk(
     assert not settled(
         lambda: [c.id for c in docker_client.containers.list(all=True, filters={"name": name}, sparse=True)]
     )
+
+
+def test_stop_ends_a_sandbox_whose_image_has_an_entrypoint_that_ignores_term(
+    docker_client: docker.DockerClient, spec: SandboxSpec, small_repo: Path
+) -> None:
+    """Our `sleep` under docker-init ends on SIGTERM, which the engine does not wait for; with an
+    entrypoint of the image's own in between (here one that ignores TERM), stop() kills."""
+    maker = docker_client.containers.create(spec.image, ["true"], labels={TEST_LABEL: SESSION_ID})
+    entrypoint = 'ENTRYPOINT ["/bin/sh", "-c", "trap \'\' TERM; exec \\"$@\\"", "--"]'
+    image = maker.commit("patchwright-test-entrypoint", SESSION_ID, changes=[entrypoint])
+    maker.remove(force=True)
+    try:
+        box = started(docker_client, dataclasses.replace(spec, image=str(image.id)), small_repo)
+        assert box.container is not None
+        name = box.container.name
+        box.stop()
+        assert not settled(
+            lambda: [
+                c.id for c in docker_client.containers.list(all=True, filters={"name": name}, sparse=True)
+            ],
+            wait=15,
+        )
+    finally:
+        remove_image(docker_client, str(image.id))
 
 
 def test_a_full_workspace_stops_the_write_not_the_run(

@@ -38,7 +38,7 @@ from patchwright.sandbox.snapshot import (
 )
 from patchwright.workspace import open_workspace
 
-from helpers import SESSION_ID, TEST_LABEL, diff_text, git, make_repo
+from helpers import SESSION_ID, TEST_LABEL, diff_text, git, make_repo, remove_image
 
 HOUR_AGO = int(time.time()) - 3600
 OLD = 1_000  # an mtime well before any snapshot's copy
@@ -259,7 +259,7 @@ def snap_repo(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Pa
     yield repo
     for image in docker_client.images.list(filters={"label": f"{TEST_LABEL}={SESSION_ID}"}):
         if image.labels.get(labels.REPO_PATH) == str(repo):
-            docker_client.images.remove(str(image.id), force=True)
+            remove_image(docker_client, str(image.id))
 
 
 def build_snapshot(client: docker.DockerClient, spec: SandboxSpec, repo: Path, model_edits: str = "") -> None:

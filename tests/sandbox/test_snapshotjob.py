@@ -31,7 +31,7 @@ from patchwright.sandbox.snapshotjob import LOG_SUFFIX
 from patchwright.sandbox.snapshotjob import run as run_job
 from patchwright.workspace import open_workspace
 
-from helpers import SESSION_ID, TEST_LABEL, make_repo
+from helpers import SESSION_ID, TEST_LABEL, make_repo, remove_image
 
 FILES = 3000  # enough that the builder's copy and commit take a second or more
 
@@ -87,7 +87,7 @@ def big_repo(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Pat
     except docker.errors.ImageNotFound:
         return
     if image.labels.get(labels.REPO_PATH) == str(repo.resolve()):
-        docker_client.images.remove(str(image.id), force=True)
+        remove_image(docker_client, str(image.id))
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ from patchwright.workspace import open_workspace, real_run_dir
 
 from agentrun import agent_env, only_run, run_agent
 from fakeapi import FakeAnthropic, message, text, tool_use
-from helpers import TEST_LABEL, diff_text, git, make_repo
+from helpers import TEST_LABEL, diff_text, git, make_repo, remove_image
 
 EDITOR = "str_replace_based_edit_tool"
 
@@ -150,7 +150,7 @@ def foreign_snapshot(docker_client: docker.DockerClient, sandbox_image: str) -> 
     finally:
         container.remove(force=True)
     yield tag
-    docker_client.images.remove(tag, force=True)
+    remove_image(docker_client, tag)
 
 
 def test_a_snapshot_only_serves_its_own_repository(

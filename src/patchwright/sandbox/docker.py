@@ -51,6 +51,7 @@ from patchwright.sandbox.engine import (
     disconnect_networks,
     engine_cpus,
     setup_runs,
+    side_by_side,
 )
 from patchwright.sandbox.env import CA_FILE_NAME, CONTROL_DIR, MODEL_PATH, network_env
 from patchwright.sandbox.files import FileChannel, FileHelper, helper_argv
@@ -124,6 +125,7 @@ class DockerSandbox:
         self._job: SnapshotJob | None = None  # how a detached process would finish the build
         self.snapshot_job: int | None = None  # the pid of the process finishing it, once handed off
         self._in_layer = False  # the workspace is in the container's own layer (snapshots), not a tmpfs
+        self._stop_signal = "SIGKILL"  # what ends the container: SIGTERM when it runs our `sleep` (discard)
         self._started = False  # start() is over: the next command records the starting state first
         self._egress: egress.EgressProxy | None = None  # setup's registries-only network, until setup ends
         self._setup_open = False  # setup_run() may run: the network is as setup has it
@@ -222,10 +224,14 @@ class DockerSandbox:
             self._shell.close()
             self._shell = None
         if self.container is not None:
-            discard(self.container)
+            discard(self.container, self._stop_signal)
             self.container = None
             self._exec = None
         self._close_pipe()
+
+    def _discard_sandbox(self) -> None:
+        self._discard_container()
+        self._stop_egress()
 
     def _close_pipe(self) -> None:
         if self._pipe is not None:
@@ -315,6 +321,9 @@ class DockerSandbox:
         try:
             options = self.container_options(writable_root)
             self.container = self.client.containers.create(image, **options)
+            # An entrypoint of the image's own would stand between docker-init and our `sleep`.
+            entrypoint = (image.attrs.get("Config") or {}).get("Entrypoint")
+            self._stop_signal = "SIGKILL" if entrypoint else "SIGTERM"
             self.container.start()
             self._setup_networked = options["network_mode"] != "none"
             if self.spec.setup_repairable and not self.spec.setup_command:
@@ -560,9 +569,9 @@ class DockerSandbox:
                 self._build.wait_if_saving(self.handoff_after)
                 if self._build.running:
                     self._hand_off_snapshot()
-            self.services.stop()
-            self._discard_container()
-            self._stop_egress()
+            # The services go while the sandbox does (each waits on the engine). The setup proxy's
+            # network goes after the sandbox, which may still be on it (normally gone after setup).
+            side_by_side(self.services.stop, self._discard_sandbox)
             if (scan := self._take_scan()) is not None:  # a start that failed before listing
                 scan.close()
             self._drop_spool()
