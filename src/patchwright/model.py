@@ -392,7 +392,12 @@ class ModelClient:
             options={"headers": {"anthropic-beta": ",".join(betas)}} if betas else {},
         )
         with stream:
-            message = assemble(stream, on_text, betas)
+            try:
+                message = assemble(stream, on_text, betas)
+            except anthropic.APIConnectionError as err:
+                # From anthropic 2.17 the SDK wraps a body cut off mid-stream (a transport error or
+                # a read timeout) in this, without a retry; before, the transport's error escaped.
+                raise StreamCut(str(err.__cause__ or err)) from err
         if message.stop_reason is None:  # the stream ended without message_delta/message_stop
             raise StreamCut("the stream ended before the message was complete")
         return message

@@ -257,18 +257,19 @@ def test_server_checks_credentials_and_version_headers(fake: type[FakeAnthropic]
     assert [r.status for r in api.requests] == [401, 400, 200, 200]
 
 
-def test_cut_stream_raises_a_transport_error(fake: type[FakeAnthropic]) -> None:
-    # The SDK does not wrap errors raised while reading a stream's body: the caller
-    # sees httpx2's RemoteProtocolError, not anthropic.APIConnectionError, and no retry.
+def test_a_cut_stream_reaches_the_caller_without_a_retry(fake: type[FakeAnthropic]) -> None:
+    # The SDK does not retry a stream cut off mid-body. Before anthropic 2.17 httpx2's
+    # RemoteProtocolError escapes as it is; from 2.17 it is the cause of an APIConnectionError.
     with fake([cut_stream(after_events=4), "never sent"]) as api:
         c = client(api, max_retries=2)
         with (
-            pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"),
+            pytest.raises((httpx2.RemoteProtocolError, anthropic.APIConnectionError)) as raised,
             c.messages.stream(model=MODEL, max_tokens=100, messages=[user("hi")]) as stream,
         ):
             stream.get_final_message()
 
-    assert not isinstance(httpx2.RemoteProtocolError("x"), anthropic.APIError)
+    cause = raised.value if isinstance(raised.value, httpx2.RemoteProtocolError) else raised.value.__cause__
+    assert isinstance(cause, httpx2.RemoteProtocolError) and "incomplete chunked read" in str(cause)
     assert len(api.requests) == 1
 
 
