@@ -20,7 +20,7 @@ import pytest
 
 from agentrun import containers_of
 from fakeapi import FakeAnthropic, RecordedRequest, ToolUse, message, text, tool_use
-from helpers import make_repo
+from helpers import make_repo, settled
 
 EDITOR = "str_replace_based_edit_tool"
 AGENT = [sys.executable, "-m", "patchwright"]
@@ -194,7 +194,7 @@ def test_attempts_get_their_verdicts_and_the_proven_one_is_chosen(
     assert summary["cost_usd"] == round(sum(a["cost_usd"] for a in summary["attempts"]), 6) > 0
     assert summary["applied"] is True and "a + b" in (repo / "calc.py").read_text()
     assert (repo / "tests" / "test_add.py").read_text() == ADD_TEST
-    assert containers_of(docker_client, summary["run_id"]) == []
+    assert settled(lambda: containers_of(docker_client, summary["run_id"])) == []
 
 
 def test_apply_leaves_a_patch_that_proves_nothing_unless_told(tmp_path: Path, sandbox_image: str) -> None:
@@ -268,7 +268,7 @@ def test_a_killed_attempt_leaves_the_others_intact(
     assert by_number[killed]["status"] == "killed" and "SIGKILL" in by_number[killed]["error"]
     assert by_number[other]["verdict"] == "fixed" and selection["chosen"] == other
     assert (run_dir / "patch.diff").read_bytes() == (run_dir / f"attempt-{other}" / "patch.diff").read_bytes()
-    assert containers_of(docker_client, json.loads(out)["run_id"]) == []
+    assert settled(lambda: containers_of(docker_client, json.loads(out)["run_id"])) == []
 
 
 def settled_on(probe: Any, timeout: float = 60) -> Any:
@@ -422,7 +422,7 @@ def test_sigterm_stops_every_attempt_and_still_writes_the_selection(
     assert summary["status"] == "interrupted"
     selection = json.loads((the_run(repo) / "selection.json").read_text())
     assert [a["status"] for a in selection["attempts"]] == ["interrupted", "interrupted"]
-    assert containers_of(docker_client, summary["run_id"]) == []
+    assert settled(lambda: containers_of(docker_client, summary["run_id"])) == []
 
 
 def wait_for_sleepers(repo: Path, count: int, timeout: float = 120) -> None:
