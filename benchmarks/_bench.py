@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -23,6 +25,7 @@ for extra in (REPO_ROOT / "src", REPO_ROOT / "tests", REPO_ROOT / "tests" / "fak
         sys.path.insert(0, str(extra))
 
 BENCH_LABEL = "io.patchwright.benchmark"
+SDK_REFERENCE = "import anthropic; anthropic.Anthropic()"
 SESSION = uuid.uuid4().hex[:8]
 
 
@@ -97,3 +100,37 @@ def _fmt(value: object) -> str:
 def result_line(name: str, ratio: float, target: float) -> str:
     verdict = "PASS" if ratio <= target else "MISS"
     return f"RESULT {name}: ratio={ratio:.3f} target<={target:g} {verdict}"
+
+
+def sdk_reference(code: str = SDK_REFERENCE) -> float:
+    """The SDK's import and client, alone, with this interpreter: what no agent on it goes below."""
+    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-reference"}
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+def docker_exec_true(container: str, n: int) -> list[float]:
+    """`n` timings of `docker exec CONTAINER true`: the tool turn's yardstick."""
+    times = []
+    for _ in range(n):
+        started = time.monotonic()
+        subprocess.run(["docker", "exec", container, "true"], check=True, capture_output=True)
+        times.append(time.monotonic() - started)
+    return times
+
+
+@contextlib.contextmanager
+def idle_container(client: object, image: str) -> Iterator[str]:
+    """A container that only sleeps, for docker_exec_true; removed at the end."""
+    container = client.containers.run(  # type: ignore[attr-defined]
+        image, ["sleep", "infinity"], detach=True, labels=labels(), network_mode="none"
+    )
+    try:
+        yield str(container.id)
+    finally:
+        container.remove(force=True)
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())

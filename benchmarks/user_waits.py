@@ -33,13 +33,11 @@ import argparse
 import compileall
 import contextlib
 import itertools
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +55,6 @@ from fakeapi import FakeAnthropic, RecordedRequest, message, text, tool_use
 from helpers import make_repo
 
 EDITOR = "str_replace_based_edit_tool"
-SDK_REFERENCE = "import anthropic; anthropic.Anthropic()"
 
 
 @dataclass(frozen=True)
@@ -131,44 +128,12 @@ def run_fix(
     return launched, exited, requests
 
 
-def sdk_reference(code: str = SDK_REFERENCE) -> float:
-    """The SDK's import and client, alone, with this interpreter: what no agent on it goes below."""
-    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-reference"}
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
-    return time.monotonic() - started
-
-
-def docker_exec_true(container: str, n: int) -> list[float]:
-    times = []
-    for _ in range(n):
-        started = time.monotonic()
-        subprocess.run(["docker", "exec", container, "true"], check=True, capture_output=True)
-        times.append(time.monotonic() - started)
-    return times
-
-
 def docker_run_true(image: str) -> float:
     started = time.monotonic()
     subprocess.run(
         ["docker", "run", "--rm", "--network", "none", image, "true"], check=True, capture_output=True
     )
     return time.monotonic() - started
-
-
-@contextlib.contextmanager
-def idle_container(client: docker.DockerClient, image: str) -> Iterator[str]:
-    container = client.containers.run(
-        image, ["sleep", "infinity"], detach=True, labels=_bench.labels(), network_mode="none"
-    )
-    try:
-        yield str(container.id)
-    finally:
-        container.remove(force=True)
-
-
-def load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def bench_turns(
@@ -178,18 +143,18 @@ def bench_turns(
     files.update({f"pkg/module_{i}.py": f"def handler_{i}(x):\n    return x + {i}\n" for i in range(50)})
     turns: dict[str, dict[str, list[float]]] = {v.name: {} for v in variants}
     exec_times: list[float] = []
-    with idle_container(client, image) as container:
+    with _bench.idle_container(client, image) as container:
         for r in range(rounds):
             for variant in variants if r % 2 == 0 else variants[::-1]:
-                exec_times += docker_exec_true(container, 10)
+                exec_times += _bench.docker_exec_true(container, 10)
                 repo = make_repo(work / f"turns-{variant.name}-{r}", files)
                 _, _, requests = run_fix(variant, repo, mixed_script(6), image)
                 for before, after in itertools.pairwise(requests):
                     turns[variant.name].setdefault(tool_of(after), []).append(
                         after.received - before.answered
                     )
-            exec_times += docker_exec_true(container, 10)
-    print(f"turns ({rounds} rounds; {load()} at the end)")
+            exec_times += _bench.docker_exec_true(container, 10)
+    print(f"turns ({rounds} rounds; {_bench.load()} at the end)")
     base = _bench.median(exec_times)
     for variant in variants:
         mine = turns[variant.name]
@@ -261,13 +226,13 @@ def bench_start_and_finish(
         for variant in variants if r % 2 == 0 else variants[::-1]:
             clone = fresh_clone(work, f"clone-{variant.name}-{r}")
             runs.append(docker_run_true(image))
-            sdk.append(sdk_reference())
+            sdk.append(_bench.sdk_reference())
             one_round(client, image, variant, clone, times[variant.name])
             runs.append(docker_run_true(image))
-            sdk.append(sdk_reference())
+            sdk.append(_bench.sdk_reference())
             shutil.rmtree(clone)
-        print(f"  round {r + 1} done, {load()}", file=sys.stderr)
-    print(f"start and finish ({rounds} rounds; {load()} at the end)")
+        print(f"  round {r + 1} done, {_bench.load()}", file=sys.stderr)
+    print(f"start and finish ({rounds} rounds; {_bench.load()} at the end)")
     base, floor = _bench.median(runs), _bench.median(sdk)
     rows: dict[str, list[float]] = {
         "docker run --rm true": runs,
@@ -337,7 +302,7 @@ def main() -> int:
     client = docker.from_env()
     image = _bench.sandbox_image(client)
     work = Path(tempfile.mkdtemp(prefix="pw-user-waits-"))
-    print(f"{load()} at the start; python {sys.version.split()[0]}")
+    print(f"{_bench.load()} at the start; python {sys.version.split()[0]}")
     try:
         if args.only in (None, "turns"):
             bench_turns(client, image, args.rounds, work, variants)
